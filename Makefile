@@ -1,0 +1,177 @@
+SHELL := /bin/bash
+# libameir build. `make` builds the libraries and the `ameir` program; `make test` runs the unit
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer; `make demo` runs the main job.
+# See README.md. Variables: PREFIX, LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR, CC, NVCC,
+# CUDA_ARCHS.
+
+VERSION_H := include/ameir/version.h
+V_MAJOR := $(shell sed -n 's/^\#define AMEIR_VERSION_MAJOR \([0-9]*\)/\1/p' $(VERSION_H))
+V_MINOR := $(shell sed -n 's/^\#define AMEIR_VERSION_MINOR \([0-9]*\)/\1/p' $(VERSION_H))
+V_PATCH := $(shell sed -n 's/^\#define AMEIR_VERSION_PATCH \([0-9]*\)/\1/p' $(VERSION_H))
+VERSION := $(V_MAJOR).$(V_MINOR).$(V_PATCH)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+# GPU architectures of the CUDA module: real code for sm_80 and sm_90, PTX for newer chips.
+CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+
+DEPS_PKGS := yaml-0.1 liblzma zlib
+BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-openmp)
+BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null || echo -lyaml -llzma -lz)
+
+OPT ?= -O2
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 $(WARN) -g -fPIC -fopenmp -Iinclude -Isrc -DAMEIR_BUILDING
+LIB_CFLAGS := $(BASE_CFLAGS) $(OPT) -fvisibility=hidden $(BLAS_CFLAGS) $(DEP_CFLAGS) $(CFLAGS)
+LIB_LIBS := $(BLAS_LIBS) $(DEP_LIBS) -fopenmp -lm -ldl -lpthread
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+CORE_SRC := $(sort $(shell find src/core -name '*.c'))
+CPU_SRC := $(sort $(wildcard src/cpu/*.c))
+LIB_SRC := $(CORE_SRC) $(CPU_SRC)
+LIB_OBJ := $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
+SAN_OBJ := $(patsubst src/%.c,build/san/%.o,$(LIB_SRC))
+
+TEST_SRC := $(sort $(shell find tests -mindepth 2 -name '*.c' -not -path 'tests/fuzz/*' -not -path 'tests/gpu/*' -not -path 'tests/header/*'))
+
+SONAME := libameir.so.$(V_MAJOR)
+SHLIB := lib/libameir.so.$(VERSION)
+STLIB := lib/libameir.a
+CUDA_SRC := $(wildcard src/cuda/*.cu)
+CUDA_LIB := lib/libameir_cuda.so
+
+EXAMPLES_SRC := $(sort $(wildcard examples/ameir/*.c))
+
+.PHONY: all lib cuda test test-fast check check-exports header-test install uninstall clean deps demo bench
+
+all: lib build/ameir cuda
+
+lib: $(SHLIB) lib/libameir.so lib/libameir.so.$(V_MAJOR) $(STLIB)
+
+build/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+build/san/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(BLAS_CFLAGS) $(DEP_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(SHLIB): $(LIB_OBJ) lib/libameir.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libameir.map -Wl,--no-undefined \
+	  -o $@ $(LIB_OBJ) $(LIB_LIBS) $(LDFLAGS)
+
+lib/libameir.so.$(V_MAJOR): $(SHLIB)
+	ln -sf libameir.so.$(VERSION) $@
+lib/libameir.so: $(SHLIB)
+	ln -sf libameir.so.$(VERSION) $@
+
+$(STLIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+# The `ameir` program, linked against the shared library in lib/.
+build/ameir: $(EXAMPLES_SRC) $(wildcard examples/ameir/*.h) lib
+	@mkdir -p build
+	$(CC) -std=c11 $(WARN) $(OPT) -g -Iinclude -o $@ $(EXAMPLES_SRC) -Llib -lameir -Wl,-rpath,'$$ORIGIN/../lib' -lm
+
+ifneq ($(NVCC),)
+cuda: $(CUDA_LIB)
+$(CUDA_LIB): $(CUDA_SRC) $(wildcard src/cuda/*.h) src/core/backend/ops.h
+	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc $(CUDA_ARCHS) \
+	  -shared -o $@ $(CUDA_SRC) -lcublas -lcudnn
+else
+cuda:
+	@echo "nvcc not found: skipped lib/libameir_cuda.so (the CPU backend is complete without it)"
+endif
+
+# ---- tests ----
+build/tests/registry.c: $(TEST_SRC) tests/gen_registry.sh
+	@mkdir -p build/tests
+	sh tests/gen_registry.sh $(TEST_SRC) > $@
+
+build/tests/run-san: $(SAN_OBJ) $(TEST_SRC) tests/runner.c tests/test.h build/tests/registry.c
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) -Itests $(BLAS_CFLAGS) $(DEP_CFLAGS) -o $@ tests/runner.c \
+	  build/tests/registry.c $(TEST_SRC) $(SAN_OBJ) $(LIB_LIBS)
+
+build/tests/run: $(LIB_OBJ) $(TEST_SRC) tests/runner.c tests/test.h build/tests/registry.c
+	$(CC) $(BASE_CFLAGS) $(OPT) -Itests $(BLAS_CFLAGS) $(DEP_CFLAGS) -o $@ tests/runner.c \
+	  build/tests/registry.c $(TEST_SRC) $(LIB_OBJ) $(LIB_LIBS)
+
+# `make test`: everything, sanitizers on. T=name filters tests by substring.
+test: deps-check all build/tests/run-san
+	@$(MAKE) --no-print-directory check-exports header-test
+	set -o pipefail; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_WAIT_POLICY=passive \
+	  ./build/tests/run-san $(T) 2>&1 | tee build/tests/last.log
+
+test-fast: build/tests/run
+	./build/tests/run $(T)
+
+check-exports: $(SHLIB)
+	@bad=$$(nm -D --defined-only $(SHLIB) | awk '{print $$3}' | grep -v '^ameir_' | grep -v '^AMEIR_' || true); \
+	if [ -n "$$bad" ]; then echo "non-ameir symbols exported:"; echo "$$bad"; exit 1; fi; \
+	if readelf -d $(SHLIB) | grep NEEDED | grep -Ei 'cuda|cublas|cudnn'; then \
+	  echo "libameir.so must not link CUDA"; exit 1; fi; \
+	echo "check-exports: only ameir_* symbols exported, no CUDA NEEDED"
+
+HEADERS := $(sort $(wildcard include/ameir/*.h))
+header-test:
+	@mkdir -p build/hdr
+	@for h in $(HEADERS); do b=$$(basename $$h .h); \
+	  printf '#include "ameir/%s.h"\nint main(void){return 0;}\n' $$b > build/hdr/$$b.c; \
+	  cp build/hdr/$$b.c build/hdr/$$b.cpp; \
+	  $(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.c -o build/hdr/$$b.c99.o || exit 1; \
+	  $(CC) -std=c11 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.c -o build/hdr/$$b.c11.o || exit 1; \
+	  c++ -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.cpp -o build/hdr/$$b.cxx.o || exit 1; \
+	done; echo "header-test: each header compiles alone as C99, C11 and C++11"
+
+# ---- install ----
+pkgconfig/ameir.pc: pkgconfig/ameir.pc.in $(VERSION_H) Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	  -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' $< > $@
+
+install: all pkgconfig/ameir.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/ameir $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/ameir/
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libameir.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libameir.so.$(V_MAJOR)
+	ln -sf libameir.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libameir.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 644 pkgconfig/ameir.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	if [ -f $(CUDA_LIB) ]; then install -d $(DESTDIR)$(LIBDIR)/ameir && install -m 755 $(CUDA_LIB) $(DESTDIR)$(LIBDIR)/ameir/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libameir.so* $(DESTDIR)$(LIBDIR)/libameir.a
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/ameir.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/ameir $(DESTDIR)$(LIBDIR)/ameir
+
+# ---- dependencies ----
+APT_PKGS := build-essential pkg-config libopenblas-dev libopenblas0-openmp libyaml-dev liblzma-dev zlib1g-dev
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "missing:$$missing"; echo "run: sudo apt-get install -y$$missing"; exit 1; fi
+
+deps-check:
+	@$(PKG_CONFIG) --exists yaml-0.1 liblzma zlib || { echo "missing libraries: run 'make deps'"; exit 1; }
+
+DATA ?= ../shared/data
+demo: deps all
+	./build/ameir train examples/configs/frappe.yaml --model deepfm
+
+clean:
+	rm -rf build lib/*.so* lib/*.a pkgconfig/ameir.pc
+
+-include $(shell find build/obj build/san -name '*.d' 2>/dev/null)

@@ -1,0 +1,88 @@
+/* libameir: models. A model is one fixed architecture (ameir_arch) instantiated for a dataset's
+ * schema: embeddings, the backbone's parameters and the optimiser state. It trains with
+ * mini-batch Adam, evaluates, predicts, and saves to / loads from a versioned file.
+ *
+ * Thread safety: training and evaluation use one thread of the caller at a time per model (they
+ * run the context's worker threads inside). ameir_model_predict may be called from many threads
+ * at once on one model that is not being trained.
+ */
+#ifndef AMEIR_MODEL_H
+#define AMEIR_MODEL_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Metric identifiers (pinned). */
+#define AMEIR_METRIC_AUC      1  /**< ROC AUC, ties averaged */
+#define AMEIR_METRIC_LOGLOSS  2  /**< binary log loss, predictions clipped to [1e-7, 1-1e-7] */
+#define AMEIR_METRIC_LOSS     3  /**< the training objective on the split */
+#define AMEIR_METRIC_CTR      4  /**< mean label of the split */
+#define AMEIR_METRIC_ROWS     5  /**< rows evaluated */
+
+/** Creates an untrained model of `arch` for the schema of `ds`, with parameters initialised
+ *  from the context's seed. The model keeps no reference to ds or arch.
+ *  @return AMEIR_OK; AMEIR_ECONFIG (the arch names a field the dataset lacks, or does not fit
+ *  it: the message says why); AMEIR_ENOMEM; AMEIR_EBACKEND. Since 0.1. */
+AMEIR_API ameir_status ameir_model_create(ameir_model **out, ameir_context *ctx,
+                                          const ameir_arch *arch, const ameir_dataset *ds);
+
+/** Frees the model. NULL is a no-op. */
+AMEIR_API void ameir_model_free(ameir_model *model);
+
+/** Sets a training option from text. Keys (defaults in brackets): emb [16] (only before the
+ *  first training step), batch [256], epochs [1], lr [1e-3], lr_schedule [constant|cosine],
+ *  l2 [0], dropout [0], optimizer [adam|sparse_adam], beta1 [0.9], beta2 [0.999], eps [1e-8],
+ *  init [normal|uniform|he] and init_std [0.01] for embeddings, shuffle [0|1, default 0],
+ *  patience [0 = no early stopping], early_metric [auc|logloss], restore_best [1].
+ *  @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_EINVAL (bad value, message says why);
+ *  AMEIR_ESTATE (emb after training started). Since 0.1. */
+AMEIR_API ameir_status ameir_model_set_option(ameir_model *model, const char *key,
+                                              const char *value);
+
+/** Reads an option in effect as text into buf (NUL-terminated, truncated to size). */
+AMEIR_API ameir_status ameir_model_get_option(const ameir_model *model, const char *key, char *buf,
+                                              size_t size);
+
+/** Trains on the train split of ds for the configured epochs, with early stopping on the
+ *  validation split when patience > 0 (best weights restored when restore_best is 1). Reports
+ *  progress through the context's progress callback ("train", step, total steps, running loss).
+ *  @return AMEIR_OK; AMEIR_ECANCELLED; AMEIR_ENUMERIC (loss became NaN/inf); AMEIR_ECONFIG
+ *  (ds has another schema than the model). Since 0.1. */
+AMEIR_API ameir_status ameir_model_train(ameir_model *model, const ameir_dataset *ds);
+
+/** Evaluates on a split and writes n metrics (AMEIR_METRIC_* ids in `ids`) into values. */
+AMEIR_API ameir_status ameir_model_evaluate(ameir_model *model, const ameir_dataset *ds,
+                                            int32_t split, int32_t n, const int32_t *ids,
+                                            double *values);
+
+/** Predicts click probabilities for `n` rows of a split (rows first..first+n-1 of it) into
+ *  out[n]. Thread safe with other predictions on the same model. Since 0.1. */
+AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const ameir_dataset *ds,
+                                                 int32_t split, int64_t first, int64_t n,
+                                                 float *out);
+
+/** Number of trainable parameters (embeddings included) and of those in embeddings. */
+AMEIR_API int64_t ameir_model_params(const ameir_model *model, int64_t *in_embeddings);
+
+/** Forward FLOPs per sample of the dense part (embedding lookups not counted). */
+AMEIR_API int64_t ameir_model_flops(const ameir_model *model);
+
+/** The model's architecture. Borrowed: valid while the model lives. */
+AMEIR_API const ameir_arch *ameir_model_arch(const ameir_model *model);
+
+/** Writes the model (arch, schema with vocabularies, options, parameters, checksum) to path,
+ *  atomically (temporary file then rename). AMEIR_EIO on failure. Since 0.1. */
+AMEIR_API ameir_status ameir_model_save(const ameir_model *model, const char *path);
+
+/** Loads a model file written by ameir_model_save. AMEIR_EIO (unreadable), AMEIR_EFORMAT
+ *  (damaged, truncated, not a model file), AMEIR_EVERSION (newer format). Since 0.1. */
+AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,199 @@
+/* The ops vtable: the only way core code reaches a compute backend (DESIGN.md section 4).
+ *
+ * Rules
+ * - Every pointer marked "dev" is device memory obtained from ops->alloc. Core code never
+ *   dereferences it: it moves data with upload/download. (On the CPU backend device memory is
+ *   host memory, but the core must not rely on that.)
+ * - Matrices are row-major. Shapes are in elements. All floats are float32.
+ * - Ops return 0 on success or a negative ameir_status; on failure they have already set the
+ *   context's error message through ameir__error (the backend receives the context).
+ * - Ops are deterministic for a given thread count: no reduction order depends on timing.
+ * - The struct starts with abi_version/struct_size/name and only grows at its end. Members are
+ *   REQUIRED unless marked optional; optional ones are filled with reference fallbacks by the
+ *   core at registration.
+ * - Backward ops ACCUMULATE into parameter gradients (+=) and OVERWRITE input gradients (=),
+ *   unless said otherwise; this lets a layer's parameter gradient buffer be zeroed once per step.
+ */
+#ifndef AMEIR_CORE_OPS_H
+#define AMEIR_CORE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ameir/common.h"
+
+#define AMEIR_OPS_ABI_VERSION 1
+
+/* Activation kinds (pinned, stored in model files). */
+enum ameir__act {
+  AMEIR_ACT_IDENTITY = 0,
+  AMEIR_ACT_RELU = 1,
+  AMEIR_ACT_GELU = 2,    /* exact erf form, as torch.nn.GELU() */
+  AMEIR_ACT_SWISH = 3,   /* x * sigmoid(x) */
+  AMEIR_ACT_SIGMOID = 4,
+  AMEIR_ACT_DICE = 5,    /* stateful: see dice_fwd */
+  AMEIR_ACT_COUNT_ = 6
+};
+
+struct ameir_context;
+
+typedef struct ameir_ops {
+  uint32_t abi_version;  /* AMEIR_OPS_ABI_VERSION */
+  uint32_t struct_size;  /* sizeof(struct ameir_ops) as the backend was compiled */
+  const char *name;      /* "cpu", "cuda" */
+
+  /* ---- lifetime of the backend instance (one per context) ---- */
+  /* Creates backend state for a context with `threads` workers. *state receives it. */
+  int32_t (*init)(struct ameir_context *ctx, int32_t threads, void **state);
+  void (*shutdown)(void *state);
+  /* Changes the thread count (OpenBLAS and the backend's own pool). */
+  int32_t (*set_threads)(void *state, int32_t threads);
+
+  /* ---- memory ---- */
+  int32_t (*alloc)(void *state, size_t bytes, void **dev);  /* 64-byte aligned, uninitialised */
+  void (*free)(void *state, void *dev);                      /* NULL ok */
+  int32_t (*upload)(void *state, void *dev_dst, const void *host_src, size_t bytes);
+  int32_t (*download)(void *state, void *host_dst, const void *dev_src, size_t bytes);
+  int32_t (*memset0)(void *state, void *dev, size_t bytes);
+  int32_t (*copy)(void *state, void *dev_dst, const void *dev_src, size_t bytes);
+  int32_t (*sync)(void *state);
+
+  /* ---- dense linear algebra ---- */
+  /* C[M,N] = alpha * op(A) * op(B) + beta * C; op(X) = X or X^T (trans_* != 0). lda/ldb/ldc
+   * are row strides of A, B, C as stored. */
+  int32_t (*gemm)(void *state, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                  float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                  float *c, int64_t ldc);
+  /* batch_count independent GEMMs; matrix i of A starts at a + i*stride_a (same for B, C). */
+  int32_t (*gemm_strided_batched)(void *state, int32_t trans_a, int32_t trans_b, int64_t m,
+                                  int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                                  int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+                                  float beta, float *c, int64_t ldc, int64_t stride_c,
+                                  int64_t batch_count);
+  /* y[M,N] (row stride ldy) += bias[N] broadcast over rows. */
+  int32_t (*add_bias)(void *state, float *y, int64_t ldy, const float *bias, int64_t m, int64_t n);
+  /* dbias[N] += sum over rows of dy[M,N] (row stride lddy). */
+  int32_t (*bias_grad)(void *state, const float *dy, int64_t lddy, float *dbias, int64_t m,
+                       int64_t n);
+  /* dst[M,N] (stride ldd) = src[M,N] (stride lds), or += when accumulate != 0. Used to
+   * concatenate features into the MLP input and to split its gradient back. */
+  int32_t (*copy2d)(void *state, float *dst, int64_t ldd, const float *src, int64_t lds, int64_t m,
+                    int64_t n, int32_t accumulate);
+  /* y[i] = alpha*x[i] + beta*y[i], i < n */
+  int32_t (*axpby)(void *state, int64_t n, float alpha, const float *x, float beta, float *y);
+
+  /* ---- embeddings ----
+   * rows: int32 global row ids, [n, len]; row 0 is the padding row: it contributes nothing in
+   * forward and receives no gradient. out[i, :dim] (row stride ldo) = sum_l table[rows[i,l], :].
+   * (len = 1 for a univalent field; len = the field's max length for a multi-valued one.) */
+  int32_t (*emb_sum_fwd)(void *state, const float *table, int64_t dim, const int32_t *rows,
+                         int64_t n, int64_t len, float *out, int64_t ldo);
+  /* Sparse row gradient of emb_sum_fwd over a whole batch: given all `count` (row, dout-row)
+   * pairs, produce the unique non-zero rows (ascending) and their summed gradients.
+   * rows: int32 [count] global rows (0 = skip); src_index: int32 [count], the row of dout each
+   * pair reads (dout row stride lddo, width dim). Outputs: uniq_rows (int32 [count] capacity),
+   * grad (float [count, dim] capacity, dense rows matching uniq_rows), *n_uniq (HOST pointer).
+   * Deterministic: each unique row's sum is taken in ascending pair order. */
+  int32_t (*emb_grad_rows)(void *state, const int32_t *rows, const int32_t *src_index,
+                           int64_t count, const float *dout, int64_t lddo, int64_t dim,
+                           int32_t *uniq_rows, float *grad, int64_t *n_uniq);
+
+  /* ---- element-wise activations (not Dice) ---- */
+  int32_t (*act_fwd)(void *state, int32_t act, const float *x, float *y, int64_t n);
+  /* dx = dy * act'(x) (y = act(x) given too, for cheap sigmoid/swish derivatives) */
+  int32_t (*act_bwd)(void *state, int32_t act, const float *x, const float *y, const float *dy,
+                     float *dx, int64_t n);
+  /* Dice (DIN): over x[M,N], per column j: training: mean/var over the batch rows (biased var),
+   * running_mean/var updated with momentum 0.1 (unbiased var, as torch BatchNorm1d);
+   * inference: running stats. p = sigmoid((x-mean)/sqrt(var+eps)), y = p*x + (1-p)*alpha*x.
+   * save: float [2*N] scratch (mean, inv_std) kept for backward. */
+  int32_t (*dice_fwd)(void *state, const float *x, float *y, int64_t m, int64_t n,
+                      const float *alpha, float *running_mean, float *running_var, float eps,
+                      int32_t training, float *save);
+  /* dx overwritten; dalpha accumulated. Only valid after a training-mode forward. */
+  int32_t (*dice_bwd)(void *state, const float *x, const float *dy, float *dx, int64_t m,
+                      int64_t n, const float *alpha, float *dalpha, float eps, const float *save);
+
+  /* ---- normalisation ---- */
+  /* LayerNorm over the last dim of x[M,N]: y = (x-mu)*rstd*gamma + beta; save: float[2*M]. */
+  int32_t (*layernorm_fwd)(void *state, const float *x, float *y, int64_t m, int64_t n,
+                           const float *gamma, const float *beta, float eps, float *save);
+  int32_t (*layernorm_bwd)(void *state, const float *x, const float *dy, float *dx, int64_t m,
+                           int64_t n, const float *gamma, float *dgamma, float *dbeta,
+                           const float *save);
+
+  /* ---- dropout: y = x * mask / (1-p), mask[i] drawn from a counter-based RNG keyed by
+   * (seed, offset + i), so every backend draws the same mask for the same seed. mask: uint8. */
+  int32_t (*dropout_fwd)(void *state, const float *x, float *y, uint8_t *mask, int64_t n, float p,
+                         uint64_t seed, uint64_t offset);
+  int32_t (*dropout_bwd)(void *state, const float *dy, float *dx, const uint8_t *mask, int64_t n,
+                         float p);
+
+  /* ---- interactions (Stage 2): Hadamard products of field embeddings ----
+   * e: [B, F, K] field embeddings (row stride lde between samples, K contiguous per field).
+   * fields: int32 [n_inter * max_order] field indices, -1 padded; order[i] = count used.
+   * out: [B, n_inter, K] with row stride ldo. */
+  int32_t (*hadamard_fwd)(void *state, const float *e, int64_t lde, int64_t b, int64_t k,
+                          const int32_t *fields, const int32_t *order, int64_t n_inter,
+                          int64_t max_order, float *out, int64_t ldo);
+  /* de (ACCUMULATED, same layout as e) += d(out)/de . dout. */
+  int32_t (*hadamard_bwd)(void *state, const float *e, int64_t lde, int64_t b, int64_t k,
+                          const int32_t *fields, const int32_t *order, int64_t n_inter,
+                          int64_t max_order, const float *dout, int64_t lddo, float *de);
+
+  /* ---- FM second-order term over e[B, F, K] (row stride lde): out[b] (+= when accumulate)
+   * = 0.5 * sum_k ((sum_f e)^2 - sum_f e^2). Backward accumulates into de. */
+  int32_t (*fm_fwd)(void *state, const float *e, int64_t lde, int64_t b, int64_t f, int64_t k,
+                    float *out, int32_t accumulate);
+  int32_t (*fm_bwd)(void *state, const float *e, int64_t lde, int64_t b, int64_t f, int64_t k,
+                    const float *dout, float *de);
+
+  /* ---- SE shortcut, eq. (5) ----
+   * q: [B, S, K] (row stride ldq), v: [K]; z = q v: [B, S];
+   * hid = relu(z W1^T + b1): [B, R] with W1 [R, S], b1 [R];
+   * a = sigmoid(hid W2^T + b2): [B, S] with W2 [S, R], b2 [S];
+   * out[b, :K] (row stride ldo) = sum_s a[b,s] q[b,s,:].
+   * save: float [B * (S + R + S)] (z, hid, a) kept for backward. */
+  int32_t (*se_fwd)(void *state, const float *q, int64_t ldq, int64_t b, int64_t s, int64_t k,
+                    const float *v, const float *w1, const float *b1, int64_t r, const float *w2,
+                    const float *b2, float *out, int64_t ldo, float *save);
+  /* dq ACCUMULATED (same layout as q); dv, dw1, db1, dw2, db2 accumulated. */
+  int32_t (*se_bwd)(void *state, const float *q, int64_t ldq, int64_t b, int64_t s, int64_t k,
+                    const float *v, const float *w1, const float *b1, int64_t r, const float *w2,
+                    const float *b2, const float *dout, int64_t lddo, const float *save,
+                    float *dq, float *dv, float *dw1, float *db1, float *dw2, float *db2);
+
+  /* ---- loss ----
+   * Binary cross-entropy with logits, mean over n: *loss (HOST pointer, double) and
+   * dlogit[i] = (sigmoid(logit[i]) - y[i]) * scale (scale = 1/n for the mean). dlogit may be
+   * NULL (evaluation). prob (optional, may be NULL) receives sigmoid(logit). */
+  int32_t (*bce_logits)(void *state, const float *logit, const float *y, int64_t n, float scale,
+                        double *loss, float *dlogit, float *prob);
+
+  /* ---- optimisers ----
+   * Adam (Kingma & Ba) with bias correction, step t >= 1 (torch.optim.Adam semantics):
+   * g' = g + l2 * p; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+   * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). */
+  int32_t (*adam_dense)(void *state, float *p, const float *g, float *m, float *v, int64_t n,
+                        float lr, float b1, float b2, float eps, float l2, int64_t t);
+  /* Lazy Adam on rows of a table [*, dim] (torch.optim.SparseAdam semantics: only the listed
+   * rows and their moments change; the step count t is global). rows: uniq ascending, grad
+   * [n_rows, dim] as emb_grad_rows produced them. */
+  int32_t (*adam_rows)(void *state, float *table, int64_t dim, const int32_t *rows,
+                       const float *grad, int64_t n_rows, float *m, float *v, float lr, float b1,
+                       float b2, float eps, float l2, int64_t t);
+  /* Dense Adam on a whole table where the gradient is sparse: rows not listed get g = 0 (their
+   * moments decay and they keep moving), listed rows get their gradient: exactly
+   * torch.optim.Adam over a dense embedding gradient, without materialising it. */
+  int32_t (*adam_table_dense)(void *state, float *table, int64_t n_table_rows, int64_t dim,
+                              const int32_t *rows, const float *grad, int64_t n_rows, float *m,
+                              float *v, float lr, float b1, float b2, float eps, float l2,
+                              int64_t t);
+  /* sum of squares of x[n] into *out (HOST double), for gradient-norm checks. optional */
+  int32_t (*sumsq)(void *state, const float *x, int64_t n, double *out);
+} ameir_ops;
+
+/* The CPU backend's table (src/cpu). */
+const ameir_ops *ameir__cpu_ops(void);
+
+#endif

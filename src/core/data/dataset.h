@@ -1,0 +1,67 @@
+/* Internal layout of an opened dataset: what the model and the trainer read.
+ *
+ * Rows are stored column-wise (one array per column), in the order of the data files (rows
+ * skipped as malformed are not stored). The split is a list of row indices per part, in file
+ * order. Arrays may point into a memory-mapped binary cache: treat every array as read-only.
+ *
+ * Categorical encoding, per field: id 0 = out-of-vocabulary / rare / unseen (and, for hashing,
+ * unused), ids 1..vocab-1 = the kept values, sorted by their 64-bit key. A multi-valued field
+ * stores max_len ids per row, padded with -1. Ids are field-local; the model maps them to rows
+ * of its embedding table.
+ */
+#ifndef AMEIR_CORE_DATASET_H
+#define AMEIR_CORE_DATASET_H
+
+#include <stdint.h>
+
+#include "ameir/dataset.h"
+#include "../base/base.h"
+
+/* dense transforms (pinned: stored in caches and model files) */
+enum {
+  AMEIR_DENSE_NONE = 0,    /* x as is, missing -> fill_na (default 0) */
+  AMEIR_DENSE_LOG = 1,     /* log(1 + max(x, 0)), missing -> 0 */
+  AMEIR_DENSE_MINMAX = 2,  /* (x - min) / (max - min) with min/max over TRAIN rows, clipped */
+  AMEIR_DENSE_BUCKET = 3   /* Kaggle: x > 2 -> floor(ln(x)^2), else trunc(x); becomes categorical */
+};
+
+typedef struct ameir__field {
+  char *name;
+  int32_t kind;        /* AMEIR_FIELD_* */
+  int32_t column;      /* index of the column in the source file (after header mapping) */
+  /* categorical / multi / sequence */
+  int64_t vocab;       /* number of ids including 0 (OOV): ids are in [0, vocab) */
+  int32_t max_len;     /* 1 for univalent; L for multi (and T for sequences) */
+  int32_t hash_buckets;/* > 0: ids = 1 + key % buckets, no vocabulary */
+  int32_t min_count;
+  uint64_t *keys;      /* [vocab]: keys[id] = 64-bit key of the value (keys[0] unused) */
+  char share[64];      /* name of the field whose embedding table this one shares ("" none) */
+  /* dense */
+  int32_t transform;   /* AMEIR_DENSE_* */
+  float fill_na;
+  float t_min, t_max;  /* min-max parameters */
+  /* data: exactly one of these is set */
+  const int32_t *ids;  /* [n_rows * max_len] for categorical, multi, sequence */
+  const float *values; /* [n_rows] for dense */
+} ameir__field;
+
+struct ameir_dataset {
+  ameir_context *ctx;
+  char *name;
+  int32_t n_fields;
+  ameir__field *fields;      /* schema order, label excluded */
+  int64_t n_rows;
+  const float *label;        /* [n_rows], 0 or 1 */
+  int64_t *split_rows[3];    /* row indices of train/valid/test, ascending (file order) */
+  int64_t split_n[3];
+  int64_t skipped;
+  double load_seconds;
+  int32_t from_cache;
+  uint64_t schema_hash;      /* hash of everything in the schema that changes the encoding */
+  /* ownership: */
+  void *map;                 /* mmap of the cache, or NULL */
+  size_t map_size;
+  void *owned;               /* private storage the arrays point into, or NULL */
+};
+
+#endif
