@@ -88,9 +88,16 @@ build/ameir: $(EXAMPLES_SRC) $(wildcard examples/ameir/*.h) lib
 
 ifneq ($(NVCC),)
 cuda: $(CUDA_LIB)
-$(CUDA_LIB): $(CUDA_SRC) $(wildcard src/cuda/*.h) src/core/backend/ops.h
-	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc $(CUDA_ARCHS) \
-	  -shared -o $@ $(CUDA_SRC) -lcublas -lcudnn
+# The CUDA runtime is linked statically (nvcc's default); cuBLAS and cuDNN dynamically. The
+# version script exports the entry point only; -z defs catches an unresolved symbol at build time.
+$(CUDA_LIB): $(CUDA_SRC) $(wildcard src/cuda/*.h) src/cuda/module.map src/core/backend/ops.h \
+             src/core/backend/module.h
+	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror -Werror all-warnings \
+	  -Iinclude -Isrc $(CUDA_ARCHS) -shared -Xlinker --version-script=src/cuda/module.map \
+	  -Xlinker -z,defs -o $@ $(CUDA_SRC) -lcublas -lcudnn
+	@bad=$$(nm -D --defined-only $@ | awk '{print $$3}' | grep -vx ameir_backend_module_v1 || true); \
+	if [ -n "$$bad" ]; then echo "$@ must export its entry point only, not:"; echo "$$bad"; \
+	  rm -f $@; exit 1; fi
 else
 cuda:
 	@echo "nvcc not found: skipped lib/libameir_cuda.so (the CPU backend is complete without it)"
@@ -111,12 +118,17 @@ build/tests/run: $(LIB_OBJ) $(TEST_SRC) tests/runner.c tests/test.h build/tests/
 
 # `make test`: everything, sanitizers on. T=name filters tests by substring.
 test: deps-check all build/tests/run-san
-	@$(MAKE) --no-print-directory check-exports header-test
+	@$(MAKE) --no-print-directory check-exports header-test check
 	set -o pipefail; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_WAIT_POLICY=passive \
 	  ./build/tests/run-san $(T) 2>&1 | tee build/tests/last.log
 
 test-fast: build/tests/run
 	./build/tests/run $(T)
+
+# `make check`: install into a temporary prefix, build and run examples/predict.c against it
+# through pkg-config (shared and static), uninstall, check nothing is left (tests/install/run.sh).
+check:
+	@MAKE="$(MAKE)" CC="$(CC)" bash tests/install/run.sh
 
 check-exports: $(SHLIB)
 	@bad=$$(nm -D --defined-only $(SHLIB) | awk '{print $$3}' | grep -v '^ameir_' | grep -v '^AMEIR_' || true); \
@@ -157,7 +169,9 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/ameir $(DESTDIR)$(LIBDIR)/ameir
 
 # ---- dependencies ----
-APT_PKGS := build-essential pkg-config libopenblas-dev libopenblas0-openmp libyaml-dev liblzma-dev zlib1g-dev
+# libopenblas-openmp-dev names the OpenMP flavour: libopenblas-dev alone pulls the pthreads one.
+APT_PKGS := build-essential pkg-config libopenblas-dev libopenblas-openmp-dev libopenblas0-openmp \
+            libyaml-dev liblzma-dev zlib1g-dev
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "deps: all present"; \

@@ -62,9 +62,9 @@ static void rm_tmp(void) {
 }
 
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0, skipped = 0;
+  static volatile int passed, failed, skipped;
   int list = argc > 1 && strcmp(argv[1], "--list") == 0;
-  for (int i = 0; i < t__registry_count; i++) {
+  for (volatile int i = 0; i < t__registry_count; i++) {
     const t_entry *t = &t__registry[i];
     if (list) { printf("%s\n", t->name); continue; }
     if (argc > 1) {

@@ -19,5 +19,6 @@
 #include "dataset.h"
 #include "arch.h"
 #include "model.h"
+#include "config.h"
 
 #endif

@@ -3,8 +3,8 @@
  * mini-batch Adam, evaluates, predicts, and saves to / loads from a versioned file.
  *
  * Thread safety: training and evaluation use one thread of the caller at a time per model (they
- * run the context's worker threads inside). ameir_model_predict may be called from many threads
- * at once on one model that is not being trained.
+ * run the context's worker threads inside). ameir_model_predict_split may be called from many
+ * threads at once on one model that is not being trained (serialised internally for now).
  */
 #ifndef AMEIR_MODEL_H
 #define AMEIR_MODEL_H
@@ -46,6 +46,12 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *model, const char *ke
 AMEIR_API ameir_status ameir_model_get_option(const ameir_model *model, const char *key, char *buf,
                                               size_t size);
 
+/** Applies every key of one section of a YAML file (default section "train") as
+ *  ameir_model_set_option would; the keys model, mlp, arch, threads and seed are skipped (they
+ *  belong to the program). The message of a failure names file, line and key. Since 0.1. */
+AMEIR_API ameir_status ameir_model_set_options_file(ameir_model *model, const char *path,
+                                                    const char *section);
+
 /** Trains on the train split of ds for the configured epochs, with early stopping on the
  *  validation split when patience > 0 (best weights restored when restore_best is 1). Reports
  *  progress through the context's progress callback ("train", step, total steps, running loss).
@@ -59,10 +65,17 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *model, const ameir_data
                                             double *values);
 
 /** Predicts click probabilities for `n` rows of a split (rows first..first+n-1 of it) into
- *  out[n]. Thread safe with other predictions on the same model. Since 0.1. */
+ *  out[n]. May be called from several threads; in this version calls are serialised by a lock
+ *  (per-call workspaces come with the serving API). Since 0.1. */
 AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const ameir_dataset *ds,
                                                  int32_t split, int64_t first, int64_t n,
                                                  float *out);
+
+/** A statistic of the last ameir_model_train call: train_seconds, eval_seconds, train_samples,
+ *  train_steps, train_samples_per_s, train_loss_first, train_loss_last (means over the first and
+ *  last up-to-50 steps), epochs, best_epoch (0 without early stopping), best_valid.
+ *  AMEIR_ENOTFOUND for an unknown key. Since 0.1. */
+AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char *key, double *value);
 
 /** Number of trainable parameters (embeddings included) and of those in embeddings. */
 AMEIR_API int64_t ameir_model_params(const ameir_model *model, int64_t *in_embeddings);

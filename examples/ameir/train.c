@@ -1,0 +1,323 @@
+/* ameir train / eval / predict / inspect */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *TRAIN_HELP =
+    "usage: ameir train CONFIG.yaml [--model dnn|widedeep|deepfm | --arch FILE] [--mlp SPEC]\n"
+    "                   [--set key=value]... [--out DIR] [--threads N] [--seed N] [--json]\n"
+    "\n"
+    "Opens the dataset of CONFIG.yaml (its `dataset:` section), builds the model named by --model\n"
+    "or --arch (default: train.model of the config, else deepfm), applies the options of the\n"
+    "config's `train:` section and then each --set (dataset.* keys change the dataset, other keys\n"
+    "are model options such as lr, epochs, batch, emb), trains, and prints validation and test\n"
+    "AUC and log loss. --out DIR writes DIR/model.ameir and DIR/arch.txt. --json ends the output\n"
+    "with one JSON object of metrics, times and sizes.\n";
+
+static double peak_rss_mb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int parse_int_arg(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+typedef struct {
+  const char *config, *model, *arch, *mlp, *out;
+  const char *sets[256];
+  int n_sets;
+  long threads, seed;
+  int json;
+} train_args;
+
+static int make_context(ameir_context **ctx, long threads, long seed, cli_progress *prog) {
+  if (ameir_context_create(ctx, NULL)) {
+    fprintf(stderr, "ameir: %s\n", ameir_last_error());
+    return EXIT_RUNTIME;
+  }
+  if (threads > 0 && ameir_context_set_int(*ctx, "threads", threads)) return cli_fail(*ctx, "threads");
+  if (seed >= 0 && ameir_context_set_int(*ctx, "seed", seed)) return cli_fail(*ctx, "seed");
+  ameir_context_set_log_callback(*ctx, cli_log_fn, prog);
+  ameir_context_set_progress_callback(*ctx, cli_progress_fn, prog);
+  return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+  train_args a;
+  memset(&a, 0, sizeof a);
+  a.threads = 0;
+  a.seed = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    int has_next = i + 1 < argc;
+    if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
+    else if (!strcmp(s, "--json")) a.json = 1;
+    else if (!strcmp(s, "--model") && has_next) a.model = argv[++i];
+    else if (!strcmp(s, "--arch") && has_next) a.arch = argv[++i];
+    else if (!strcmp(s, "--mlp") && has_next) a.mlp = argv[++i];
+    else if (!strcmp(s, "--out") && has_next) a.out = argv[++i];
+    else if (!strcmp(s, "--set") && has_next) {
+      if (a.n_sets == 256 || !strchr(argv[i + 1], '=')) { fprintf(stderr, "ameir train: --set takes key=value\n"); return EXIT_USAGE; }
+      a.sets[a.n_sets++] = argv[++i];
+    } else if (!strcmp(s, "--threads") && has_next) {
+      if (parse_int_arg(argv[++i], 1, 1024, &a.threads)) { fprintf(stderr, "ameir train: --threads takes 1..1024\n"); return EXIT_USAGE; }
+    } else if (!strcmp(s, "--seed") && has_next) {
+      if (parse_int_arg(argv[++i], 0, 2147483647L, &a.seed)) { fprintf(stderr, "ameir train: --seed takes a non-negative integer\n"); return EXIT_USAGE; }
+    } else if (s[0] == '-') { fprintf(stderr, "ameir train: unknown or incomplete option '%s'\n\n%s", s, TRAIN_HELP); return EXIT_USAGE; }
+    else if (!a.config) a.config = s;
+    else { fprintf(stderr, "ameir train: unexpected argument '%s'\n", s); return EXIT_USAGE; }
+  }
+  if (!a.config) { fputs(TRAIN_HELP, stderr); return EXIT_USAGE; }
+  if (a.model && a.arch) { fprintf(stderr, "ameir train: give --model or --arch, not both\n"); return EXIT_USAGE; }
+
+  cli_progress prog = {.json = a.json, .tty = isatty(2)};
+  ameir_context *ctx = NULL;
+  ameir_dataset *ds = NULL;
+  ameir_arch *arch = NULL;
+  ameir_model *m = NULL;
+  int rc = make_context(&ctx, a.threads, a.seed, &prog);
+  if (rc) { ameir_context_free(ctx); return rc; }
+  char buf[512];
+  if (a.seed < 0 && !ameir_config_get_string(ctx, a.config, "train.seed", buf, sizeof buf)) {
+    long sd;
+    if (parse_int_arg(buf, 0, 2147483647L, &sd) || ameir_context_set_int(ctx, "seed", sd)) { rc = cli_fail(ctx, "train.seed"); goto out; }
+  }
+  if (a.threads <= 0 && !ameir_config_get_string(ctx, a.config, "train.threads", buf, sizeof buf)) {
+    long th;
+    if (parse_int_arg(buf, 1, 1024, &th) || ameir_context_set_int(ctx, "threads", th)) { rc = cli_fail(ctx, "train.threads"); goto out; }
+  }
+  /* dataset, with dataset.* overrides */
+  const char *dsets[256];
+  int nd = 0;
+  for (int i = 0; i < a.n_sets; i++) if (!strncmp(a.sets[i], "dataset.", 8)) dsets[nd++] = a.sets[i];
+  if (nd == 0) {
+    if (ameir_dataset_open(&ds, ctx, a.config)) { rc = cli_fail(ctx, "dataset"); goto out; }
+  } else {
+    /* read the YAML text and apply the overrides */
+    FILE *f = fopen(a.config, "rb");
+    if (!f) { fprintf(stderr, "ameir: %s: %s\n", a.config, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
+    char *text = NULL;
+    size_t n = 0, cap = 0, r;
+    do {
+      if (n + 4096 >= cap) { cap = cap ? 2 * cap : 65536; char *t = realloc(text, cap); if (!t) { free(text); fclose(f); rc = EXIT_RUNTIME; goto out; } text = t; }
+      r = fread(text + n, 1, cap - n - 1, f);
+      n += r;
+    } while (r > 0);
+    fclose(f);
+    text[n] = 0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a.config);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+    ameir_status st = ameir_dataset_open_yaml(&ds, ctx, text, dir, dsets, nd);
+    free(text);
+    if (st) { rc = cli_fail(ctx, "dataset"); goto out; }
+  }
+  int32_t fc = 0;
+  double load_s = ameir_dataset_load_seconds(ds, &fc);
+  if (!a.json) fprintf(stderr, "dataset: %lld rows (train %lld, valid %lld, test %lld), %d fields, loaded in %.2fs%s\n",
+                       (long long)ameir_dataset_rows(ds, -1), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TRAIN),
+                       (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST),
+                       (int)ameir_dataset_fields(ds), load_s, fc ? " (cache)" : "");
+  /* architecture */
+  char model_name[64] = "deepfm", mlp[256] = "400:relu,400:relu,400:relu";
+  if (a.model) snprintf(model_name, sizeof model_name, "%s", a.model);
+  else if (!ameir_config_get_string(ctx, a.config, "train.model", buf, sizeof buf)) snprintf(model_name, sizeof model_name, "%s", buf);
+  if (a.mlp) snprintf(mlp, sizeof mlp, "%s", a.mlp);
+  else if (!ameir_config_get_string(ctx, a.config, "train.mlp", buf, sizeof buf)) snprintf(mlp, sizeof mlp, "%s", buf);
+  if (a.arch) {
+    if (ameir_arch_load(&arch, ctx, a.arch)) { rc = cli_fail(ctx, "arch"); goto out; }
+    snprintf(model_name, sizeof model_name, "arch");
+  } else if (ameir_arch_preset(&arch, ctx, model_name, mlp)) {
+    cli_fail(ctx, "model");
+    rc = EXIT_USAGE;
+    goto out;
+  }
+  if (ameir_model_create(&m, ctx, arch, ds)) { rc = cli_fail(ctx, "model"); goto out; }
+  if (ameir_model_set_options_file(m, a.config, "train")) { rc = cli_fail(ctx, "options"); goto out; }
+  for (int i = 0; i < a.n_sets; i++) {
+    if (!strncmp(a.sets[i], "dataset.", 8)) continue;
+    char key[128];
+    const char *eq = strchr(a.sets[i], '=');
+    size_t kl = (size_t)(eq - a.sets[i]);
+    if (kl >= sizeof key) kl = sizeof key - 1;
+    memcpy(key, a.sets[i], kl);
+    key[kl] = 0;
+    const char *k = !strncmp(key, "train.", 6) ? key + 6 : key;
+    if (ameir_model_set_option(m, k, eq + 1)) { cli_fail(ctx, a.sets[i]); rc = EXIT_USAGE; goto out; }
+  }
+  if (ameir_model_train(m, ds)) { rc = cli_fail(ctx, "train"); goto out; }
+  int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
+  double va[3], te[3];
+  if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, va)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+  if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, te)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+  double ts, sps, steps, lf, ll, ep;
+  ameir_model_get_stat(m, "train_seconds", &ts);
+  ameir_model_get_stat(m, "train_samples_per_s", &sps);
+  ameir_model_get_stat(m, "train_steps", &steps);
+  ameir_model_get_stat(m, "train_loss_first", &lf);
+  ameir_model_get_stat(m, "train_loss_last", &ll);
+  ameir_model_get_stat(m, "epochs", &ep);
+  int64_t pe = 0, np = ameir_model_params(m, &pe);
+  if (a.out) {
+    if (mkdir(a.out, 0777) && errno != EEXIST) { fprintf(stderr, "ameir: %s: %s\n", a.out, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.ameir", a.out);
+    if (ameir_model_save(m, path)) { rc = cli_fail(ctx, "save"); goto out; }
+    char *txt = NULL;
+    if (!ameir_arch_to_string(ameir_model_arch(m), &txt)) {
+      snprintf(path, sizeof path, "%s/arch.txt", a.out);
+      FILE *f = fopen(path, "w");
+      if (f) { fputs(txt, f); fclose(f); }
+      ameir_free(txt);
+    }
+  }
+  if (a.json) {
+    printf("{\"model\": ");
+    json_str(stdout, model_name);
+    printf(", \"config\": ");
+    json_str(stdout, a.config);
+    printf(", \"backend\": ");
+    json_str(stdout, ameir_context_backend(ctx));
+    int64_t th = 0, sd = 0;
+    ameir_context_get_int(ctx, "threads", &th);
+    ameir_context_get_int(ctx, "seed", &sd);
+    printf(", \"threads\": %lld, \"seed\": %lld", (long long)th, (long long)sd);
+    printf(", \"valid_auc\": %.6f, \"valid_logloss\": %.6f, \"test_auc\": %.6f, \"test_logloss\": %.6f",
+           va[0], va[1], te[0], te[1]);
+    printf(", \"n_train\": %lld, \"n_valid\": %.0f, \"n_test\": %.0f", (long long)ameir_dataset_rows(ds, 0), va[2], te[2]);
+    printf(", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f", ts, sps, steps, ep);
+    printf(", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", lf, ll);
+    printf(", \"load_seconds\": %.3f, \"from_cache\": %d", load_s, (int)fc);
+    printf(", \"n_params\": %lld, \"n_params_embedding\": %lld, \"flops_per_sample\": %lld", (long long)np, (long long)pe,
+           (long long)ameir_model_flops(m));
+    printf(", \"peak_rss_mb\": %.1f}\n", peak_rss_mb());
+  } else {
+    printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, va[0], va[1], te[0], te[1]);
+    printf("trained %.0f steps in %.1fs (%.0f samples/s), %lld parameters, peak RSS %.0f MB\n", steps, ts, sps, (long long)np, peak_rss_mb());
+  }
+out:
+  ameir_model_free(m);
+  ameir_arch_free(arch);
+  ameir_dataset_free(ds);
+  ameir_context_free(ctx);
+  return rc;
+}
+
+static const char *EVAL_HELP =
+    "usage: ameir eval MODEL CONFIG.yaml [--split valid|test] [--threads N] [--json]\n"
+    "Evaluates a saved model on a split (default test) of the dataset of CONFIG.yaml.\n";
+
+static int open_model_and_data(int argc, char **argv, const char *help, ameir_context **ctx, ameir_model **m,
+                               ameir_dataset **ds, int *split, int *json, cli_progress *prog) {
+  const char *model = NULL, *config = NULL;
+  long threads = 0;
+  *split = AMEIR_SPLIT_TEST;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(help, stdout); return -1; }
+    else if (!strcmp(argv[i], "--json")) *json = 1;
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      if (parse_int_arg(argv[++i], 1, 1024, &threads)) { fputs(help, stderr); return EXIT_USAGE; }
+    } else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
+      i++;
+      if (!strcmp(argv[i], "train")) *split = 0;
+      else if (!strcmp(argv[i], "valid")) *split = 1;
+      else if (!strcmp(argv[i], "test")) *split = 2;
+      else { fputs(help, stderr); return EXIT_USAGE; }
+    } else if (argv[i][0] == '-') { fprintf(stderr, "unknown option '%s'\n%s", argv[i], help); return EXIT_USAGE; }
+    else if (!model) model = argv[i];
+    else if (!config) config = argv[i];
+    else { fputs(help, stderr); return EXIT_USAGE; }
+  }
+  if (!model || !config) { fputs(help, stderr); return EXIT_USAGE; }
+  prog->tty = isatty(2);
+  int rc = make_context(ctx, threads, -1, prog);
+  if (rc) return rc;
+  if (ameir_model_load(m, *ctx, model)) return cli_fail(*ctx, "load");
+  if (ameir_dataset_open(ds, *ctx, config)) return cli_fail(*ctx, "dataset");
+  return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+  ameir_context *ctx = NULL;
+  ameir_model *m = NULL;
+  ameir_dataset *ds = NULL;
+  int split, json = 0;
+  cli_progress prog = {0};
+  int rc = open_model_and_data(argc, argv, EVAL_HELP, &ctx, &m, &ds, &split, &json, &prog);
+  if (rc == 0) {
+    int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
+    double v[3];
+    if (ameir_model_evaluate(m, ds, split, 3, ids, v)) rc = cli_fail(ctx, "evaluate");
+    else if (json) printf("{\"auc\": %.6f, \"logloss\": %.6f, \"rows\": %.0f}\n", v[0], v[1], v[2]);
+    else printf("AUC %.4f logloss %.4f over %.0f rows\n", v[0], v[1], v[2]);
+  }
+  ameir_model_free(m);
+  ameir_dataset_free(ds);
+  ameir_context_free(ctx);
+  return rc < 0 ? 0 : rc;
+}
+
+static const char *PREDICT_HELP =
+    "usage: ameir predict MODEL CONFIG.yaml [--split train|valid|test] [--threads N]\n"
+    "Prints one click probability a line for the rows of a split (default test) of the dataset.\n";
+
+int cmd_predict(int argc, char **argv) {
+  ameir_context *ctx = NULL;
+  ameir_model *m = NULL;
+  ameir_dataset *ds = NULL;
+  int split, json = 0;
+  cli_progress prog = {0};
+  int rc = open_model_and_data(argc, argv, PREDICT_HELP, &ctx, &m, &ds, &split, &json, &prog);
+  if (rc == 0) {
+    int64_t n = ameir_dataset_rows(ds, split);
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!p) { fprintf(stderr, "ameir: out of memory\n"); rc = EXIT_RUNTIME; }
+    else if (ameir_model_predict_split(m, ds, split, 0, n, p)) rc = cli_fail(ctx, "predict");
+    else for (int64_t i = 0; i < n; i++) printf("%.6f\n", p[i]);
+    free(p);
+  }
+  ameir_model_free(m);
+  ameir_dataset_free(ds);
+  ameir_context_free(ctx);
+  return rc < 0 ? 0 : rc;
+}
+
+int cmd_inspect(int argc, char **argv) {
+  if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs("usage: ameir inspect MODEL\nPrints a saved model's architecture, options and sizes.\n", argc == 2 ? stdout : stderr);
+    return argc == 2 ? 0 : EXIT_USAGE;
+  }
+  ameir_context *ctx = NULL;
+  if (ameir_context_create(&ctx, "cpu")) { fprintf(stderr, "ameir: %s\n", ameir_last_error()); return EXIT_RUNTIME; }
+  ameir_model *m = NULL;
+  int rc = 0;
+  if (ameir_model_load(&m, ctx, argv[1])) rc = cli_fail(ctx, "load");
+  else {
+    char *txt = NULL;
+    if (ameir_arch_to_string(ameir_model_arch(m), &txt) == 0) { fputs(txt, stdout); ameir_free(txt); }
+    int64_t pe = 0, np = ameir_model_params(m, &pe);
+    char emb[32] = "";
+    ameir_model_get_option(m, "emb", emb, sizeof emb);
+    printf("emb: %s\nparameters: %lld (%lld in embeddings)\nflops_per_sample: %lld\n", emb, (long long)np, (long long)pe,
+           (long long)ameir_model_flops(m));
+  }
+  ameir_model_free(m);
+  ameir_context_free(ctx);
+  return rc;
+}

@@ -1,0 +1,414 @@
+/* Architectures: parse and print the paper's notation (see include/ameir/arch.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "arch.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdarg.h>
+
+static const char *const ACT_NAMES[] = {"identity", "relu", "gelu", "swish", "sigmoid", "dice"};
+static const char *const LAYER_NAMES[] = {"zero",   "conv1",    "conv3",    "dconv3", "dconv5",
+                                          "dconv7", "avgpool3", "maxpool3", "gru",    "sa2",
+                                          "sa4",    "target_att"};
+
+const char *ameir__act_name(int32_t act) {
+  return act >= 0 && act < AMEIR_ACT_COUNT_ ? ACT_NAMES[act] : "?";
+}
+
+int32_t ameir__act_parse(const char *s) {
+  for (int32_t i = 0; i < AMEIR_ACT_COUNT_; i++)
+    if (!strcasecmp(s, ACT_NAMES[i])) return i;
+  if (!strcasecmp(s, "silu")) return AMEIR_ACT_SWISH;
+  if (!strcasecmp(s, "id") || !strcasecmp(s, "linear") || !strcasecmp(s, "none")) return AMEIR_ACT_IDENTITY;
+  return -1;
+}
+
+const char *ameir__layer_name(int32_t layer) {
+  return layer >= 0 && layer < AMEIR_LAYER_COUNT_ ? LAYER_NAMES[layer] : "?";
+}
+
+int32_t ameir__layer_parse(const char *s) {
+  for (int32_t i = 0; i < AMEIR_LAYER_COUNT_; i++)
+    if (!strcasecmp(s, LAYER_NAMES[i])) return i;
+  static const struct { const char *alias; int32_t layer; } aliases[] = {
+      {"avg3", AMEIR_LAYER_AVGPOOL3}, {"max3", AMEIR_LAYER_MAXPOOL3}, {"bigru", AMEIR_LAYER_GRU},
+      {"att2", AMEIR_LAYER_SA2},      {"att4", AMEIR_LAYER_SA4},      {"skip", AMEIR_LAYER_ZERO},
+      {"din", AMEIR_LAYER_TARGET_ATT}};
+  for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+    if (!strcasecmp(s, aliases[i].alias)) return aliases[i].layer;
+  return -1;
+}
+
+void ameir_arch_free(ameir_arch *a) {
+  if (!a) return;
+  for (int32_t i = 0; i < a->n_inter; i++)
+    for (int32_t j = 0; j < a->inter[i].order; j++) free(a->inter[i].fields[j]);
+  free(a->blocks);
+  free(a->inter);
+  free(a->mlp);
+  free(a);
+}
+
+/* ---- tokenizer over one line: words, '(', ')', ',' ---- */
+typedef struct {
+  const char *s;   /* line start */
+  size_t pos, len;
+  int line;
+  char tok[128];
+  int kind;        /* 0 end, 'w' word, '(' ')' ',' */
+  size_t tok_col;
+} lexer;
+
+static void lex_next(lexer *lx) {
+  while (lx->pos < lx->len && isspace((unsigned char)lx->s[lx->pos])) lx->pos++;
+  lx->tok_col = lx->pos + 1;
+  if (lx->pos >= lx->len) { lx->kind = 0; lx->tok[0] = 0; return; }
+  char c = lx->s[lx->pos];
+  if (c == '(' || c == ')' || c == ',' || c == '[' || c == ']') {
+    lx->kind = c == '[' ? '(' : c == ']' ? ')' : c;
+    lx->tok[0] = c; lx->tok[1] = 0;
+    lx->pos++;
+    return;
+  }
+  size_t n = 0;
+  while (lx->pos < lx->len) {
+    c = lx->s[lx->pos];
+    if (isspace((unsigned char)c) || c == '(' || c == ')' || c == ',' || c == '[' || c == ']') break;
+    if (n + 1 < sizeof lx->tok) lx->tok[n++] = c;
+    lx->pos++;
+  }
+  lx->tok[n] = 0;
+  lx->kind = 'w';
+}
+
+#define PERR(lx, ...) \
+  ameir__error(ctx, AMEIR_EFORMAT, "arch line %d, column %zu: %s", (lx)->line, (lx)->tok_col, \
+               (snprintf(errbuf, sizeof errbuf, __VA_ARGS__), errbuf))
+
+/* Reads a parenthesised tuple of words into items; returns count or -1 */
+static int read_tuple(lexer *lx, char items[][128], int max) {
+  /* current token is '(' */
+  int n = 0;
+  lex_next(lx);
+  while (lx->kind == 'w') {
+    if (n >= max) return -1;
+    snprintf(items[n++], 128, "%s", lx->tok);
+    lex_next(lx);
+    if (lx->kind == ',') lex_next(lx);
+  }
+  if (lx->kind != ')') return -1;
+  lex_next(lx);
+  return n;
+}
+
+static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, const char *key) {
+  char errbuf[256];
+  char items[AMEIR_ARCH_MAX_ORDER + 1][128];
+  lex_next(lx);
+  if (!strcmp(key, "blocks")) {
+    while (lx->kind) {
+      if (lx->kind == ',') { lex_next(lx); continue; }
+      ameir__block b = {AMEIR_LAYER_ZERO, AMEIR_ACT_IDENTITY, AMEIR_NORM_NONE};
+      if (lx->kind == 'w') {
+        if (ameir__layer_parse(lx->tok) != AMEIR_LAYER_ZERO)
+          return PERR(lx, "a block is '(layer, activation, norm)' or 'zero', got '%s'", lx->tok);
+        lex_next(lx);
+      } else if (lx->kind == '(') {
+        int n = read_tuple(lx, items, 3);
+        if (n < 1) return PERR(lx, "bad block tuple: expected '(layer, activation, norm)'");
+        b.layer = ameir__layer_parse(items[0]);
+        if (b.layer < 0) return PERR(lx, "unknown layer '%s' (conv1 conv3 dconv3 dconv5 dconv7 avgpool3 maxpool3 gru sa2 sa4 target_att zero)", items[0]);
+        if (n >= 2) {
+          b.act = ameir__act_parse(items[1]);
+          if (b.act < 0 || b.act == AMEIR_ACT_DICE || b.act == AMEIR_ACT_SIGMOID)
+            return PERR(lx, "block activation must be relu, gelu, swish or identity, got '%s'", items[1]);
+        }
+        if (n >= 3) {
+          if (!strcasecmp(items[2], "ln") || !strcasecmp(items[2], "layernorm")) b.norm = AMEIR_NORM_LN;
+          else if (!strcasecmp(items[2], "none")) b.norm = AMEIR_NORM_NONE;
+          else return PERR(lx, "block norm must be ln or none, got '%s'", items[2]);
+        }
+      } else {
+        return PERR(lx, "unexpected '%s' in blocks", lx->tok);
+      }
+      ameir__block *nb = realloc(a->blocks, sizeof *nb * (size_t)(a->n_blocks + 1));
+      if (!nb) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      a->blocks = nb;
+      a->blocks[a->n_blocks++] = b;
+    }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "interactions")) {
+    while (lx->kind) {
+      if (lx->kind == ',') { lex_next(lx); continue; }
+      if (lx->kind != '(') return PERR(lx, "an interaction is a tuple of field names '(A, B)'");
+      int n = read_tuple(lx, items, AMEIR_ARCH_MAX_ORDER);
+      if (n < 1) return PERR(lx, "bad interaction tuple (1 to %d field names)", AMEIR_ARCH_MAX_ORDER);
+      ameir__inter *ni = realloc(a->inter, sizeof *ni * (size_t)(a->n_inter + 1));
+      if (!ni) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      a->inter = ni;
+      ameir__inter *it = &a->inter[a->n_inter++];
+      memset(it, 0, sizeof *it);
+      for (int i = 0; i < n; i++) {
+        it->fields[i] = strdup(items[i]);
+        if (!it->fields[i]) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+        it->order = i + 1;
+      }
+    }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "mlp")) {
+    while (lx->kind) {
+      if (lx->kind == ',') { lex_next(lx); continue; }
+      if (lx->kind != '(') return PERR(lx, "an MLP layer is '(width, activation)'");
+      int n = read_tuple(lx, items, 2);
+      if (n != 2) return PERR(lx, "an MLP layer is '(width, activation)'");
+      char *end;
+      long w = strtol(items[0], &end, 10);
+      if (*end || w < 1 || w > 1 << 20) return PERR(lx, "bad MLP width '%s'", items[0]);
+      int32_t act = ameir__act_parse(items[1]);
+      if (act < 0) return PERR(lx, "unknown activation '%s' (relu gelu swish identity sigmoid dice)", items[1]);
+      ameir__mlp_layer *nm = realloc(a->mlp, sizeof *nm * (size_t)(a->n_mlp + 1));
+      if (!nm) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      a->mlp = nm;
+      a->mlp[a->n_mlp].width = (int32_t)w;
+      a->mlp[a->n_mlp].act = act;
+      a->n_mlp++;
+    }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "readout")) {
+    a->readout = 0;
+    for (; lx->kind; lex_next(lx)) {
+      if (lx->kind == ',') continue;
+      if (lx->kind != 'w') return PERR(lx, "readout takes words: sum last att");
+      if (!strcasecmp(lx->tok, "sum")) a->readout |= AMEIR_READOUT_SUM;
+      else if (!strcasecmp(lx->tok, "last")) a->readout |= AMEIR_READOUT_LAST;
+      else if (!strcasecmp(lx->tok, "att") || !strcasecmp(lx->tok, "din")) a->readout |= AMEIR_READOUT_ATT;
+      else if (!strcasecmp(lx->tok, "none")) continue;
+      else return PERR(lx, "unknown readout '%s' (sum last att)", lx->tok);
+    }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "shortcut")) {
+    if (lx->kind != 'w') return PERR(lx, "shortcut is se or none");
+    if (!strcasecmp(lx->tok, "se")) a->shortcut = AMEIR_SHORTCUT_SE;
+    else if (!strcasecmp(lx->tok, "none")) a->shortcut = AMEIR_SHORTCUT_NONE;
+    else return PERR(lx, "shortcut is se or none, got '%s'", lx->tok);
+    lex_next(lx);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after shortcut", lx->tok);
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "extras")) {
+    a->extras = 0;
+    for (; lx->kind; lex_next(lx)) {
+      if (lx->kind == ',') continue;
+      if (lx->kind != 'w') return PERR(lx, "extras takes words: linear fm");
+      if (!strcasecmp(lx->tok, "linear")) a->extras |= AMEIR_EXTRA_LINEAR;
+      else if (!strcasecmp(lx->tok, "fm")) a->extras |= AMEIR_EXTRA_FM;
+      else if (!strcasecmp(lx->tok, "none")) continue;
+      else return PERR(lx, "unknown extra '%s' (linear fm)", lx->tok);
+    }
+    return AMEIR_OK;
+  }
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras)", key);
+}
+
+AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
+  if (!out || !text) return ameir__error(ctx, AMEIR_EINVAL, "ameir_arch_parse: NULL argument");
+  *out = NULL;
+  ameir_arch *a = calloc(1, sizeof *a);
+  if (!a) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  a->readout = AMEIR_READOUT_SUM | AMEIR_READOUT_LAST | AMEIR_READOUT_ATT;
+  int seen = 0;
+  const char *p = text;
+  int line = 0;
+  while (*p) {
+    line++;
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    const char *hash = memchr(p, '#', len);
+    size_t l = hash ? (size_t)(hash - p) : len;
+    size_t i = 0;
+    while (i < l && isspace((unsigned char)p[i])) i++;
+    if (i < l) {
+      const char *colon = memchr(p + i, ':', l - i);
+      if (!colon) {
+        ameir_arch_free(a);
+        return ameir__error(ctx, AMEIR_EFORMAT, "arch line %d: expected 'key: value'", line);
+      }
+      char key[32];
+      size_t kl = (size_t)(colon - (p + i));
+      while (kl && isspace((unsigned char)p[i + kl - 1])) kl--;
+      if (kl >= sizeof key) kl = sizeof key - 1;
+      memcpy(key, p + i, kl);
+      key[kl] = 0;
+      lexer lx = {.s = p, .pos = (size_t)(colon - p) + 1, .len = l, .line = line};
+      ameir_status st = parse_line(ctx, a, &lx, key);
+      if (st) { ameir_arch_free(a); return st; }
+      seen++;
+    }
+    p += len;
+    if (*p == '\n') p++;
+  }
+  (void)seen;
+  *out = a;
+  return AMEIR_OK;
+}
+
+AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, const char *path) {
+  if (!out || !path) return ameir__error(ctx, AMEIR_EINVAL, "ameir_arch_load: NULL argument");
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return ameir__error(ctx, AMEIR_EIO, "%s: cannot open", path);
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n + 4096 + 1 > cap) {
+      cap = cap ? cap * 2 : 8192;
+      if (cap > (64u << 20)) { free(buf); fclose(f); return ameir__error(ctx, AMEIR_EFORMAT, "%s: too large for an architecture file", path); }
+      char *nb = realloc(buf, cap);
+      if (!nb) { free(buf); fclose(f); return ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); }
+      buf = nb;
+    }
+    size_t r = fread(buf + n, 1, cap - n - 1, f);
+    n += r;
+    if (r == 0) break;
+  }
+  int err = ferror(f);
+  fclose(f);
+  if (err) { free(buf); return ameir__error(ctx, AMEIR_EIO, "%s: read error", path); }
+  buf[n] = 0;
+  ameir_status st = ameir_arch_parse(out, ctx, buf);
+  free(buf);
+  if (st) ameir__error_prefix(ctx, "%s", path);
+  return st;
+}
+
+ameir_status ameir__mlp_parse(ameir_context *ctx, const char *text, ameir__mlp_layer **out, int32_t *n) {
+  *out = NULL;
+  *n = 0;
+  ameir__mlp_layer *v = NULL;
+  int32_t cnt = 0;
+  const char *p = text;
+  while (*p) {
+    while (*p == ' ' || *p == ',') p++;
+    if (!*p) break;
+    char *end;
+    long w = strtol(p, &end, 10);
+    if (end == p || w < 1 || w > (1 << 20)) {
+      free(v);
+      return ameir__error(ctx, AMEIR_EFORMAT, "MLP '%s': expected a width at '%s'", text, p);
+    }
+    p = end;
+    int32_t act = AMEIR_ACT_RELU, rep = 1;
+    if (*p == ':') {
+      p++;
+      char name[32];
+      size_t k = 0;
+      while (*p && *p != ',' && *p != ' ' && k + 1 < sizeof name) name[k++] = *p++;
+      name[k] = 0;
+      act = ameir__act_parse(name);
+      if (act < 0) { free(v); return ameir__error(ctx, AMEIR_EFORMAT, "MLP '%s': unknown activation '%s'", text, name); }
+    } else if (*p == 'x') {
+      p++;
+      long r = strtol(p, &end, 10);
+      if (end == p || r < 1 || r > 64) { free(v); return ameir__error(ctx, AMEIR_EFORMAT, "MLP '%s': bad repeat", text); }
+      rep = (int32_t)r;
+      p = end;
+    }
+    if (*p && *p != ',' && *p != ' ') { free(v); return ameir__error(ctx, AMEIR_EFORMAT, "MLP '%s': unexpected '%c'", text, *p); }
+    ameir__mlp_layer *nv = realloc(v, sizeof *nv * (size_t)(cnt + rep));
+    if (!nv) { free(v); return ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); }
+    v = nv;
+    for (int32_t r = 0; r < rep; r++) { v[cnt].width = (int32_t)w; v[cnt].act = act; cnt++; }
+  }
+  *out = v;
+  *n = cnt;
+  return AMEIR_OK;
+}
+
+AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, const char *name,
+                                         const char *mlp) {
+  if (!out || !name) return ameir__error(ctx, AMEIR_EINVAL, "ameir_arch_preset: NULL argument");
+  *out = NULL;
+  int32_t extras;
+  if (!strcasecmp(name, "dnn")) extras = 0;
+  else if (!strcasecmp(name, "widedeep") || !strcasecmp(name, "wide&deep") || !strcasecmp(name, "wdl")) extras = AMEIR_EXTRA_LINEAR;
+  else if (!strcasecmp(name, "deepfm")) extras = AMEIR_EXTRA_LINEAR | AMEIR_EXTRA_FM;
+  else return ameir__error(ctx, AMEIR_ENOTFOUND, "unknown model '%s' (dnn, widedeep, deepfm)", name);
+  ameir_arch *a = calloc(1, sizeof *a);
+  if (!a) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  a->readout = AMEIR_READOUT_SUM;   /* baselines sum-pool behaviours */
+  a->extras = extras;
+  a->shortcut = AMEIR_SHORTCUT_NONE;
+  ameir_status st = ameir__mlp_parse(ctx, mlp ? mlp : "400:relu,400:relu,400:relu", &a->mlp, &a->n_mlp);
+  if (st) { ameir_arch_free(a); return st; }
+  *out = a;
+  return AMEIR_OK;
+}
+
+typedef struct { char *s; size_t n, cap; int oom; } sbuf;
+static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) { b->oom = 1; return; }
+    if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+    size_t nc = (b->cap ? b->cap * 2 : 256) + (size_t)k;
+    char *ns = realloc(b->s, nc);
+    if (!ns) { b->oom = 1; return; }
+    b->s = ns;
+    b->cap = nc;
+  }
+}
+
+AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
+  if (!a || !out) return ameir__error(NULL, AMEIR_EINVAL, "ameir_arch_to_string: NULL argument");
+  *out = NULL;
+  sbuf b = {0};
+  sb_add(&b, "blocks:");
+  for (int32_t i = 0; i < a->n_blocks; i++) {
+    const ameir__block *k = &a->blocks[i];
+    if (k->layer == AMEIR_LAYER_ZERO) sb_add(&b, " zero");
+    else sb_add(&b, " (%s, %s, %s)", ameir__layer_name(k->layer), ameir__act_name(k->act),
+                k->norm == AMEIR_NORM_LN ? "ln" : "none");
+  }
+  sb_add(&b, "\nreadout:");
+  if (!a->readout) sb_add(&b, " none");
+  if (a->readout & AMEIR_READOUT_SUM) sb_add(&b, " sum");
+  if (a->readout & AMEIR_READOUT_LAST) sb_add(&b, " last");
+  if (a->readout & AMEIR_READOUT_ATT) sb_add(&b, " att");
+  sb_add(&b, "\ninteractions:");
+  for (int32_t i = 0; i < a->n_inter; i++) {
+    sb_add(&b, " (");
+    for (int32_t j = 0; j < a->inter[i].order; j++) sb_add(&b, "%s%s", j ? ", " : "", a->inter[i].fields[j]);
+    sb_add(&b, ")");
+  }
+  sb_add(&b, "\nmlp:");
+  for (int32_t i = 0; i < a->n_mlp; i++) sb_add(&b, " (%d, %s)", (int)a->mlp[i].width, ameir__act_name(a->mlp[i].act));
+  sb_add(&b, "\nshortcut: %s\nextras:", a->shortcut == AMEIR_SHORTCUT_SE ? "se" : "none");
+  if (!a->extras) sb_add(&b, " none");
+  if (a->extras & AMEIR_EXTRA_LINEAR) sb_add(&b, " linear");
+  if (a->extras & AMEIR_EXTRA_FM) sb_add(&b, " fm");
+  sb_add(&b, "\n");
+  if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }
+  *out = b.s;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__arch_copy(ameir_context *ctx, const ameir_arch *src, ameir_arch **out) {
+  char *s = NULL;
+  ameir_status st = ameir_arch_to_string(src, &s);
+  if (st) return ameir__error(ctx, st, "%s", ameir_last_error());
+  st = ameir_arch_parse(out, ctx, s);
+  free(s);
+  return st;
+}

@@ -1,0 +1,45 @@
+/* Internal form of an architecture (include/ameir/arch.h describes the notation). */
+#ifndef AMEIR_CORE_ARCH_H
+#define AMEIR_CORE_ARCH_H
+
+#include "../base/base.h"
+#include "ameir/arch.h"
+
+/* Stage-1 layers (pinned: stored in model files) */
+enum {
+  AMEIR_LAYER_ZERO = 0, AMEIR_LAYER_CONV1, AMEIR_LAYER_CONV3, AMEIR_LAYER_DCONV3,
+  AMEIR_LAYER_DCONV5, AMEIR_LAYER_DCONV7, AMEIR_LAYER_AVGPOOL3, AMEIR_LAYER_MAXPOOL3,
+  AMEIR_LAYER_GRU, AMEIR_LAYER_SA2, AMEIR_LAYER_SA4, AMEIR_LAYER_TARGET_ATT, AMEIR_LAYER_COUNT_
+};
+enum { AMEIR_NORM_NONE = 0, AMEIR_NORM_LN = 1 };
+enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4 };
+enum { AMEIR_SHORTCUT_NONE = 0, AMEIR_SHORTCUT_SE = 1 };
+enum { AMEIR_EXTRA_LINEAR = 1, AMEIR_EXTRA_FM = 2 };
+
+#define AMEIR_ARCH_MAX_ORDER 8
+
+typedef struct { int32_t layer, act, norm; } ameir__block;
+typedef struct { int32_t order; char *fields[AMEIR_ARCH_MAX_ORDER]; } ameir__inter;
+typedef struct { int32_t width, act; } ameir__mlp_layer;
+
+struct ameir_arch {
+  int32_t n_blocks;
+  ameir__block *blocks;
+  int32_t readout;       /* AMEIR_READOUT_* bits */
+  int32_t n_inter;
+  ameir__inter *inter;
+  int32_t n_mlp;
+  ameir__mlp_layer *mlp;
+  int32_t shortcut;      /* AMEIR_SHORTCUT_* */
+  int32_t extras;        /* AMEIR_EXTRA_* bits */
+};
+
+const char *ameir__act_name(int32_t act);
+int32_t ameir__act_parse(const char *s);     /* -1 if unknown */
+const char *ameir__layer_name(int32_t layer);
+int32_t ameir__layer_parse(const char *s);
+ameir_status ameir__arch_copy(ameir_context *ctx, const ameir_arch *src, ameir_arch **out);
+/* "400:relu,400:relu" or "400x3" into layers (caller frees *out) */
+ameir_status ameir__mlp_parse(ameir_context *ctx, const char *text, ameir__mlp_layer **out, int32_t *n);
+
+#endif

@@ -1,0 +1,666 @@
+/* The backbone: Stage 0 embeddings, Stage 2 Hadamard interactions, Stage 3 MLP with the SE
+ * shortcut (eq. 4, 5), plus the first-order and FM terms of the baselines. Forward and an
+ * explicit backward over the ops vtable; all scratch memory is allocated once per batch size. */
+#define _POSIX_C_SOURCE 200809L
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
+
+void ameir__train_opts_default(ameir__train_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->emb = 16;
+  o->batch = 256;
+  o->eval_batch = 4096;
+  o->epochs = 1;
+  o->lr = 1e-3;
+  o->beta1 = 0.9;
+  o->beta2 = 0.999;
+  o->eps = 1e-8;
+  o->emb_init = 1;          /* appendix D: embeddings uniform in [-0.05, 0.05] */
+  o->init_std = 0.01;
+  o->init_range = 0.05;
+  o->mlp_init = 0;          /* appendix D: He normal */
+  o->shuffle = 1;
+  o->restore_best = 1;
+}
+
+static int is_embedded_kind(int32_t k) {
+  return k == AMEIR_FIELD_CATEGORICAL || k == AMEIR_FIELD_MULTI || k == AMEIR_FIELD_SEQUENCE;
+}
+
+static int32_t slot_of(const ameir_model *m, const ameir_dataset *ds, const char *name) {
+  for (int32_t s = 0; s < m->n_cat; s++)
+    if (!strcmp(ds->fields[m->cat_field[s]].name, name)) return s;
+  return -1;
+}
+
+static void free_workspace(ameir_model *m) {
+  const ameir_ops *o = m->ops;
+  if (!o) return;
+  free(m->host_stage);
+  m->host_stage = NULL;
+  o->free(m->bs, m->dev_stage);
+  float **bufs[] = {&m->x0, &m->dx0, &m->dh0, &m->dh1, &m->logit, &m->dlogit, &m->prob, &m->hse,
+                    &m->dhse, &m->se_save, &m->decomp, &m->gradrows, &m->gradrows_l, &m->lin_out};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { o->free(m->bs, *bufs[i]); *bufs[i] = NULL; }
+  o->free(m->bs, m->uniq);
+  o->free(m->bs, m->uniq_l);
+  m->uniq = m->uniq_l = NULL;
+  if (m->z) {
+    for (int32_t l = 0; l < m->arch->n_mlp; l++) {
+      if (m->h[l] != m->z[l]) o->free(m->bs, m->h[l]);
+      o->free(m->bs, m->z[l]);
+      o->free(m->bs, m->dice_save[l]);
+    }
+  }
+  free(m->z); free(m->h); free(m->dice_save);
+  m->z = m->h = m->dice_save = NULL;
+  m->dev_stage = NULL;
+  m->ws_batch = 0;
+}
+
+AMEIR_API void ameir_model_free(ameir_model *m) {
+  if (!m) return;
+  free_workspace(m);
+  const ameir_ops *o = m->ops;
+  if (o) {
+    float *bufs[] = {m->P, m->G, m->M, m->V, m->stats, m->E, m->EM, m->EV, m->L, m->LM, m->LV};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->bs, bufs[i]);
+    o->free(m->bs, m->inter_f_dev);
+    o->free(m->bs, m->inter_o_dev);
+  }
+  ameir_arch_free(m->arch);
+  if (m->schema)
+    for (int32_t i = 0; i < m->n_schema_fields; i++) { free(m->schema[i].name); free(m->schema[i].keys); }
+  free(m->schema);
+  free(m->cat_field); free(m->cat_len); free(m->cat_base); free(m->cat_vocab);
+  free(m->dense_field); free(m->inter_fields); free(m->inter_order); free(m->mlp);
+  free(m);
+}
+
+static ameir_status dev_alloc(ameir_model *m, void *pp, size_t bytes) {
+  void **p = pp;
+  CK(m->ops->alloc(m->bs, bytes ? bytes : 64, p));
+  return AMEIR_OK;
+}
+
+static ameir_status dev_zero_alloc(ameir_model *m, void *pp, size_t bytes) {
+  CK(dev_alloc(m, pp, bytes));
+  return m->ops->memset0(m->bs, *(void **)pp, bytes ? bytes : 64);
+}
+
+/* Lays out the schema slots, stage 2 and the flat parameter offsets. */
+static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
+  ameir_context *ctx = m->ctx;
+  const ameir_arch *a = m->arch;
+  int32_t nf = ds->n_fields;
+  m->n_schema_fields = nf;
+  m->schema_hash = ds->schema_hash;
+  m->schema = calloc((size_t)nf + 1, sizeof *m->schema);
+  if (!m->schema) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t i = 0; i < nf; i++) {
+    const ameir__field *f = &ds->fields[i];
+    ameir__field *c = &m->schema[i];
+    *c = *f;
+    c->ids = NULL;
+    c->values = NULL;
+    c->keys = NULL;
+    c->name = strdup(f->name);
+    if (!c->name) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    if (f->keys && f->vocab > 0) {
+      c->keys = malloc(8 * (size_t)f->vocab);
+      if (!c->keys) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      memcpy(c->keys, f->keys, 8 * (size_t)f->vocab);
+    }
+  }
+  m->cat_field = calloc((size_t)nf + 1, sizeof *m->cat_field);
+  m->cat_len = calloc((size_t)nf + 1, sizeof *m->cat_len);
+  m->cat_base = calloc((size_t)nf + 1, sizeof *m->cat_base);
+  m->cat_vocab = calloc((size_t)nf + 1, sizeof *m->cat_vocab);
+  m->dense_field = calloc((size_t)nf + 1, sizeof *m->dense_field);
+  if (!m->cat_field || !m->cat_len || !m->cat_base || !m->cat_vocab || !m->dense_field)
+    return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  /* univalent first, then multi-valued and (sum-pooled) sequence fields, each in schema order:
+   * the order of torch_ref's e_nonseq */
+  int64_t row = 1;
+  for (int pass = 0; pass < 2; pass++)
+    for (int32_t i = 0; i < nf; i++) {
+      const ameir__field *f = &ds->fields[i];
+      if (!is_embedded_kind(f->kind)) continue;
+      if ((pass == 0) != (f->kind == AMEIR_FIELD_CATEGORICAL)) continue;
+      int32_t s = m->n_cat++;
+      m->cat_field[s] = i;
+      m->cat_len[s] = f->max_len > 0 ? f->max_len : 1;
+      m->cat_vocab[s] = f->vocab;
+      m->cat_base[s] = row;
+      row += f->vocab;
+      m->lin_total += m->cat_len[s];
+    }
+  for (int32_t i = 0; i < nf; i++)
+    if (ds->fields[i].kind == AMEIR_FIELD_DENSE) m->dense_field[m->n_dense++] = i;
+  m->emb_rows = row;
+  if (m->n_cat == 0 && m->n_dense == 0) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
+  if (a->n_blocks > 0)
+    return ameir__error(ctx, AMEIR_EUNSUPPORTED, "behaviour blocks are not available in this version (Stage 1 comes with sequence support)");
+
+  /* stage 2: interactions by field name */
+  m->n_inter = a->n_inter;
+  m->max_order = 1;
+  for (int32_t i = 0; i < a->n_inter; i++) if (a->inter[i].order > m->max_order) m->max_order = a->inter[i].order;
+  m->inter_fields = malloc(sizeof(int32_t) * (size_t)(m->n_inter * m->max_order + 1));
+  m->inter_order = malloc(sizeof(int32_t) * (size_t)(m->n_inter + 1));
+  if (!m->inter_fields || !m->inter_order) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t i = 0; i < a->n_inter; i++) {
+    m->inter_order[i] = a->inter[i].order;
+    for (int32_t j = 0; j < m->max_order; j++) {
+      int32_t s = -1;
+      if (j < a->inter[i].order) {
+        s = slot_of(m, ds, a->inter[i].fields[j]);
+        if (s < 0)
+          return ameir__error(ctx, AMEIR_ECONFIG, "interaction %d names field '%s', which is not a categorical field of the dataset", (int)i + 1, a->inter[i].fields[j]);
+      }
+      m->inter_fields[i * m->max_order + j] = s;
+    }
+  }
+
+  int64_t K = m->opt.emb;
+  m->off_e = 0;
+  m->off_p = m->n_cat * K;
+  m->off_d = m->off_p + m->n_inter * K;
+  m->d0 = m->off_d + m->n_dense;
+
+  /* flat parameters */
+  int64_t off = 0, soff = 0;
+  m->mlp = calloc((size_t)a->n_mlp + 1, sizeof *m->mlp);
+  if (!m->mlp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  int64_t in = m->d0;
+  for (int32_t l = 0; l < a->n_mlp; l++) {
+    ameir__mlp_p *p = &m->mlp[l];
+    p->in = in;
+    p->out = a->mlp[l].width;
+    p->act = a->mlp[l].act;
+    p->w = off; off += p->in * p->out;
+    p->b = off; off += p->out;
+    p->alpha = p->rmean = p->rvar = -1;
+    if (p->act == AMEIR_ACT_DICE) {
+      p->alpha = off; off += p->out;
+      p->rmean = soff; soff += p->out;
+      p->rvar = soff; soff += p->out;
+    }
+    in = p->out;
+  }
+  m->h_last = in;
+  int se = a->shortcut == AMEIR_SHORTCUT_SE && (m->n_cat + m->n_inter) > 0;
+  m->out_w = off; off += m->h_last + (se ? K : 0);
+  m->out_b = off; off += 1;
+  m->se_v = m->se_w1 = m->se_b1 = m->se_w2 = m->se_b2 = -1;
+  m->se_r = m->se_s = 0;
+  if (se) {
+    int64_t S = m->n_cat + m->n_inter;
+    int64_t R = S / 2 > 2 ? S / 2 : 2;   /* torch_ref: r = max(2, (N+M)//2) */
+    m->se_s = S;
+    m->se_r = R;
+    m->se_v = off; off += K;
+    m->se_w1 = off; off += R * S;
+    m->se_b1 = off; off += R;
+    m->se_w2 = off; off += S * R;
+    m->se_b2 = off; off += S;
+  }
+  m->dl_w = -1;
+  if ((a->extras & AMEIR_EXTRA_LINEAR) && m->n_dense) { m->dl_w = off; off += m->n_dense; }
+  m->n_params = off;
+  m->n_stats = soff;
+  return AMEIR_OK;
+}
+
+static void fill_uniform(ameir__rng *r, float *p, int64_t n, double bound) {
+  for (int64_t i = 0; i < n; i++) p[i] = (float)((2.0 * ameir__rng_uniform(r) - 1.0) * bound);
+}
+static void fill_normal(ameir__rng *r, float *p, int64_t n, double std) {
+  for (int64_t i = 0; i < n; i++) p[i] = (float)(ameir__rng_normal(r) * std);
+}
+
+/* Linear layer init: He normal (appendix D) or torch's default; biases zero for He. */
+static void init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t in, int64_t out) {
+  if (m->opt.mlp_init == 0) {
+    fill_normal(r, w, in * out, sqrt(2.0 / (double)in));
+    if (b) memset(b, 0, sizeof(float) * (size_t)out);
+  } else {
+    double bound = 1.0 / sqrt((double)in);
+    fill_uniform(r, w, in * out, bound);
+    if (b) fill_uniform(r, b, out, bound);
+  }
+}
+
+static ameir_status init_params(ameir_model *m) {
+  ameir_context *ctx = m->ctx;
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb;
+  float *hp = calloc((size_t)m->n_params + 1, sizeof(float));
+  if (!hp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  ameir__rng r;
+  ameir__rng_seed(&r, ctx->seed, 1);
+  for (int32_t l = 0; l < a->n_mlp; l++) {
+    ameir__mlp_p *p = &m->mlp[l];
+    init_linear(m, &r, hp + p->w, hp + p->b, p->in, p->out);
+    /* Dice alpha starts at 0 (torch_ref, DIN) */
+  }
+  int64_t out_in = m->h_last + (m->se_v >= 0 ? K : 0);
+  init_linear(m, &r, hp + m->out_w, hp + m->out_b, out_in, 1);
+  if (m->se_v >= 0) {
+    fill_normal(&r, hp + m->se_v, K, 1.0 / sqrt((double)K));
+    double b1 = 1.0 / sqrt((double)m->se_s), b2 = 1.0 / sqrt((double)m->se_r);
+    fill_uniform(&r, hp + m->se_w1, m->se_r * m->se_s, b1);
+    fill_uniform(&r, hp + m->se_b1, m->se_r, b1);
+    fill_uniform(&r, hp + m->se_w2, m->se_s * m->se_r, b2);
+    fill_uniform(&r, hp + m->se_b2, m->se_s, b2);
+  }
+  /* first-order dense weights start at zero (torch_ref) */
+  ameir_status st = m->ops->upload(m->bs, m->P, hp, sizeof(float) * (size_t)m->n_params);
+  free(hp);
+  if (st) return st;
+  if (m->n_stats) {
+    float *hs = malloc(sizeof(float) * (size_t)m->n_stats);
+    if (!hs) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t l = 0; l < a->n_mlp; l++) {
+      ameir__mlp_p *p = &m->mlp[l];
+      if (p->rmean < 0) continue;
+      for (int64_t j = 0; j < p->out; j++) { hs[p->rmean + j] = 0.f; hs[p->rvar + j] = 1.f; }
+    }
+    st = m->ops->upload(m->bs, m->stats, hs, sizeof(float) * (size_t)m->n_stats);
+    free(hs);
+    if (st) return st;
+  }
+  /* embedding table in chunks, row 0 zero */
+  ameir__rng re;
+  ameir__rng_seed(&re, ctx->seed, 2);
+  const int64_t chunk = 65536;
+  float *buf = malloc(sizeof(float) * (size_t)(chunk * K));
+  if (!buf) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int64_t r0 = 0; r0 < m->emb_rows; r0 += chunk) {
+    int64_t n = m->emb_rows - r0 < chunk ? m->emb_rows - r0 : chunk;
+    if (m->opt.emb_init == 0) fill_normal(&re, buf, n * K, m->opt.init_std);
+    else fill_uniform(&re, buf, n * K, m->opt.init_range);
+    if (r0 == 0) memset(buf, 0, sizeof(float) * (size_t)K);
+    st = m->ops->upload(m->bs, m->E + r0 * K, buf, sizeof(float) * (size_t)(n * K));
+    if (st) { free(buf); return st; }
+  }
+  free(buf);
+  return AMEIR_OK;
+}
+
+/* Allocates parameters (after the emb option is final) and initialises them. */
+static ameir_status alloc_params(ameir_model *m) {
+  size_t np = sizeof(float) * (size_t)m->n_params;
+  size_t ne = sizeof(float) * (size_t)(m->emb_rows * m->opt.emb);
+  CK(dev_alloc(m, &m->P, np));
+  CK(dev_zero_alloc(m, &m->G, np));
+  CK(dev_zero_alloc(m, &m->M, np));
+  CK(dev_zero_alloc(m, &m->V, np));
+  CK(dev_alloc(m, &m->stats, sizeof(float) * (size_t)(m->n_stats + 1)));
+  CK(dev_alloc(m, &m->E, ne));
+  CK(dev_zero_alloc(m, &m->EM, ne));
+  CK(dev_zero_alloc(m, &m->EV, ne));
+  if (m->arch->extras & AMEIR_EXTRA_LINEAR) {
+    size_t nl = sizeof(float) * (size_t)m->emb_rows;
+    CK(dev_zero_alloc(m, &m->L, nl));
+    CK(dev_zero_alloc(m, &m->LM, nl));
+    CK(dev_zero_alloc(m, &m->LV, nl));
+  }
+  if (m->n_inter) {
+    size_t nfi = sizeof(int32_t) * (size_t)(m->n_inter * m->max_order);
+    CK(dev_alloc(m, &m->inter_f_dev, nfi));
+    CK(dev_alloc(m, &m->inter_o_dev, sizeof(int32_t) * (size_t)m->n_inter));
+    CK(m->ops->upload(m->bs, m->inter_f_dev, m->inter_fields, nfi));
+    CK(m->ops->upload(m->bs, m->inter_o_dev, m->inter_order, sizeof(int32_t) * (size_t)m->n_inter));
+  }
+  m->step = 0;
+  return init_params(m);
+}
+
+/* Re-creates the parameters after an option that changes their shape (emb) was set. */
+ameir_status ameir__model_relayout(ameir_model *m, const ameir_dataset *ds);
+
+AMEIR_API ameir_status ameir_model_create(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
+                                          const ameir_dataset *ds) {
+  if (!out || !ctx || !arch || !ds) return ameir__error(ctx, AMEIR_EINVAL, "ameir_model_create: NULL argument");
+  *out = NULL;
+  ameir_model *m = calloc(1, sizeof *m);
+  if (!m) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  m->ctx = ctx;
+  m->ops = ctx->ops;
+  m->bs = ctx->bstate;
+  ameir__train_opts_default(&m->opt);
+  ameir_status st = ameir__arch_copy(ctx, arch, &m->arch);
+  if (!st) st = build_layout(m, ds);
+  if (!st) st = alloc_params(m);
+  if (st) { ameir_model_free(m); return st; }
+  *out = m;
+  return AMEIR_OK;
+}
+
+/* Makes a model for a schema-only dataset (loading a file); opts_text holds "key=value" lines
+ * applied before the parameters are laid out. */
+ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
+                                             ameir_dataset *stub, const char *opts_text) {
+  *out = NULL;
+  ameir_model *m = calloc(1, sizeof *m);
+  if (!m) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  m->ctx = ctx;
+  m->ops = ctx->ops;
+  m->bs = ctx->bstate;
+  ameir__train_opts_default(&m->opt);
+  ameir_status st = ameir__arch_copy(ctx, arch, &m->arch);
+  const char *p = opts_text;
+  while (!st && *p) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char line[256];
+    if (len < sizeof line) {
+      memcpy(line, p, len);
+      line[len] = 0;
+      char *eq = strchr(line, '=');
+      if (eq) {
+        *eq = 0;
+        st = ameir_model_set_option(m, line, eq + 1);
+        if (st == AMEIR_ENOTFOUND) st = AMEIR_OK;   /* an option of a later version */
+      }
+    }
+    p += len + (e ? 1 : 0);
+  }
+  if (!st) st = build_layout(m, stub);
+  if (!st) st = alloc_params(m);
+  if (st) { ameir_model_free(m); return st; }
+  *out = m;
+  return AMEIR_OK;
+}
+
+/* Called by the option setter when emb changes before training: rebuild shapes and weights. */
+ameir_status ameir__model_reshape(ameir_model *m) {
+  if (!m->P) return AMEIR_OK;   /* still being created: the layout is built later */
+  free_workspace(m);
+  const ameir_ops *o = m->ops;
+  float **bufs[] = {&m->P, &m->G, &m->M, &m->V, &m->stats, &m->E, &m->EM, &m->EV, &m->L, &m->LM, &m->LV};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { o->free(m->bs, *bufs[i]); *bufs[i] = NULL; }
+  o->free(m->bs, m->inter_f_dev);
+  o->free(m->bs, m->inter_o_dev);
+  m->inter_f_dev = NULL;
+  m->inter_o_dev = NULL;
+  int64_t K = m->opt.emb;
+  /* only the K-dependent offsets move: recompute them from the slots */
+  m->off_e = 0;
+  m->off_p = m->n_cat * K;
+  m->off_d = m->off_p + m->n_inter * K;
+  int64_t d0_old = m->d0;
+  m->d0 = m->off_d + m->n_dense;
+  (void)d0_old;
+  int64_t off = 0, soff = 0, in = m->d0;
+  for (int32_t l = 0; l < m->arch->n_mlp; l++) {
+    ameir__mlp_p *p = &m->mlp[l];
+    p->in = in;
+    p->w = off; off += p->in * p->out;
+    p->b = off; off += p->out;
+    if (p->act == AMEIR_ACT_DICE) {
+      p->alpha = off; off += p->out;
+      p->rmean = soff; soff += p->out;
+      p->rvar = soff; soff += p->out;
+    }
+    in = p->out;
+  }
+  m->h_last = in;
+  int se = m->se_s > 0;
+  m->out_w = off; off += m->h_last + (se ? K : 0);
+  m->out_b = off; off += 1;
+  if (se) {
+    m->se_v = off; off += K;
+    m->se_w1 = off; off += m->se_r * m->se_s;
+    m->se_b1 = off; off += m->se_r;
+    m->se_w2 = off; off += m->se_s * m->se_r;
+    m->se_b2 = off; off += m->se_s;
+  }
+  if (m->dl_w >= 0) { m->dl_w = off; off += m->n_dense; }
+  m->n_params = off;
+  m->n_stats = soff;
+  return alloc_params(m);
+}
+
+ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
+  if (m->ws_batch >= B) return AMEIR_OK;
+  free_workspace(m);
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb, F = m->n_cat;
+  int64_t lt = m->lin_total;
+  /* host/device staging: rows_fm, src_fm, rows_lin, src_lin (int32), y, dense (float) */
+  size_t n_i32 = (size_t)(4 * B * lt);
+  size_t n_f32 = (size_t)(B + B * m->n_dense);
+  m->stage_bytes = 4 * (n_i32 + n_f32);
+  m->host_stage = malloc(m->stage_bytes + 64);
+  if (!m->host_stage) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  CK(dev_alloc(m, &m->dev_stage, m->stage_bytes + 64));
+  int32_t *ip = m->dev_stage;
+  m->rows_fm = ip; ip += B * lt;
+  m->src_fm = ip; ip += B * lt;
+  m->rows_lin = ip; ip += B * lt;
+  m->src_lin = ip; ip += B * lt;
+  float *fp = (float *)ip;
+  m->y = fp; fp += B;
+  m->dense = fp;
+  int64_t maxw = m->d0;
+  for (int32_t l = 0; l < a->n_mlp; l++) if (m->mlp[l].out > maxw) maxw = m->mlp[l].out;
+  size_t f4 = sizeof(float);
+  CK(dev_alloc(m, &m->x0, f4 * (size_t)(B * m->d0)));
+  CK(dev_alloc(m, &m->dx0, f4 * (size_t)(B * m->d0)));
+  CK(dev_alloc(m, &m->dh0, f4 * (size_t)(B * maxw)));
+  CK(dev_alloc(m, &m->dh1, f4 * (size_t)(B * maxw)));
+  CK(dev_alloc(m, &m->logit, f4 * (size_t)B));
+  CK(dev_alloc(m, &m->dlogit, f4 * (size_t)B));
+  CK(dev_alloc(m, &m->prob, f4 * (size_t)B));
+  CK(dev_alloc(m, &m->lin_out, f4 * (size_t)B));
+  if (m->se_s) {
+    CK(dev_alloc(m, &m->hse, f4 * (size_t)(B * K)));
+    CK(dev_alloc(m, &m->dhse, f4 * (size_t)(B * K)));
+    CK(dev_alloc(m, &m->se_save, f4 * (size_t)(B * (2 * m->se_s + m->se_r))));
+  }
+  CK(dev_alloc(m, &m->decomp, f4 * (size_t)(B * F * K + 1)));
+  CK(dev_alloc(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + 1)));
+  CK(dev_alloc(m, &m->gradrows, f4 * (size_t)(B * lt * K + 1)));
+  CK(dev_alloc(m, &m->uniq_l, sizeof(int32_t) * (size_t)(B * lt + 1)));
+  CK(dev_alloc(m, &m->gradrows_l, f4 * (size_t)(B * lt + 1)));
+  m->z = calloc((size_t)a->n_mlp + 1, sizeof *m->z);
+  m->h = calloc((size_t)a->n_mlp + 1, sizeof *m->h);
+  m->dice_save = calloc((size_t)a->n_mlp + 1, sizeof *m->dice_save);
+  if (!m->z || !m->h || !m->dice_save) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t l = 0; l < a->n_mlp; l++) {
+    int64_t w = m->mlp[l].out;
+    CK(dev_alloc(m, &m->z[l], f4 * (size_t)(B * w)));
+    if (m->mlp[l].act == AMEIR_ACT_IDENTITY) m->h[l] = m->z[l];
+    else CK(dev_alloc(m, &m->h[l], f4 * (size_t)(B * w)));
+    if (m->mlp[l].act == AMEIR_ACT_DICE) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
+  }
+  m->ws_batch = B;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) {
+  if (ds->n_fields != m->n_schema_fields)
+    return ameir__error(m->ctx, AMEIR_ECONFIG, "the dataset has %d fields, the model was made for %d", (int)ds->n_fields, (int)m->n_schema_fields);
+  for (int32_t s = 0; s < m->n_cat; s++) {
+    const ameir__field *f = &ds->fields[m->cat_field[s]];
+    if (!is_embedded_kind(f->kind) || f->vocab > m->cat_vocab[s] || (f->max_len > 0 ? f->max_len : 1) != m->cat_len[s])
+      return ameir__error(m->ctx, AMEIR_ECONFIG, "field '%s' of the dataset does not match the model's schema", f->name);
+  }
+  return AMEIR_OK;
+}
+
+/* Gathers rows of the dataset into the staging buffers and uploads them in one transfer. */
+ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb) {
+  int64_t lt = m->lin_total, F = m->n_cat, B = m->ws_batch;
+  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + B * lt, *rows_lin = src_fm + B * lt,
+          *src_lin = rows_lin + B * lt;
+  float *y = (float *)(src_lin + B * lt), *dense = y + B;
+  /* field-major ids (for the per-field lookups and the sparse gradient) */
+  int32_t *rp = rows_fm, *sp = src_fm;
+  int64_t loff = 0;
+  for (int32_t s = 0; s < F; s++) {
+    const ameir__field *f = &ds->fields[m->cat_field[s]];
+    int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s];
+    for (int64_t b = 0; b < nb; b++) {
+      const int32_t *ids = f->ids + rows[b] * L;
+      for (int64_t l = 0; l < L; l++) {
+        int32_t id = ids[l];
+        int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
+        *rp++ = g;
+        *sp++ = (int32_t)(b * F + s);
+        rows_lin[b * lt + loff + l] = g;
+        src_lin[b * lt + loff + l] = (int32_t)b;
+      }
+    }
+    loff += L;
+  }
+  for (int64_t b = 0; b < nb; b++) {
+    y[b] = ds->label ? ds->label[rows[b]] : 0.f;
+    for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
+  }
+  /* field-major part is packed for nb rows; the lin part keeps stride lt per row of B */
+  const ameir_ops *o = m->ops;
+  size_t nfm = (size_t)(nb * lt);
+  CK(o->upload(m->bs, m->rows_fm, rows_fm, 4 * nfm));
+  CK(o->upload(m->bs, m->src_fm, src_fm, 4 * nfm));
+  CK(o->upload(m->bs, m->rows_lin, rows_lin, 4 * nfm));
+  CK(o->upload(m->bs, m->src_lin, src_lin, 4 * nfm));
+  CK(o->upload(m->bs, m->y, y, 4 * (size_t)nb));
+  if (m->n_dense) CK(o->upload(m->bs, m->dense, dense, 4 * (size_t)(nb * m->n_dense)));
+  return AMEIR_OK;
+}
+
+ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, double *loss) {
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb, F = m->n_cat, D0 = m->d0;
+  float *e = m->x0 + m->off_e;
+  /* Stage 0: one lookup per field into its K columns of x0 */
+  int64_t fm_off = 0;
+  for (int32_t s = 0; s < F; s++) {
+    CK(o->emb_sum_fwd(bs, m->E, K, m->rows_fm + fm_off, B, m->cat_len[s], e + s * K, D0));
+    fm_off += B * m->cat_len[s];
+  }
+  if (m->n_dense) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
+  /* Stage 2: Hadamard products */
+  if (m->n_inter)
+    CK(o->hadamard_fwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
+                       m->x0 + m->off_p, D0));
+  /* Stage 3: MLP, eq. (4) */
+  const float *hin = m->x0;
+  int64_t ldin = D0;
+  for (int32_t l = 0; l < a->n_mlp; l++) {
+    const ameir__mlp_p *p = &m->mlp[l];
+    CK(o->gemm(bs, 0, 1, B, p->out, p->in, 1.f, hin, ldin, m->P + p->w, p->in, 0.f, m->z[l], p->out));
+    CK(o->add_bias(bs, m->z[l], p->out, m->P + p->b, B, p->out));
+    if (p->act == AMEIR_ACT_DICE)
+      CK(o->dice_fwd(bs, m->z[l], m->h[l], B, p->out, m->P + p->alpha, m->stats + p->rmean,
+                     m->stats + p->rvar, 1e-8f, training, m->dice_save[l]));
+    else if (p->act != AMEIR_ACT_IDENTITY)
+      CK(o->act_fwd(bs, p->act, m->z[l], m->h[l], B * p->out));
+    hin = m->h[l];
+    ldin = p->out;
+  }
+  /* output: w^T [h_mlp, h_se] + b */
+  CK(o->gemm(bs, 0, 1, B, 1, m->h_last, 1.f, hin, ldin, m->P + m->out_w, m->h_last, 0.f, m->logit, 1));
+  if (m->se_s) {
+    CK(o->se_fwd(bs, e, D0, B, m->se_s, K, m->P + m->se_v, m->P + m->se_w1, m->P + m->se_b1, m->se_r,
+                 m->P + m->se_w2, m->P + m->se_b2, m->hse, K, m->se_save));
+    CK(o->gemm(bs, 0, 1, B, 1, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, K, 1.f, m->logit, 1));
+  }
+  CK(o->add_bias(bs, m->logit, 1, m->P + m->out_b, B, 1));
+  if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_fwd(bs, e, D0, B, F, K, m->logit, 1));
+  if (a->extras & AMEIR_EXTRA_LINEAR) {
+    CK(o->emb_sum_fwd(bs, m->L, 1, m->rows_lin, B, m->lin_total, m->lin_out, 1));
+    CK(o->axpby(bs, B, 1.f, m->lin_out, 1.f, m->logit));
+    if (m->dl_w >= 0)
+      CK(o->gemm(bs, 0, 1, B, 1, m->n_dense, 1.f, m->dense, m->n_dense, m->P + m->dl_w, m->n_dense, 1.f, m->logit, 1));
+  }
+  return o->bce_logits(bs, m->logit, m->y, B, 1.f / (float)B, loss, training ? m->dlogit : NULL, m->prob);
+}
+
+ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const ameir_arch *a = m->arch;
+  const ameir__train_opts *op = &m->opt;
+  int64_t K = m->opt.emb, F = m->n_cat, D0 = m->d0;
+  float *e = m->x0 + m->off_e, *de = m->dx0 + m->off_e;
+  float *G = m->G, *P = m->P;
+  CK(o->memset0(bs, G, sizeof(float) * (size_t)m->n_params));
+  /* output layer */
+  const float *hl = a->n_mlp ? m->h[a->n_mlp - 1] : m->x0;
+  int64_t ldl = a->n_mlp ? m->h_last : D0;
+  float *dhl = a->n_mlp ? m->dh0 : m->dx0;
+  CK(o->gemm(bs, 1, 0, 1, m->h_last, B, 1.f, m->dlogit, 1, hl, ldl, 1.f, G + m->out_w, m->h_last));
+  CK(o->bias_grad(bs, m->dlogit, 1, G + m->out_b, B, 1));
+  CK(o->gemm(bs, 0, 0, B, m->h_last, 1, 1.f, m->dlogit, 1, P + m->out_w, m->h_last, 0.f, dhl, ldl));
+  if (m->se_s) {
+    CK(o->gemm(bs, 1, 0, 1, K, B, 1.f, m->dlogit, 1, m->hse, K, 1.f, G + m->out_w + m->h_last, K));
+    CK(o->gemm(bs, 0, 0, B, K, 1, 1.f, m->dlogit, 1, P + m->out_w + m->h_last, K, 0.f, m->dhse, K));
+  }
+  if (m->dl_w >= 0)
+    CK(o->gemm(bs, 1, 0, 1, m->n_dense, B, 1.f, m->dlogit, 1, m->dense, m->n_dense, 1.f, G + m->dl_w, m->n_dense));
+  /* MLP, top down. X holds the gradient of the current layer's output, Y is scratch; the
+   * gradient of its input goes to whichever of the two the layer no longer reads. */
+  float *X = m->dh0, *Y = m->dh1;
+  for (int32_t l = a->n_mlp - 1; l >= 0; l--) {
+    const ameir__mlp_p *p = &m->mlp[l];
+    float *dz = X;
+    if (p->act == AMEIR_ACT_DICE) {
+      CK(o->dice_bwd(bs, m->z[l], X, Y, B, p->out, P + p->alpha, G + p->alpha, 1e-8f, m->dice_save[l]));
+      dz = Y;
+    } else if (p->act != AMEIR_ACT_IDENTITY) {
+      CK(o->act_bwd(bs, p->act, m->z[l], m->h[l], X, Y, B * p->out));
+      dz = Y;
+    }
+    const float *hin = l ? m->h[l - 1] : m->x0;
+    int64_t ldin = l ? m->mlp[l - 1].out : D0;
+    CK(o->gemm(bs, 1, 0, p->out, p->in, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->in));
+    CK(o->bias_grad(bs, dz, p->out, G + p->b, B, p->out));
+    float *dhin = l ? (dz == X ? Y : X) : m->dx0;
+    CK(o->gemm(bs, 0, 0, B, p->in, p->out, 1.f, dz, p->out, P + p->w, p->in, 0.f, dhin, ldin));
+    if (l) { X = dhin; Y = (dhin == m->dh0) ? m->dh1 : m->dh0; }
+  }
+  /* shortcut and extras: accumulate into the gradient of e (and p) */
+  if (m->se_s)
+    CK(o->se_bwd(bs, e, D0, B, m->se_s, K, P + m->se_v, P + m->se_w1, P + m->se_b1, m->se_r, P + m->se_w2,
+                 P + m->se_b2, m->dhse, K, m->se_save, de, G + m->se_v, G + m->se_w1, G + m->se_b1,
+                 G + m->se_w2, G + m->se_b2));
+  if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_bwd(bs, e, D0, B, F, K, m->dlogit, de));
+  if (m->n_inter)
+    CK(o->hadamard_bwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
+                       m->dx0 + m->off_p, D0, de));
+  /* optimiser: dense parameters */
+  float lr_f = (float)lr, b1 = (float)op->beta1, b2 = (float)op->beta2, eps = (float)op->eps, l2 = (float)op->l2;
+  m->step++;
+  CK(o->adam_dense(bs, P, G, m->M, m->V, m->n_params, lr_f, b1, b2, eps, l2, m->step));
+  /* embeddings: sparse row gradients */
+  if (F) {
+    int64_t count = B * m->lin_total, nu = 0;
+    CK(o->copy2d(bs, m->decomp, F * K, de, D0, B, F * K, 0));
+    CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, count, m->decomp, K, K, m->uniq, m->gradrows, &nu));
+    m->last_nu = nu;
+    if (op->sparse_adam)
+      CK(o->adam_rows(bs, m->E, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
+    else
+      CK(o->adam_table_dense(bs, m->E, m->emb_rows, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
+    if (a->extras & AMEIR_EXTRA_LINEAR) {
+      int64_t nl = 0;
+      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, count, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      if (op->sparse_adam)
+        CK(o->adam_rows(bs, m->L, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));
+      else
+        CK(o->adam_table_dense(bs, m->L, m->emb_rows, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));
+    }
+  }
+  return AMEIR_OK;
+}

@@ -1,0 +1,127 @@
+/* Internal layout of a model: the three-stage backbone over the ops vtable (Stages 0, 2, 3
+ * and the baseline extras; Stage 1 comes with the behaviour-modeling work). */
+#ifndef AMEIR_CORE_MODEL_H
+#define AMEIR_CORE_MODEL_H
+
+#include "../base/base.h"
+#include "../data/dataset.h"
+#include "arch.h"
+#include "ameir/model.h"
+
+typedef struct {
+  int64_t emb;             /* K */
+  int64_t batch;
+  int64_t eval_batch;
+  int32_t epochs;
+  double lr;
+  int32_t lr_schedule;     /* 0 constant, 1 cosine */
+  double l2;
+  double dropout;
+  int32_t sparse_adam;     /* 0: torch Adam over dense gradients; 1: lazy row Adam */
+  double beta1, beta2, eps;
+  int32_t emb_init;        /* 0 normal(init_std), 1 uniform(+-init_range) */
+  double init_std, init_range;
+  int32_t mlp_init;        /* 0 he_normal (paper), 1 torch default U(+-1/sqrt(fan_in)) */
+  int32_t shuffle;
+  int32_t patience;
+  int32_t early_metric;    /* 0 auc, 1 logloss */
+  int32_t restore_best;
+  int64_t max_steps;       /* 0 = no limit */
+} ameir__train_opts;
+
+/* Statistics of the last training run (ameir_model_get_stat keys in brackets). */
+typedef struct {
+  double train_seconds;    /* [train_seconds] wall time of the training loop, evaluation excluded */
+  double eval_seconds;     /* [eval_seconds] validation passes during training */
+  int64_t samples;         /* [train_samples] */
+  int64_t steps;           /* [train_steps] */
+  double loss_first;       /* [train_loss_first] mean over the first up-to-50 steps */
+  double loss_last;        /* [train_loss_last] mean over the last up-to-50 steps */
+  int32_t epochs_done;     /* [epochs] */
+  int32_t best_epoch;      /* [best_epoch] 1-based, 0 without early stopping */
+  double best_valid;       /* [best_valid] */
+} ameir__train_stats;
+
+/* One MLP layer's parameters and activations. */
+typedef struct {
+  int64_t in, out;
+  int32_t act;
+  int64_t w, b, alpha;     /* offsets in the flat parameter buffer (alpha: Dice, else -1) */
+  int64_t rmean, rvar;     /* offsets in the stats buffer (Dice), else -1 */
+} ameir__mlp_p;
+
+struct ameir_model {
+  ameir_context *ctx;
+  const ameir_ops *ops;
+  void *bs;                /* backend state */
+  ameir_arch *arch;
+  ameir__train_opts opt;
+  int32_t started;         /* a training step has run (emb is fixed) */
+
+  /* schema snapshot */
+  int32_t n_schema_fields; /* fields of the dataset it was made for */
+  ameir__field *schema;    /* copy of their metadata and vocabularies (no data) */
+  int32_t n_cat;           /* embedded non-sequential fields (univalent first, then multi) */
+  int32_t *cat_field;      /* dataset field index per embedded slot */
+  int32_t *cat_len;
+  int64_t *cat_base;       /* first embedding row of each field (row = base + id) */
+  int64_t *cat_vocab;
+  int32_t n_dense;
+  int32_t *dense_field;
+  int64_t emb_rows;        /* 1 + sum vocab (row 0 = padding) */
+  int64_t lin_total;       /* sum of cat_len: ids per sample */
+  uint64_t schema_hash;
+
+  /* stage 2 */
+  int32_t n_inter, max_order;
+  int32_t *inter_fields;   /* [n_inter * max_order], slot indices, -1 padded (host) */
+  int32_t *inter_order;
+
+  /* layout of the MLP input x0 = [e (F*K) | p (M*K) | dense] */
+  int64_t d0, off_e, off_p, off_d;
+  int64_t h_last;          /* width of the last MLP layer, or d0 without MLP */
+
+  /* parameters */
+  int64_t n_params;        /* flat dense parameters */
+  ameir__mlp_p *mlp;
+  int64_t out_w, out_b;    /* out_w has h_last (+ K with SE) entries */
+  int64_t se_v, se_w1, se_b1, se_w2, se_b2, se_r, se_s;
+  int64_t dl_w;            /* dense first-order weights, -1 if none */
+  int64_t n_stats;
+
+  float *P, *G, *M, *V;    /* dev: flat params, grads, Adam moments */
+  float *stats;            /* dev: Dice running stats */
+  float *E, *EM, *EV;      /* dev: embedding table and its moments */
+  float *L, *LM, *LV;      /* dev: first-order table (extras linear) */
+  int64_t step;            /* optimiser steps taken */
+  ameir__train_stats stats_;
+  void *predict_lock;      /* pthread mutex serialising predictions (shared workspace) */
+
+  /* workspace, sized for ws_batch rows */
+  int64_t ws_batch;
+  void *host_stage;        /* host staging for one batch's ids, labels, dense */
+  size_t stage_bytes;
+  void *dev_stage;
+  int32_t *rows_fm, *src_fm, *rows_lin, *src_lin;   /* dev views into dev_stage */
+  float *y, *dense;
+  float *x0, *dx0, *dh0, *dh1, *logit, *dlogit, *prob, *hse, *dhse, *se_save, *decomp;
+  float **z, **h, **dice_save;
+  int32_t *inter_f_dev, *inter_o_dev;
+  int32_t *uniq;
+  int64_t last_nu;         /* unique embedding rows of the last step (tests read gradrows) */
+  float *gradrows;
+  int32_t *uniq_l;
+  float *gradrows_l;
+  float *lin_out;
+};
+
+ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);
+ameir_status ameir__model_backward_step(ameir_model *m, int64_t nb, double lr);
+/* stages rows[0..nb) of the dataset into the device batch */
+ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb);
+ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds);
+ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t batch);
+void ameir__train_opts_default(ameir__train_opts *o);
+
+#endif
+

@@ -1,0 +1,406 @@
+/* Training loop, evaluation and options of a model. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../model/model.h"
+#include "../io/config.h"
+#include "metrics.h"
+
+#define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
+
+ameir_status ameir__model_reshape(ameir_model *m);
+
+/* ---------------- options ---------------- */
+
+static ameir_status parse_i64(ameir_context *ctx, const char *key, const char *v, int64_t lo, int64_t hi, int64_t *out) {
+  char *end;
+  double d = strtod(v, &end);
+  while (*end == ' ') end++;
+  if (end == v || *end || d != floor(d) || d < (double)lo || d > (double)hi)
+    return ameir__error(ctx, AMEIR_EINVAL, "option %s: '%s' is not an integer in [%lld, %lld]", key, v, (long long)lo, (long long)hi);
+  *out = (int64_t)d;
+  return AMEIR_OK;
+}
+
+static ameir_status parse_f64(ameir_context *ctx, const char *key, const char *v, double lo, double hi, double *out) {
+  char *end;
+  double d = strtod(v, &end);
+  while (*end == ' ') end++;
+  if (end == v || *end || !(d >= lo && d <= hi))
+    return ameir__error(ctx, AMEIR_EINVAL, "option %s: '%s' is not a number in [%g, %g]", key, v, lo, hi);
+  *out = d;
+  return AMEIR_OK;
+}
+
+static ameir_status parse_choice(ameir_context *ctx, const char *key, const char *v, const char *const *names, int32_t *out) {
+  char list[256] = "";
+  for (int32_t i = 0; names[i]; i++) {
+    if (!strcasecmp(v, names[i])) { *out = i; return AMEIR_OK; }
+    strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+    strncat(list, names[i], sizeof list - strlen(list) - 1);
+  }
+  return ameir__error(ctx, AMEIR_EINVAL, "option %s: '%s' is not one of %s", key, v, list);
+}
+
+static const char *const SCHED[] = {"constant", "cosine", NULL};
+static const char *const OPTIM[] = {"adam", "sparse_adam", NULL};
+static const char *const EINIT[] = {"normal", "uniform", NULL};
+static const char *const MINIT[] = {"he_normal", "torch", NULL};
+static const char *const EMET[] = {"auc", "logloss", NULL};
+static const char *const BOOL01[] = {"0", "1", NULL};
+
+AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, const char *value) {
+  if (!m || !key || !value) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_set_option: NULL argument");
+  ameir_context *ctx = m->ctx;
+  ameir__train_opts *o = &m->opt;
+  int64_t i;
+  int32_t c;
+  if (!strcmp(key, "emb")) {
+    CK(parse_i64(ctx, key, value, 1, 4096, &i));
+    if (i == o->emb) return AMEIR_OK;
+    if (m->started) return ameir__error(ctx, AMEIR_ESTATE, "option emb cannot change after training started");
+    o->emb = i;
+    return ameir__model_reshape(m);
+  }
+  if (!strcmp(key, "batch")) { CK(parse_i64(ctx, key, value, 1, 1 << 20, &i)); o->batch = i; return AMEIR_OK; }
+  if (!strcmp(key, "eval_batch")) { CK(parse_i64(ctx, key, value, 1, 1 << 20, &i)); o->eval_batch = i; return AMEIR_OK; }
+  if (!strcmp(key, "epochs")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->epochs = (int32_t)i; return AMEIR_OK; }
+  if (!strcmp(key, "max_steps")) { CK(parse_i64(ctx, key, value, 0, INT64_MAX / 2, &i)); o->max_steps = i; return AMEIR_OK; }
+  if (!strcmp(key, "patience")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->patience = (int32_t)i; return AMEIR_OK; }
+  if (!strcmp(key, "lr")) return parse_f64(ctx, key, value, 0, 10, &o->lr);
+  if (!strcmp(key, "l2")) return parse_f64(ctx, key, value, 0, 10, &o->l2);
+  if (!strcmp(key, "dropout")) {
+    CK(parse_f64(ctx, key, value, 0, 0.95, &o->dropout));
+    if (o->dropout > 0) { o->dropout = 0; return ameir__error(ctx, AMEIR_EUNSUPPORTED, "option dropout > 0 is not implemented in this version"); }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "beta1")) return parse_f64(ctx, key, value, 0, 0.999999, &o->beta1);
+  if (!strcmp(key, "beta2")) return parse_f64(ctx, key, value, 0, 0.999999, &o->beta2);
+  if (!strcmp(key, "eps")) return parse_f64(ctx, key, value, 1e-30, 1, &o->eps);
+  if (!strcmp(key, "init_std")) return parse_f64(ctx, key, value, 0, 10, &o->init_std);
+  if (!strcmp(key, "init_range")) return parse_f64(ctx, key, value, 0, 10, &o->init_range);
+  if (!strcmp(key, "lr_schedule")) { CK(parse_choice(ctx, key, value, SCHED, &c)); o->lr_schedule = c; return AMEIR_OK; }
+  if (!strcmp(key, "optimizer")) { CK(parse_choice(ctx, key, value, OPTIM, &c)); o->sparse_adam = c; return AMEIR_OK; }
+  if (!strcmp(key, "init")) {
+    CK(parse_choice(ctx, key, value, EINIT, &c));
+    if (c != o->emb_init) { o->emb_init = c; if (!m->started) return ameir__model_reshape(m); }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "mlp_init")) {
+    CK(parse_choice(ctx, key, value, MINIT, &c));
+    if (c != o->mlp_init) { o->mlp_init = c; if (!m->started) return ameir__model_reshape(m); }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "early_metric")) { CK(parse_choice(ctx, key, value, EMET, &c)); o->early_metric = c; return AMEIR_OK; }
+  if (!strcmp(key, "shuffle")) { CK(parse_choice(ctx, key, value, BOOL01, &c)); o->shuffle = c; return AMEIR_OK; }
+  if (!strcmp(key, "restore_best")) { CK(parse_choice(ctx, key, value, BOOL01, &c)); o->restore_best = c; return AMEIR_OK; }
+  return ameir__error(ctx, AMEIR_ENOTFOUND, "unknown model option '%s'", key);
+}
+
+AMEIR_API ameir_status ameir_model_get_option(const ameir_model *m, const char *key, char *buf, size_t size) {
+  if (!m || !key || !buf || !size) return AMEIR_EINVAL;
+  const ameir__train_opts *o = &m->opt;
+  int n;
+  if (!strcmp(key, "emb")) n = snprintf(buf, size, "%lld", (long long)o->emb);
+  else if (!strcmp(key, "batch")) n = snprintf(buf, size, "%lld", (long long)o->batch);
+  else if (!strcmp(key, "eval_batch")) n = snprintf(buf, size, "%lld", (long long)o->eval_batch);
+  else if (!strcmp(key, "epochs")) n = snprintf(buf, size, "%d", (int)o->epochs);
+  else if (!strcmp(key, "max_steps")) n = snprintf(buf, size, "%lld", (long long)o->max_steps);
+  else if (!strcmp(key, "patience")) n = snprintf(buf, size, "%d", (int)o->patience);
+  else if (!strcmp(key, "lr")) n = snprintf(buf, size, "%.9g", o->lr);
+  else if (!strcmp(key, "l2")) n = snprintf(buf, size, "%.9g", o->l2);
+  else if (!strcmp(key, "dropout")) n = snprintf(buf, size, "%.9g", o->dropout);
+  else if (!strcmp(key, "beta1")) n = snprintf(buf, size, "%.9g", o->beta1);
+  else if (!strcmp(key, "beta2")) n = snprintf(buf, size, "%.9g", o->beta2);
+  else if (!strcmp(key, "eps")) n = snprintf(buf, size, "%.9g", o->eps);
+  else if (!strcmp(key, "init_std")) n = snprintf(buf, size, "%.9g", o->init_std);
+  else if (!strcmp(key, "init_range")) n = snprintf(buf, size, "%.9g", o->init_range);
+  else if (!strcmp(key, "lr_schedule")) n = snprintf(buf, size, "%s", SCHED[o->lr_schedule]);
+  else if (!strcmp(key, "optimizer")) n = snprintf(buf, size, "%s", OPTIM[o->sparse_adam]);
+  else if (!strcmp(key, "init")) n = snprintf(buf, size, "%s", EINIT[o->emb_init]);
+  else if (!strcmp(key, "mlp_init")) n = snprintf(buf, size, "%s", MINIT[o->mlp_init]);
+  else if (!strcmp(key, "early_metric")) n = snprintf(buf, size, "%s", EMET[o->early_metric]);
+  else if (!strcmp(key, "shuffle")) n = snprintf(buf, size, "%d", (int)o->shuffle);
+  else if (!strcmp(key, "restore_best")) n = snprintf(buf, size, "%d", (int)o->restore_best);
+  else return AMEIR_ENOTFOUND;
+  return n < 0 || (size_t)n >= size ? AMEIR_EINVAL : AMEIR_OK;
+}
+
+AMEIR_API ameir_status ameir_model_set_options_file(ameir_model *m, const char *path, const char *section) {
+  if (!m || !path) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_set_options_file: NULL argument");
+  ameir__config *cfg = NULL;
+  CK(ameir__config_load(m->ctx, path, &cfg));
+  char prefix[128];
+  snprintf(prefix, sizeof prefix, "%s.", section ? section : "train");
+  size_t pl = strlen(prefix);
+  ameir_status st = AMEIR_OK;
+  for (int32_t i = 0; i < cfg->n && !st; i++) {
+    const ameir__kv *kv = &cfg->kv[i];
+    if (strncmp(kv->key, prefix, pl)) continue;
+    const char *k = kv->key + pl;
+    if (!strcmp(k, "model") || !strcmp(k, "mlp") || !strcmp(k, "arch") || !strcmp(k, "threads") || !strcmp(k, "seed"))
+      continue;   /* read by the program, not model options */
+    st = ameir_model_set_option(m, k, kv->value);
+    if (st) ameir__error_prefix(m->ctx, "%s:%d: %s%s", cfg->path, (int)kv->line, prefix, k);
+  }
+  ameir__config_free(cfg);
+  return st;
+}
+
+/* ---------------- parameter snapshots (best weights) ---------------- */
+
+typedef struct { float *P, *S, *E, *L; } snapshot;
+
+static void snap_free(snapshot *s) { free(s->P); free(s->S); free(s->E); free(s->L); memset(s, 0, sizeof *s); }
+
+static ameir_status snap_take(ameir_model *m, snapshot *s) {
+  const ameir_ops *o = m->ops;
+  size_t np = 4 * (size_t)m->n_params, ns = 4 * (size_t)(m->n_stats + 1), ne = 4 * (size_t)(m->emb_rows * m->opt.emb);
+  if (!s->P) {
+    s->P = malloc(np); s->S = malloc(ns); s->E = malloc(ne);
+    if (m->L) s->L = malloc(4 * (size_t)m->emb_rows);
+    if (!s->P || !s->S || !s->E || (m->L && !s->L)) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory keeping the best weights");
+  }
+  CK(o->download(m->bs, s->P, m->P, np));
+  CK(o->download(m->bs, s->S, m->stats, ns));
+  CK(o->download(m->bs, s->E, m->E, ne));
+  if (m->L) CK(o->download(m->bs, s->L, m->L, 4 * (size_t)m->emb_rows));
+  return AMEIR_OK;
+}
+
+static ameir_status snap_restore(ameir_model *m, const snapshot *s) {
+  const ameir_ops *o = m->ops;
+  CK(o->upload(m->bs, m->P, s->P, 4 * (size_t)m->n_params));
+  CK(o->upload(m->bs, m->stats, s->S, 4 * (size_t)(m->n_stats + 1)));
+  CK(o->upload(m->bs, m->E, s->E, 4 * (size_t)(m->emb_rows * m->opt.emb)));
+  if (m->L) CK(o->upload(m->bs, m->L, s->L, 4 * (size_t)m->emb_rows));
+  return AMEIR_OK;
+}
+
+/* ---------------- evaluation ---------------- */
+
+/* Scores the rows of a split; fills prob[n] (host) and returns the mean loss. */
+static ameir_status score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                               float *prob, double *mean_loss) {
+  int64_t EB = m->opt.eval_batch > m->opt.batch ? m->opt.eval_batch : m->opt.batch;
+  CK(ameir__model_alloc_workspace(m, EB));
+  EB = m->ws_batch;
+  double lsum = 0;
+  for (int64_t s = 0; s < n; s += EB) {
+    int64_t nb = n - s < EB ? n - s : EB;
+    double loss = 0;
+    CK(ameir__model_stage(m, ds, rows + s, nb));
+    CK(ameir__model_forward(m, nb, 0, &loss));
+    CK(m->ops->download(m->bs, prob + s, m->prob, 4 * (size_t)nb));
+    lsum += loss * (double)nb;
+  }
+  if (mean_loss) *mean_loss = n ? lsum / (double)n : NAN;
+  return AMEIR_OK;
+}
+
+static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t split, double *auc,
+                               double *logloss, double *loss, double *ctr, int64_t *rows_out) {
+  int64_t n = ds->split_n[split];
+  const int64_t *rows = ds->split_rows[split];
+  if (rows_out) *rows_out = n;
+  if (n == 0) {
+    if (auc) *auc = NAN;
+    if (logloss) *logloss = NAN;
+    if (loss) *loss = NAN;
+    if (ctr) *ctr = NAN;
+    return AMEIR_OK;
+  }
+  float *prob = malloc(4 * (size_t)n), *y = malloc(4 * (size_t)n);
+  if (!prob || !y) { free(prob); free(y); return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory"); }
+  ameir_status st = score_rows(m, ds, rows, n, prob, loss);
+  if (!st) {
+    double pos = 0;
+    for (int64_t i = 0; i < n; i++) { y[i] = ds->label[rows[i]]; pos += y[i]; }
+    if (ctr) *ctr = pos / (double)n;
+    if (auc) {
+      *auc = ameir__auc(y, prob, n);
+      if (*auc == -2) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
+    }
+    if (logloss) *logloss = ameir__logloss(y, prob, n);
+  }
+  free(prob);
+  free(y);
+  return st;
+}
+
+AMEIR_API ameir_status ameir_model_evaluate(ameir_model *m, const ameir_dataset *ds, int32_t split, int32_t n,
+                                            const int32_t *ids, double *values) {
+  if (!m || !ds || (n > 0 && (!ids || !values))) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_evaluate: NULL argument");
+  if (split < 0 || split > 2) return ameir__error(m->ctx, AMEIR_EINVAL, "unknown split %d", (int)split);
+  CK(ameir__model_check_schema(m, ds));
+  for (int32_t i = 0; i < n; i++)
+    if (ids[i] < AMEIR_METRIC_AUC || ids[i] > AMEIR_METRIC_ROWS)
+      return ameir__error(m->ctx, AMEIR_EINVAL, "unknown metric id %d", (int)ids[i]);
+  double auc, ll, loss, ctr;
+  int64_t rows;
+  CK(eval_split(m, ds, split, &auc, &ll, &loss, &ctr, &rows));
+  for (int32_t i = 0; i < n; i++) {
+    switch (ids[i]) {
+      case AMEIR_METRIC_AUC: values[i] = auc; break;
+      case AMEIR_METRIC_LOGLOSS: values[i] = ll; break;
+      case AMEIR_METRIC_LOSS: values[i] = loss; break;
+      case AMEIR_METRIC_CTR: values[i] = ctr; break;
+      default: values[i] = (double)rows; break;
+    }
+  }
+  return AMEIR_OK;
+}
+
+AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *cm, const ameir_dataset *ds, int32_t split,
+                                                 int64_t first, int64_t n, float *out) {
+  ameir_model *m = (ameir_model *)cm;   /* the workspace is mutable; guarded by the lock */
+  if (!m || !ds || (n > 0 && !out)) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_predict_split: NULL argument");
+  if (split < 0 || split > 2) return ameir__error(m->ctx, AMEIR_EINVAL, "unknown split %d", (int)split);
+  if (first < 0 || n < 0 || first + n > ds->split_n[split])
+    return ameir__error(m->ctx, AMEIR_EINVAL, "rows [%lld, %lld) outside the split's %lld rows", (long long)first, (long long)(first + n), (long long)ds->split_n[split]);
+  CK(ameir__model_check_schema(m, ds));
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  ameir_status st = score_rows(m, ds, ds->split_rows[split] + first, n, out, NULL);
+  pthread_mutex_unlock(&lock);
+  return st;
+}
+
+/* ---------------- training ---------------- */
+
+static double lr_at(const ameir__train_opts *o, int64_t step, int64_t total) {
+  if (o->lr_schedule == 1 && total > 0)   /* single cosine decay to 0 over the run */
+    return o->lr * 0.5 * (1.0 + cos(3.141592653589793 * (double)step / (double)total));
+  return o->lr;
+}
+
+AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds) {
+  if (!m || !ds) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_train: NULL argument");
+  ameir_context *ctx = m->ctx;
+  CK(ameir__model_check_schema(m, ds));
+  if (!ds->label) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no label column");
+  const ameir__train_opts *o = &m->opt;
+  int64_t n = ds->split_n[AMEIR_SPLIT_TRAIN];
+  if (n == 0) return ameir__error(ctx, AMEIR_ECONFIG, "the train split is empty");
+  int64_t B = o->batch;
+  CK(ameir__model_alloc_workspace(m, B > o->eval_batch ? B : o->eval_batch));
+  int64_t per_epoch = (n + B - 1) / B;
+  int64_t total = per_epoch * o->epochs;
+  if (o->max_steps && o->max_steps < total) total = o->max_steps;
+  int64_t *order = malloc(8 * (size_t)n);
+  if (!order) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  memcpy(order, ds->split_rows[AMEIR_SPLIT_TRAIN], 8 * (size_t)n);
+  int use_valid = o->patience > 0 && ds->split_n[AMEIR_SPLIT_VALID] > 0;
+  snapshot best = {0};
+  double best_metric = NAN;
+  int32_t wait = 0;
+  ameir__train_stats *S = &m->stats_;
+  memset(S, 0, sizeof *S);
+  double first_sum = 0, ring[50] = {0};
+  int64_t first_n = 0;
+  ameir_status st = AMEIR_OK;
+  double t_start = ameir__now(), t_eval = 0;
+  int64_t step = 0;
+  ameir__rng rng;
+  ameir__log(ctx, AMEIR_LOG_INFO, "training %lld rows, batch %lld, %lld steps", (long long)n, (long long)B, (long long)total);
+  for (int32_t ep = 0; ep < o->epochs && step < total && !st; ep++) {
+    if (o->shuffle) {
+      ameir__rng_seed(&rng, ctx->seed, 1000 + (uint64_t)ep);
+      for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)ameir__rng_below(&rng, (uint64_t)i + 1);
+        int64_t t = order[i]; order[i] = order[j]; order[j] = t;
+      }
+    }
+    for (int64_t s = 0; s < n && step < total; s += B) {
+      int64_t nb = n - s < B ? n - s : B;
+      double loss = 0;
+      st = ameir__model_stage(m, ds, order + s, nb);
+      if (!st) st = ameir__model_forward(m, nb, 1, &loss);
+      if (st) break;
+      if (!isfinite(loss)) { st = ameir__error(ctx, AMEIR_ENUMERIC, "training loss is %g at step %lld", loss, (long long)step + 1); break; }
+      m->started = 1;
+      st = ameir__model_backward_step(m, nb, lr_at(o, step, total));
+      if (st) break;
+      if (first_n < 50) { first_sum += loss; first_n++; }
+      ring[step % 50] = loss;
+      step++;
+      S->samples += nb;
+      if (ameir__progress(ctx, "train", step, total, loss)) { st = ameir__error(ctx, AMEIR_ECANCELLED, "training cancelled at step %lld", (long long)step); break; }
+    }
+    if (st) break;
+    S->epochs_done = ep + 1;
+    if (use_valid) {
+      double te = ameir__now(), auc, ll;
+      st = eval_split(m, ds, AMEIR_SPLIT_VALID, &auc, &ll, NULL, NULL, NULL);
+      t_eval += ameir__now() - te;
+      if (st) break;
+      double metric = o->early_metric == 0 ? auc : -ll;
+      ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid AUC %.5f logloss %.5f", (int)ep + 1, auc, ll);
+      if (isnan(best_metric) || metric > best_metric) {
+        best_metric = metric;
+        S->best_epoch = ep + 1;
+        wait = 0;
+        if (o->restore_best) st = snap_take(m, &best);
+      } else if (++wait >= o->patience) {
+        ameir__log(ctx, AMEIR_LOG_INFO, "early stop after epoch %d (best %d)", (int)ep + 1, (int)S->best_epoch);
+        break;
+      }
+    }
+  }
+  free(order);
+  double t_end = ameir__now();
+  if (!st && use_valid && o->restore_best && best.P && S->best_epoch != S->epochs_done) st = snap_restore(m, &best);
+  snap_free(&best);
+  S->steps = step;
+  S->train_seconds = t_end - t_start - t_eval;
+  S->eval_seconds = t_eval;
+  S->loss_first = first_n ? first_sum / (double)first_n : NAN;
+  int64_t k = step < 50 ? step : 50;
+  double ls = 0;
+  for (int64_t i = 0; i < k; i++) ls += ring[i];
+  S->loss_last = k ? ls / (double)k : NAN;
+  S->best_valid = o->early_metric == 0 ? best_metric : -best_metric;
+  return st;
+}
+
+AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *m, const char *key, double *value) {
+  if (!m || !key || !value) return AMEIR_EINVAL;
+  const ameir__train_stats *S = &m->stats_;
+  if (!strcmp(key, "train_seconds")) *value = S->train_seconds;
+  else if (!strcmp(key, "eval_seconds")) *value = S->eval_seconds;
+  else if (!strcmp(key, "train_samples")) *value = (double)S->samples;
+  else if (!strcmp(key, "train_steps")) *value = (double)S->steps;
+  else if (!strcmp(key, "train_loss_first")) *value = S->loss_first;
+  else if (!strcmp(key, "train_loss_last")) *value = S->loss_last;
+  else if (!strcmp(key, "epochs")) *value = S->epochs_done;
+  else if (!strcmp(key, "best_epoch")) *value = S->best_epoch;
+  else if (!strcmp(key, "best_valid")) *value = S->best_valid;
+  else if (!strcmp(key, "train_samples_per_s")) *value = S->train_seconds > 0 ? (double)S->samples / S->train_seconds : 0;
+  else return AMEIR_ENOTFOUND;
+  return AMEIR_OK;
+}
+
+AMEIR_API int64_t ameir_model_params(const ameir_model *m, int64_t *in_embeddings) {
+  if (!m) return -1;
+  int64_t e = m->emb_rows * m->opt.emb + (m->L ? m->emb_rows : 0);
+  if (in_embeddings) *in_embeddings = e;
+  return e + m->n_params;
+}
+
+AMEIR_API int64_t ameir_model_flops(const ameir_model *m) {
+  if (!m) return -1;
+  int64_t K = m->opt.emb, f = 0;
+  for (int32_t l = 0; l < m->arch->n_mlp; l++) f += 2 * m->mlp[l].in * m->mlp[l].out;
+  f += 2 * (m->h_last + (m->se_s ? K : 0));
+  if (m->se_s) f += 2 * m->se_s * K + 4 * m->se_s * m->se_r + 2 * m->se_s * K;
+  for (int32_t i = 0; i < m->n_inter; i++) f += (m->inter_order[i] - 1) * K;
+  if (m->arch->extras & AMEIR_EXTRA_FM) f += 3 * m->n_cat * K;
+  return f;
+}
+
+AMEIR_API const ameir_arch *ameir_model_arch(const ameir_model *m) { return m ? m->arch : NULL; }

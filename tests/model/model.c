@@ -1,0 +1,338 @@
+/* Architectures, metrics, and the backbone trained end to end on a planted-signal dataset. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "ameir/ameir.h"
+#include "core/model/model.h"
+#include "core/train/metrics.h"
+#include "synth.h"
+
+static ameir_context *new_ctx(int threads) {
+  ameir_context *ctx = NULL;
+  if (ameir_context_create(&ctx, "cpu")) t__fail(__FILE__, __LINE__, "context: %s", ameir_last_error());
+  ameir_context_set_int(ctx, "threads", threads);
+  return ctx;
+}
+
+void test_model_model__arch_roundtrip(void) {
+  const char *txt =
+      "# a comment\n"
+      "blocks: (conv3, relu, ln) zero (sa2, gelu, none)\n"
+      "readout: sum last\n"
+      "interactions: (C1, C2) (C3, C5, C7)\n"
+      "mlp: (200, relu) (80, dice)\n"
+      "shortcut: se\n"
+      "extras: linear fm\n";
+  ameir_arch *a = NULL, *b = NULL;
+  T_OK(ameir_arch_parse(&a, NULL, txt));
+  char *s1 = NULL, *s2 = NULL;
+  T_OK(ameir_arch_to_string(a, &s1));
+  T_OK(ameir_arch_parse(&b, NULL, s1));
+  T_OK(ameir_arch_to_string(b, &s2));
+  T_ASSERT_MSG(!strcmp(s1, s2), "roundtrip differs:\n%s\n---\n%s", s1, s2);
+  T_ASSERT(strstr(s1, "blocks: (conv3, relu, ln) zero (sa2, gelu, none)"));
+  T_ASSERT(strstr(s1, "interactions: (C1, C2) (C3, C5, C7)"));
+  T_ASSERT(strstr(s1, "mlp: (200, relu) (80, dice)"));
+  ameir_free(s1);
+  ameir_free(s2);
+  ameir_arch_free(a);
+  ameir_arch_free(b);
+}
+
+void test_model_model__arch_errors(void) {
+  struct { const char *text; const char *expect; } cases[] = {
+      {"mlp: (200, relu\n", "line 1"},
+      {"mlp: (abc, relu)\n", "bad MLP width"},
+      {"mlp: (200, tanh)\n", "unknown activation"},
+      {"blocks: (conv9, relu, ln)\n", "unknown layer"},
+      {"\n\nblocks: (conv3, dice, ln)\n", "line 3"},
+      {"shortcut: maybe\n", "se or none"},
+      {"colour: blue\n", "unknown key"},
+      {"no colon here\n", "key: value"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ameir_arch *a = NULL;
+    ameir_status st = ameir_arch_parse(&a, NULL, cases[i].text);
+    T_ASSERT_EQ_INT(st, AMEIR_EFORMAT);
+    T_ASSERT(a == NULL);
+    T_ASSERT_MSG(strstr(ameir_last_error(), cases[i].expect), "case %zu: '%s' lacks '%s'", i, ameir_last_error(), cases[i].expect);
+  }
+  ameir_arch *a = NULL;
+  T_ASSERT_EQ_INT(ameir_arch_preset(&a, NULL, "nosuch", NULL), AMEIR_ENOTFOUND);
+  T_ASSERT_EQ_INT(ameir_arch_preset(&a, NULL, "dnn", "400:relu,zz"), AMEIR_EFORMAT);
+  T_OK(ameir_arch_preset(&a, NULL, "deepfm", "200x3"));
+  char *s = NULL;
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT(strstr(s, "mlp: (200, relu) (200, relu) (200, relu)"));
+  T_ASSERT(strstr(s, "extras: linear fm"));
+  ameir_free(s);
+  ameir_arch_free(a);
+  T_ASSERT_EQ_INT(ameir_arch_load(&a, NULL, "/nonexistent/arch.txt"), AMEIR_EIO);
+}
+
+static double brute_auc(const float *y, const float *p, int n) {
+  double num = 0, den = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      if (y[i] > 0.5f && y[j] < 0.5f) { den += 1; num += p[i] > p[j] ? 1 : p[i] == p[j] ? 0.5 : 0; }
+  return num / den;
+}
+
+void test_model_model__auc_ties(void) {
+  ameir__rng r;
+  ameir__rng_seed(&r, 5, 0);
+  float y[300], p[300];
+  for (int i = 0; i < 300; i++) {
+    y[i] = ameir__rng_uniform(&r) < 0.3 ? 1.f : 0.f;
+    p[i] = (float)(int)(ameir__rng_uniform(&r) * 10 + y[i] * 3) / 13.f;   /* many ties */
+  }
+  T_ASSERT_NEAR(ameir__auc(y, p, 300), brute_auc(y, p, 300), 1e-12);
+  float y1[3] = {1, 1, 1}, p1[3] = {0.1f, 0.2f, 0.3f};
+  T_ASSERT(isnan(ameir__auc(y1, p1, 3)));
+  float y2[4] = {0, 1, 0, 1}, p2[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+  T_ASSERT_NEAR(ameir__auc(y2, p2, 4), 0.5, 1e-12);
+  T_ASSERT_NEAR(ameir__logloss(y2, p2, 4), log(2.0), 1e-9);
+}
+
+static ameir_model *make_model(ameir_context *ctx, ameir_dataset *ds, const char *arch_text, const char *emb) {
+  ameir_arch *a = NULL;
+  if (ameir_arch_parse(&a, ctx, arch_text)) t__fail(__FILE__, __LINE__, "arch: %s", ameir_context_last_error(ctx));
+  ameir_model *m = NULL;
+  ameir_status st = ameir_model_create(&m, ctx, a, ds);
+  ameir_arch_free(a);
+  if (st) t__fail(__FILE__, __LINE__, "create: %s", ameir_context_last_error(ctx));
+  if (emb && ameir_model_set_option(m, "emb", emb)) t__fail(__FILE__, __LINE__, "emb: %s", ameir_context_last_error(ctx));
+  return m;
+}
+
+/* Whole-model gradient check: analytic gradients of every dense parameter and of touched
+ * embedding rows against central differences of the batch loss. */
+void test_model_model__gradient_check(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 64, 3, 5, 1, 2, 11);
+  ameir_model *m = make_model(ctx, ds,
+                              "interactions: (C0, C1) (C0, C1, C2)\n"
+                              "mlp: (7, swish) (5, dice) (4, gelu)\n"
+                              "shortcut: se\nextras: linear fm\n", "4");
+  T_OK(ameir_model_set_option(m, "lr", "0"));
+  T_OK(ameir_model_set_option(m, "init", "normal"));
+  T_OK(ameir_model_set_option(m, "init_std", "0.5"));
+  const int64_t B = 24;
+  T_OK(ameir__model_alloc_workspace(m, B));
+  int64_t rows[24];
+  for (int i = 0; i < B; i++) rows[i] = i;
+  T_OK(ameir__model_stage(m, ds, rows, B));
+  double loss0;
+  T_OK(ameir__model_forward(m, B, 1, &loss0));
+  T_OK(ameir__model_backward_step(m, B, 0.0));
+  const ameir_ops *o = m->ops;
+  int64_t np = m->n_params;
+  float *P = malloc(4 * (size_t)np), *G = malloc(4 * (size_t)np);
+  T_OK(o->download(m->bs, P, m->P, 4 * (size_t)np));
+  T_OK(o->download(m->bs, G, m->G, 4 * (size_t)np));
+  int bad = 0;
+  double worst = 0;
+  for (int64_t i = 0; i < np; i++) {
+    float keep = P[i];
+    double h = 1e-2 * (fabs(keep) > 1 ? fabs(keep) : 1.0);
+    double lp, lm;
+    P[i] = (float)(keep + h);
+    T_OK(o->upload(m->bs, m->P, P, 4 * (size_t)np));
+    T_OK(ameir__model_forward(m, B, 1, &lp));
+    P[i] = (float)(keep - h);
+    T_OK(o->upload(m->bs, m->P, P, 4 * (size_t)np));
+    T_OK(ameir__model_forward(m, B, 1, &lm));
+    P[i] = keep;
+    double num = (lp - lm) / (2 * h), an = G[i];
+    double err = fabs(num - an) / (1e-3 + fabs(num) + fabs(an));
+    if (err > worst) worst = err;
+    if (err > 0.05) { if (bad < 5) printf("     param %lld: numeric %.6g analytic %.6g\n", (long long)i, num, an); bad++; }
+  }
+  T_OK(o->upload(m->bs, m->P, P, 4 * (size_t)np));
+  printf("     checked %lld dense gradients, worst relative error %.2g\n", (long long)np, worst);
+  T_ASSERT_MSG(bad == 0, "%d of %lld dense gradients off (worst rel %.3g)", bad, (long long)np, worst);
+  /* embedding rows: gradrows[u] is d loss / d E[uniq[u]] */
+  int64_t nu = m->last_nu, K = m->opt.emb;
+  T_ASSERT(nu > 0);
+  int32_t *uniq = malloc(4 * (size_t)nu);
+  float *gr = malloc(4 * (size_t)(nu * K));
+  T_OK(o->download(m->bs, uniq, m->uniq, 4 * (size_t)nu));
+  T_OK(o->download(m->bs, gr, m->gradrows, 4 * (size_t)(nu * K)));
+  for (int64_t u = 0; u < nu; u += 3) {
+    for (int64_t k = 0; k < K; k++) {
+      float v, vp, vm;
+      float *addr = m->E + (int64_t)uniq[u] * K + k;
+      T_OK(o->download(m->bs, &v, addr, 4));
+      double h = 1e-2, lp, lm;
+      vp = (float)(v + h); vm = (float)(v - h);
+      T_OK(o->upload(m->bs, addr, &vp, 4));
+      T_OK(ameir__model_forward(m, B, 1, &lp));
+      T_OK(o->upload(m->bs, addr, &vm, 4));
+      T_OK(ameir__model_forward(m, B, 1, &lm));
+      T_OK(o->upload(m->bs, addr, &v, 4));
+      double num = (lp - lm) / (2 * h), an = gr[u * K + k];
+      double err = fabs(num - an) / (1e-3 + fabs(num) + fabs(an));
+      T_ASSERT_MSG(err < 0.05, "emb row %d dim %lld: numeric %.6g analytic %.6g", uniq[u], (long long)k, num, an);
+    }
+  }
+  free(uniq); free(gr); free(P); free(G);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+static void train_and_predict(int threads, const char *arch, float *out, int64_t n_out, double *auc) {
+  ameir_context *ctx = new_ctx(threads);
+  ameir_dataset *ds = synth_dataset(ctx, 6000, 4, 30, 1, 2, 3);
+  ameir_model *m = make_model(ctx, ds, arch, "8");
+  T_OK(ameir_model_set_option(m, "epochs", "3"));
+  T_OK(ameir_model_set_option(m, "batch", "128"));
+  T_OK(ameir_model_set_option(m, "lr", "3e-3"));
+  T_OK(ameir_model_train(m, ds));
+  int32_t ids[2] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS};
+  double v[2];
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 2, ids, v));
+  *auc = v[0];
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n_out, out));
+  double lf, ll;
+  T_OK(ameir_model_get_stat(m, "train_loss_first", &lf));
+  T_OK(ameir_model_get_stat(m, "train_loss_last", &ll));
+  T_ASSERT_MSG(ll < lf, "loss did not fall: %.4f -> %.4f", lf, ll);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+void test_model_model__deepfm_learns_and_is_deterministic(void) {
+  const char *arch = "mlp: (32, relu) (16, relu)\nextras: linear fm\n";
+  float p1[100], p2[100];
+  double a1, a2;
+  train_and_predict(2, arch, p1, 100, &a1);
+  train_and_predict(2, arch, p2, 100, &a2);
+  T_ASSERT_MSG(a1 > 0.70, "test AUC %.4f too low", a1);
+  T_ASSERT_MSG(memcmp(p1, p2, sizeof p1) == 0, "same seed and threads gave different predictions");
+  T_ASSERT_EQ_INT(a1 == a2, 1);
+}
+
+void test_model_model__backbone_se_interactions_learn(void) {
+  float p[10];
+  double auc;
+  train_and_predict(2, "interactions: (C0, C1)\nmlp: (32, relu) (16, dice)\nshortcut: se\n", p, 10, &auc);
+  T_ASSERT_MSG(auc > 0.70, "test AUC %.4f too low", auc);
+}
+
+void test_model_model__save_load_roundtrip_and_damage(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 2000, 3, 10, 1, 1, 4);
+  ameir_model *m = make_model(ctx, ds, "interactions: (C0, C1)\nmlp: (16, dice)\nshortcut: se\nextras: linear fm\n", "6");
+  T_OK(ameir_model_set_option(m, "epochs", "1"));
+  T_OK(ameir_model_train(m, ds));
+  char path[600];
+  snprintf(path, sizeof path, "%s/m.ameir", t_tmpdir());
+  T_OK(ameir_model_save(m, path));
+  ameir_model *m2 = NULL;
+  T_OK(ameir_model_load(&m2, ctx, path));
+  float a[50], b[50];
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 50, a));
+  T_OK(ameir_model_predict_split(m2, ds, AMEIR_SPLIT_TEST, 0, 50, b));
+  T_ASSERT(memcmp(a, b, sizeof a) == 0);
+  char e1[32], e2[32];
+  T_OK(ameir_model_get_option(m2, "emb", e2, sizeof e2));
+  T_OK(ameir_model_get_option(m, "emb", e1, sizeof e1));
+  T_ASSERT(!strcmp(e1, e2));
+  ameir_model_free(m2);
+  /* damage: flip a byte in the middle, truncate, bump the version, wrong magic */
+  FILE *f = fopen(path, "rb");
+  fseek(f, 0, SEEK_END);
+  long sz = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *buf = malloc((size_t)sz);
+  T_ASSERT(fread(buf, 1, (size_t)sz, f) == (size_t)sz);
+  fclose(f);
+  char bad[640];
+  snprintf(bad, sizeof bad, "%s/bad.ameir", t_tmpdir());
+  struct { long at; int truncate; unsigned char val; ameir_status expect; } cases[] = {
+      {sz / 2, 0, 0x5a, AMEIR_EFORMAT}, {0, 0, 'X', AMEIR_EFORMAT}, {8, 0, 99, AMEIR_EVERSION},
+      {12, 0, 0x04, AMEIR_EFORMAT}, {sz - 100, 1, 0, AMEIR_EFORMAT}, {10, 1, 0, AMEIR_EFORMAT}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    unsigned char keep = buf[cases[c].at];
+    if (!cases[c].truncate) buf[cases[c].at] = (unsigned char)(buf[cases[c].at] == cases[c].val ? cases[c].val ^ 1 : cases[c].val);
+    FILE *g = fopen(bad, "wb");
+    fwrite(buf, 1, cases[c].truncate ? (size_t)cases[c].at : (size_t)sz, g);
+    fclose(g);
+    buf[cases[c].at] = keep;
+    ameir_model *x = NULL;
+    ameir_status st = ameir_model_load(&x, ctx, bad);
+    T_ASSERT_MSG(st == cases[c].expect, "case %zu: got %d (%s)", c, (int)st, ameir_context_last_error(ctx));
+    T_ASSERT(x == NULL);
+  }
+  T_ASSERT_EQ_INT(ameir_model_load(&m2, ctx, "/nonexistent/m.ameir"), AMEIR_EIO);
+  free(buf);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+void test_model_model__options(void) {
+  ameir_context *ctx = new_ctx(1);
+  ameir_dataset *ds = synth_dataset(ctx, 200, 2, 4, 0, 0, 1);
+  ameir_model *m = make_model(ctx, ds, "mlp: (8, relu)\n", NULL);
+  char buf[64];
+  T_OK(ameir_model_set_option(m, "lr", "0.01"));
+  T_OK(ameir_model_get_option(m, "lr", buf, sizeof buf));
+  T_ASSERT(!strcmp(buf, "0.01"));
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "lr", "fast"), AMEIR_EINVAL);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "lr"));
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "batch", "0"), AMEIR_EINVAL);
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "nosuch", "1"), AMEIR_ENOTFOUND);
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "optimizer", "sgd"), AMEIR_EINVAL);
+  T_OK(ameir_model_set_option(m, "optimizer", "sparse_adam"));
+  T_OK(ameir_model_set_option(m, "emb", "5"));
+  T_OK(ameir_model_train(m, ds));
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "emb", "6"), AMEIR_ESTATE);
+  int64_t pe = 0;
+  T_ASSERT(ameir_model_params(m, &pe) > pe);
+  T_ASSERT_EQ_INT(pe, (1 + 5 + 5) * 5);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+static int32_t cancel_at_3(const char *stage, int64_t done, int64_t total, double metric, void *user) {
+  (void)stage; (void)total; (void)metric;
+  *(int *)user += 1;
+  return done >= 3;
+}
+
+void test_model_model__cancel_and_early_stop(void) {
+  ameir_context *ctx = new_ctx(1);
+  ameir_dataset *ds = synth_dataset(ctx, 2000, 3, 10, 0, 0, 2);
+  ameir_model *m = make_model(ctx, ds, "mlp: (8, relu)\n", "4");
+  int calls = 0;
+  ameir_context_set_progress_callback(ctx, cancel_at_3, &calls);
+  T_ASSERT_EQ_INT(ameir_model_train(m, ds), AMEIR_ECANCELLED);
+  T_ASSERT_EQ_INT(calls, 3);
+  ameir_context_set_progress_callback(ctx, NULL, NULL);
+  T_OK(ameir_model_set_option(m, "epochs", "30"));
+  T_OK(ameir_model_set_option(m, "patience", "2"));
+  T_OK(ameir_model_set_option(m, "lr", "0.05"));
+  T_OK(ameir_model_train(m, ds));
+  double ep, best;
+  T_OK(ameir_model_get_stat(m, "epochs", &ep));
+  T_OK(ameir_model_get_stat(m, "best_epoch", &best));
+  T_ASSERT(best >= 1 && best <= ep);
+  T_ASSERT_MSG(ep < 30, "no early stop in 30 epochs at lr 0.05 (epochs %.0f)", ep);
+  /* best weights restored: validation AUC equals the best one recorded */
+  int32_t id = AMEIR_METRIC_AUC;
+  double v, bv;
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 1, &id, &v));
+  T_OK(ameir_model_get_stat(m, "best_valid", &bv));
+  T_ASSERT_NEAR(v, bv, 1e-12);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}

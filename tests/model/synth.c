@@ -1,0 +1,88 @@
+#define _POSIX_C_SOURCE 200809L
+#include "synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ameir_dataset *synth_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int multi, int nd, uint64_t seed) {
+  ameir_dataset *ds = calloc(1, sizeof *ds);
+  int total = nf + (multi ? 1 : 0) + nd;
+  ds->ctx = ctx;
+  ds->n_fields = total;
+  ds->fields = calloc((size_t)total, sizeof *ds->fields);
+  ds->n_rows = n;
+  float *label = malloc(sizeof(float) * (size_t)n);
+  ameir__rng r;
+  ameir__rng_seed(&r, seed, 7);
+  double *w = malloc(sizeof(double) * (size_t)(nf * (voc + 1)));
+  for (int i = 0; i < nf * (voc + 1); i++) w[i] = ameir__rng_normal(&r) * 0.8;
+  int32_t **ids = calloc((size_t)total, sizeof *ids);
+  float **vals = calloc((size_t)total, sizeof *vals);
+  for (int f = 0; f < total; f++) {
+    ameir__field *fd = &ds->fields[f];
+    char name[16];
+    snprintf(name, sizeof name, f < nf ? "C%d" : (multi && f == nf) ? "M%d" : "D%d", f);
+    fd->name = strdup(name);
+    if (f < nf) { fd->kind = AMEIR_FIELD_CATEGORICAL; fd->vocab = voc + 1; fd->max_len = 1; ids[f] = malloc(4 * (size_t)n); }
+    else if (multi && f == nf) { fd->kind = AMEIR_FIELD_MULTI; fd->vocab = voc + 1; fd->max_len = 3; ids[f] = malloc(4 * 3 * (size_t)n); }
+    else { fd->kind = AMEIR_FIELD_DENSE; vals[f] = malloc(4 * (size_t)n); }
+  }
+  for (int64_t i = 0; i < n; i++) {
+    double logit = -0.3;
+    int32_t c0 = 0, c1 = 0;
+    for (int f = 0; f < nf; f++) {
+      /* Zipf-ish: square of a uniform favours small ids */
+      double u = ameir__rng_uniform(&r);
+      int32_t id = 1 + (int32_t)(u * u * voc);
+      if (id > voc) id = voc;
+      if (ameir__rng_uniform(&r) < 0.02) id = 0;
+      ids[f][i] = id;
+      logit += w[f * (voc + 1) + id];
+      if (f == 0) c0 = id;
+      if (f == 1) c1 = id;
+    }
+    if (nf >= 2) logit += ((c0 + c1) % 3 == 0) ? 1.2 : -0.4;   /* a planted interaction */
+    if (multi) {
+      int len = 1 + (int)ameir__rng_below(&r, 3);
+      for (int l = 0; l < 3; l++) {
+        int32_t id = l < len ? 1 + (int32_t)ameir__rng_below(&r, (uint64_t)voc) : -1;
+        ids[nf][i * 3 + l] = id;
+        if (id > 0 && id % 2) logit += 0.3;
+      }
+    }
+    for (int f = nf + (multi ? 1 : 0); f < total; f++) {
+      float v = (float)ameir__rng_uniform(&r);
+      vals[f][i] = v;
+      logit += 1.5 * (v - 0.5);
+    }
+    label[i] = ameir__rng_uniform(&r) < 1.0 / (1.0 + exp(-logit)) ? 1.f : 0.f;
+  }
+  for (int f = 0; f < total; f++) { ds->fields[f].ids = ids[f]; ds->fields[f].values = vals[f]; }
+  free(ids);
+  free(vals);
+  free(w);
+  ds->label = label;
+  for (int s = 0; s < 3; s++) ds->split_rows[s] = malloc(8 * (size_t)n);
+  for (int64_t i = 0; i < n; i++) {
+    int s = i % 10 == 9 ? 2 : i % 10 == 8 ? 1 : 0;
+    ds->split_rows[s][ds->split_n[s]++] = i;
+  }
+  ds->schema_hash = 42;
+  return ds;
+}
+
+void synth_free(ameir_dataset *ds) {
+  if (!ds) return;
+  for (int f = 0; f < ds->n_fields; f++) {
+    free(ds->fields[f].name);
+    free((void *)ds->fields[f].ids);
+    free((void *)ds->fields[f].values);
+    free(ds->fields[f].keys);
+  }
+  free(ds->fields);
+  free((void *)ds->label);
+  for (int s = 0; s < 3; s++) free(ds->split_rows[s]);
+  free(ds);
+}
