@@ -149,6 +149,8 @@ header-test:
 	done; echo "header-test: each header compiles alone as C99, C11 and C++11"
 
 # ---- install ----
+# Regenerated on every install: it records PREFIX, LIBDIR and INCLUDEDIR of that install.
+.PHONY: pkgconfig/ameir.pc
 pkgconfig/ameir.pc: pkgconfig/ameir.pc.in $(VERSION_H) Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 	  -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' $< > $@

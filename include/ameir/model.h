@@ -34,9 +34,11 @@ AMEIR_API void ameir_model_free(ameir_model *model);
 
 /** Sets a training option from text. Keys (defaults in brackets): emb [16] (only before the
  *  first training step), batch [256], epochs [1], lr [1e-3], lr_schedule [constant|cosine],
- *  l2 [0], dropout [0], optimizer [adam|sparse_adam], beta1 [0.9], beta2 [0.999], eps [1e-8],
- *  init [normal|uniform|he] and init_std [0.01] for embeddings, shuffle [0|1, default 0],
- *  patience [0 = no early stopping], early_metric [auc|logloss], restore_best [1].
+ *  l2 [0], dropout [0; values > 0 are refused with AMEIR_EUNSUPPORTED in 0.1], optimizer [adam|sparse_adam], beta1 [0.9], beta2 [0.999], eps [1e-8],
+ *  init [uniform (paper, +-init_range)|normal (init_std)] for embeddings, shuffle [1|0],
+ *  patience [0 = no early stopping], early_metric [auc|logloss], restore_best [1],
+ *  max_steps [0 = no limit], eval_batch [4096], init_range [0.05], mlp_init [he_normal|torch],
+ *  timing_warmup [0: steps left out of the train_samples_per_s statistic].
  *  @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_EINVAL (bad value, message says why);
  *  AMEIR_ESTATE (emb after training started). Since 0.1. */
 AMEIR_API ameir_status ameir_model_set_option(ameir_model *model, const char *key,
@@ -72,7 +74,7 @@ AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const
                                                  float *out);
 
 /** A statistic of the last ameir_model_train call: train_seconds, eval_seconds, train_samples,
- *  train_steps, train_samples_per_s, train_loss_first, train_loss_last (means over the first and
+ *  train_steps, train_samples_per_s (after timing_warmup steps), train_loss_first, train_loss_last (means over the first and
  *  last up-to-50 steps), epochs, best_epoch (0 without early stopping), best_valid.
  *  AMEIR_ENOTFOUND for an unknown key. Since 0.1. */
 AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char *key, double *value);

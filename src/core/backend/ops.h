@@ -191,7 +191,107 @@ typedef struct ameir_ops {
                               int64_t t);
   /* sum of squares of x[n] into *out (HOST double), for gradient-norm checks. optional */
   int32_t (*sumsq)(void *state, const float *x, int64_t n, double *out);
+
+  /* ==== Stage 1: behaviour sequences (ABI version 1 continues; members appended) ====
+   * A sequence batch is x[B, T, D] (row-major, contiguous) with len[B] (int32, device) valid
+   * positions 0..len-1 (left-aligned; len may be 0). Every op below treats positions >= len as
+   * absent: they are never read as data (a SAME-padded conv or a pooling window sees zeros /
+   * nothing there) and are written as 0 in outputs; their gradients are 0. So adding padding
+   * never changes a result. Parameter gradients ACCUMULATE, input gradients OVERWRITE, as above. */
+
+  /* y = x with positions >= len zeroed (x == y allowed). */
+  int32_t (*seq_mask)(void *state, float *y, const float *x, const int32_t *len, int64_t b,
+                      int64_t t, int64_t d);
+  /* 1-D convolution over time, D in = D out, stride 1, SAME zero padding:
+   * y[b,i,o] = bias[o] + sum_{j<k, c} w[o, c, j] * x[b, i + (j - (k-1)/2) * dil, c]
+   * (inputs outside [0, len) are 0). w: [D, D, k] (torch Conv1d layout). k odd. */
+  int32_t (*conv1d_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                        int64_t d, const float *w, const float *bias, int32_t k, int32_t dil,
+                        float *y);
+  int32_t (*conv1d_bwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                        int64_t d, const float *w, int32_t k, int32_t dil, const float *dy,
+                        float *dx, float *dw, float *dbias);
+  /* Pooling, kernel 3, stride 1, SAME: avg divides by the number of in-sequence positions in
+   * the window; max takes the max over them. kind: 0 avg, 1 max. save: int32 [B*T*D] (argmax
+   * for max; unused for avg, may be NULL). */
+  int32_t (*pool3_fwd)(void *state, int32_t kind, const float *x, const int32_t *len, int64_t b,
+                       int64_t t, int64_t d, float *y, int32_t *save);
+  int32_t (*pool3_bwd)(void *state, int32_t kind, const int32_t *len, int64_t b, int64_t t,
+                       int64_t d, const float *dy, const int32_t *save, float *dx);
+  /* Bidirectional GRU (torch.nn.GRU semantics: r, z, n gates; n = tanh(W_in x + b_in +
+   * r * (W_hn h + b_hn)); h' = (1 - z) * n + z * h), hidden hd = d/2 per direction, outputs
+   * concatenated [forward | backward] -> y[B,T,D]. The backward direction starts at position
+   * len-1 (packed sequences). Parameters per direction dir in {0,1}, at
+   * p + dir * gru_params(d): w_ih [3hd, d], w_hh [3hd, hd], b_ih [3hd], b_hh [3hd] in that
+   * order (gate order r, z, n). save: float [gru_save(b,t,d)] for backward. */
+  int32_t (*gru_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, const float *p, float *y, float *save);
+  int32_t (*gru_bwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, const float *p, const float *dy, const float *save, float *dx,
+                     float *dp);
+  /* Bidirectional multi-head self-attention: qkv = x w_qkv^T + b_qkv (w_qkv [3d, d]), heads h,
+   * scale 1/sqrt(d/h), keys >= len masked out of the softmax, out = concat(heads) w_o^T + b_o
+   * (w_o [d, d]); rows >= len of y are 0; a row with len 0 gives 0. p = [w_qkv, b_qkv, w_o,
+   * b_o]. save: float [mha_save(b,t,d,h)]. */
+  int32_t (*mha_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, int32_t heads, const float *p, float *y, float *save);
+  int32_t (*mha_bwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, int32_t heads, const float *p, const float *dy, const float *save,
+                     float *dx, float *dp);
+  /* DIN local activation unit: for each valid position i, u = [h_i, q, h_i - q, h_i * q] (4d),
+   * a_i = w3^T sigmoid(W2 sigmoid(W1 u + b1) + b2) + b3 (hidden sizes a1, a2; unnormalised, as
+   * DIN), attn[b,i] = a_i (0 for i >= len). Outputs (either may be NULL):
+   *   pooled[b, :d] (row stride ldp) = sum_i a_i h_i       (the read-out)
+   *   scaled[b, i, :] = a_i h_i                             (the layer inside a block)
+   * q: [B, d] (row stride ldq). p = [W1 (a1 x 4d), b1, W2 (a2 x a1), b2, w3 (a2), b3].
+   * save: float [din_save(b,t,d,a1,a2)]. Backward takes d(pooled) and/or d(scaled) (NULL =
+   * zero) and writes dx (overwrite), dq (ACCUMULATE, row stride ldq), dp (accumulate). */
+  int32_t (*din_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
+                     const float *p, float *pooled, int64_t ldp, float *scaled, float *save);
+  int32_t (*din_bwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                     int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
+                     const float *p, const float *dpooled, int64_t lddp, const float *dscaled,
+                     const float *save, float *dx, float *dq, float *dp);
+  /* Read-out: sum[b, :] (row stride lds) = sum_{i<len} x[b,i,:]; last[b, :] (stride ldl) =
+   * x[b, len-1, :] (0 when len is 0). Either output may be NULL. Backward ACCUMULATES into dx
+   * (so several read-outs and the blocks' residual path can add up). */
+  int32_t (*readout_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                         int64_t d, float *sum, int64_t lds, float *last, int64_t ldl);
+  int32_t (*readout_bwd)(void *state, const int32_t *len, int64_t b, int64_t t, int64_t d,
+                         const float *dsum, int64_t lds, const float *dlast, int64_t ldl,
+                         float *dx);
+  /* Row-wise dot products for the retrieval head: s[b, j] = sum_k e[rows[b*c + j], k] * u[b, k]
+   * for c candidates per row (rows: global table rows, int32 [B*c]); e: table [*, k].
+   * Backward: du[b,:] = sum_j ds[b,j] e[rows[b,j]] (overwrite) and, for the table, the
+   * per-pair gradient g[b*c + j, :] = ds[b,j] * u[b,:] (overwrite; feed emb_grad_rows with
+   * src_index = identity). */
+  int32_t (*dot_rows_fwd)(void *state, const float *e, int64_t k, const int32_t *rows,
+                          int64_t b, int64_t c, const float *u, float *s);
+  int32_t (*dot_rows_bwd)(void *state, const float *e, int64_t k, const int32_t *rows,
+                          int64_t b, int64_t c, const float *u, const float *ds, float *du,
+                          float *g);
 } ameir_ops;
+
+/* Sizes (in floats) of the parameter blocks and save buffers of the coarse ops above. */
+static inline int64_t ameir__gru_params(int64_t d) {
+  int64_t hd = d / 2;
+  return 3 * hd * d + 3 * hd * hd + 6 * hd;
+}
+static inline int64_t ameir__gru_save(int64_t b, int64_t t, int64_t d) {
+  return 2 * b * t * (d / 2) * 5;   /* per direction: r, z, n, h_prev, W_hn h + b_hn */
+}
+static inline int64_t ameir__mha_params(int64_t d) { return 3 * d * d + 3 * d + d * d + d; }
+static inline int64_t ameir__mha_save(int64_t b, int64_t t, int64_t d, int64_t h) {
+  return b * t * 3 * d + b * h * t * t + b * t * d;   /* qkv, softmax probabilities, context */
+}
+static inline int64_t ameir__din_params(int64_t d, int64_t a1, int64_t a2) {
+  return a1 * 4 * d + a1 + a2 * a1 + a2 + a2 + 1;
+}
+static inline int64_t ameir__din_save(int64_t b, int64_t t, int64_t d, int64_t a1, int64_t a2) {
+  (void)d;
+  return b * t * (a1 + a2 + 1);   /* both hidden activations and the weight per position */
+}
 
 /* The CPU backend's table (src/cpu). */
 const ameir_ops *ameir__cpu_ops(void);

@@ -1,0 +1,220 @@
+/* The CPU backend: the ops table, lifetime, memory, scratch, shared reductions. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* The thread count of the backend's own parallel regions is passed with num_threads clauses
+ * (never omp_set_num_threads). OpenBLAS, however, has only a process-wide setting:
+ * openblas_set_num_threads() (with the OpenMP build of OpenBLAS it also sets the calling
+ * thread's OpenMP default). init and set_threads call it, so the last context to set its thread
+ * count decides how many threads every BLAS call of the process uses. This is the documented
+ * effect of the context's "threads" option. */
+static void cpu_apply_threads(cpu_state *st, int32_t threads) {
+  if (threads <= 0) threads = omp_get_num_procs();
+  if (threads < 1) threads = 1;
+  st->threads = threads;
+  openblas_set_num_threads(threads);
+}
+
+static int32_t cpu_init(struct ameir_context *ctx, int32_t threads, void **state) {
+  if (!state) return ameir__error(ctx, AMEIR_EINVAL, "cpu backend: init: state is NULL");
+  *state = NULL;
+  cpu_state *st = calloc(1, sizeof *st);
+  if (!st) return ameir__error(ctx, AMEIR_ENOMEM, "cpu backend: out of memory in init");
+  st->ctx = ctx;
+  st->blas_nested = openblas_get_parallel() != 1;   /* 0 sequential, 1 pthreads, 2 OpenMP */
+  cpu_apply_threads(st, threads);
+  *state = st;
+  return 0;
+}
+
+static void cpu_shutdown(void *state) {
+  cpu_state *st = state;
+  if (!st) return;
+  free(st->scratch);
+  free(st);
+}
+
+static int32_t cpu_set_threads(void *state, int32_t threads) {
+  cpu_apply_threads(state, threads);
+  return 0;
+}
+
+/* ---- memory ---- */
+
+static int32_t cpu_alloc(void *state, size_t bytes, void **dev) {
+  cpu_state *st = state;
+  void *p = NULL;
+  /* round up so vectorised tails may be read as whole cache lines by future kernels */
+  size_t sz = bytes ? (bytes + 63) & ~(size_t)63 : 64;
+  if (sz < bytes || posix_memalign(&p, 64, sz) != 0) {
+    *dev = NULL;
+    return ameir__error(st->ctx, AMEIR_ENOMEM, "cpu backend: out of memory allocating %zu bytes",
+                        bytes);
+  }
+  *dev = p;
+  return 0;
+}
+
+static void cpu_free(void *state, void *dev) {
+  AMEIR_UNUSED(state);
+  free(dev);
+}
+
+static int32_t cpu_upload(void *state, void *dst, const void *src, size_t bytes) {
+  AMEIR_UNUSED(state);
+  if (bytes) memcpy(dst, src, bytes);
+  return 0;
+}
+
+static int32_t cpu_memset0(void *state, void *dev, size_t bytes) {
+  AMEIR_UNUSED(state);
+  if (bytes) memset(dev, 0, bytes);
+  return 0;
+}
+
+static int32_t cpu_copy(void *state, void *dst, const void *src, size_t bytes) {
+  AMEIR_UNUSED(state);
+  if (bytes && dst != src) memmove(dst, src, bytes);
+  return 0;
+}
+
+static int32_t cpu_sync(void *state) {
+  AMEIR_UNUSED(state);
+  return 0;
+}
+
+/* ---- scratch ---- */
+
+void *cpu_scratch_get(cpu_state *st, size_t bytes) {
+  if (bytes == 0) bytes = 64;
+  atomic_int *busy = &st->scratch_busy;
+  if (atomic_exchange(busy, 1) == 0) {
+    if (st->scratch_size >= bytes) return st->scratch;
+    free(st->scratch);
+    st->scratch = NULL;
+    st->scratch_size = 0;
+    size_t sz = bytes + bytes / 4;   /* grow with some headroom */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, sz) == 0) {
+      st->scratch = p;
+      st->scratch_size = sz;
+      return p;
+    }
+    atomic_store(busy, 0);
+  } else {
+    /* another call is using the cached buffer: a private one */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) == 0) return p;
+  }
+  ameir__error(st->ctx, AMEIR_ENOMEM, "cpu backend: out of memory allocating %zu bytes of scratch",
+               bytes);
+  return NULL;
+}
+
+void cpu_scratch_put(cpu_state *st, void *p) {
+  if (!p) return;
+  if (p == st->scratch) atomic_store(&st->scratch_busy, 0);
+  else free(p);
+}
+
+/* ---- shared column reduction ---- */
+
+/* part[0..n) = sum of rows [lo, hi) of x, rows in ascending order. */
+static void colsum_rows(const float *x, int64_t ldx, int64_t lo, int64_t hi, int64_t n,
+                        float *part) {
+  for (int64_t j = 0; j < n; j++) part[j] = 0.0f;
+  for (int64_t i = lo; i < hi; i++) {
+    const float *r = x + i * ldx;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) part[j] += r[j];
+  }
+}
+
+void cpu_colsum_acc_buf(cpu_state *st, const float *x, int64_t ldx, int64_t m, int64_t n,
+                        float *out, float *part) {
+  if (m <= 0 || n <= 0) return;
+  int64_t nc = cpu_chunks(m);
+  int nt = cpu_nt(st, m * n);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < nc; c++) {
+    int64_t lo, hi;
+    cpu_chunk_range(m, nc, c, &lo, &hi);
+    colsum_rows(x, ldx, lo, hi, n, part + c * n);
+  }
+  for (int64_t c = 1; c < nc; c++)
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) part[j] += part[c * n + j];
+  for (int64_t j = 0; j < n; j++) out[j] += part[j];
+}
+
+int32_t cpu_colsum_acc(cpu_state *st, const float *x, int64_t ldx, int64_t m, int64_t n,
+                       float *out) {
+  if (m <= 0 || n <= 0) return 0;
+  int64_t nc = cpu_chunks(m);
+  if (nc == 1) {   /* one chunk: no scratch, column blocks on the stack */
+    float part[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+      int64_t nb = n - j0 < 256 ? n - j0 : 256;
+      colsum_rows(x + j0, ldx, 0, m, nb, part);
+      for (int64_t j = 0; j < nb; j++) out[j0 + j] += part[j];
+    }
+    return 0;
+  }
+  float *part = cpu_scratch_get(st, (size_t)(nc * n) * sizeof(float));
+  if (!part) return AMEIR_ENOMEM;
+  cpu_colsum_acc_buf(st, x, ldx, m, n, out, part);
+  cpu_scratch_put(st, part);
+  return 0;
+}
+
+/* ---- the table ---- */
+
+static const ameir_ops cpu_ops = {
+    .abi_version = AMEIR_OPS_ABI_VERSION,
+    .struct_size = (uint32_t)sizeof(ameir_ops),
+    .name = "cpu",
+    .init = cpu_init,
+    .shutdown = cpu_shutdown,
+    .set_threads = cpu_set_threads,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_upload,   /* host and device memory are the same here */
+    .memset0 = cpu_memset0,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .gemm = ameir__cpu_gemm,
+    .gemm_strided_batched = ameir__cpu_gemm_strided_batched,
+    .add_bias = ameir__cpu_add_bias,
+    .bias_grad = ameir__cpu_bias_grad,
+    .copy2d = ameir__cpu_copy2d,
+    .axpby = ameir__cpu_axpby,
+    .emb_sum_fwd = ameir__cpu_emb_sum_fwd,
+    .emb_grad_rows = ameir__cpu_emb_grad_rows,
+    .act_fwd = ameir__cpu_act_fwd,
+    .act_bwd = ameir__cpu_act_bwd,
+    .dice_fwd = ameir__cpu_dice_fwd,
+    .dice_bwd = ameir__cpu_dice_bwd,
+    .layernorm_fwd = ameir__cpu_layernorm_fwd,
+    .layernorm_bwd = ameir__cpu_layernorm_bwd,
+    .dropout_fwd = ameir__cpu_dropout_fwd,
+    .dropout_bwd = ameir__cpu_dropout_bwd,
+    .hadamard_fwd = ameir__cpu_hadamard_fwd,
+    .hadamard_bwd = ameir__cpu_hadamard_bwd,
+    .fm_fwd = ameir__cpu_fm_fwd,
+    .fm_bwd = ameir__cpu_fm_bwd,
+    .se_fwd = ameir__cpu_se_fwd,
+    .se_bwd = ameir__cpu_se_bwd,
+    .bce_logits = ameir__cpu_bce_logits,
+    .adam_dense = ameir__cpu_adam_dense,
+    .adam_rows = ameir__cpu_adam_rows,
+    .adam_table_dense = ameir__cpu_adam_table_dense,
+    .sumsq = ameir__cpu_sumsq,
+};
+
+const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# `make check` (STYLE.md "Tests"): install libameir into a temporary prefix, build the examples
+# against that installed copy through pkg-config (shared and static), run them, uninstall, and
+# check that the prefix holds no ameir file any more. Prints one line per step; exits non-zero
+# at the first failure, with the output of the failing step.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MAKE=${MAKE:-make}
+CC=${CC:-cc}
+DATA=${AMEIR_DATA_DIR:-../shared/data}
+
+prefix=$(mktemp -d /tmp/ameir-prefix-XXXXXX)
+work=$(mktemp -d /tmp/ameir-check-XXXXXX)
+cleanup() {
+  rm -rf "$prefix" "$work"
+  # ameir.pc is generated with the prefix written in: drop this one so that a later
+  # `make install` writes its own
+  rm -f pkgconfig/ameir.pc
+}
+trap cleanup EXIT
+
+steps=0
+step() {  # step "what" command...: runs the command, output to a log shown only on failure
+  local what=$1
+  shift
+  if "$@" >"$work/step.log" 2>&1; then
+    steps=$((steps + 1))
+    echo "check: ok   $what"
+  else
+    local rc=$?
+    echo "check: FAIL $what (exit $rc)"
+    sed 's/^/    /' "$work/step.log" | tail -n 60
+    exit 1
+  fi
+}
+
+rm -f pkgconfig/ameir.pc
+step "make install PREFIX=$prefix" $MAKE --no-print-directory install PREFIX="$prefix"
+for f in include/ameir/ameir.h lib/libameir.so lib/libameir.so.0 lib/libameir.a lib/pkgconfig/ameir.pc; do
+  step "installed $f" test -e "$prefix/$f"
+done
+cuda_installed=0
+if [ -f lib/libameir_cuda.so ]; then
+  step "installed lib/ameir/libameir_cuda.so" test -f "$prefix/lib/ameir/libameir_cuda.so"
+  cuda_installed=1
+fi
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+step "pkg-config finds ameir $(sed -n 's/^Version: //p' "$prefix/lib/pkgconfig/ameir.pc")" \
+  pkg-config --exists --print-errors ameir
+cflags=$(pkg-config --cflags ameir)
+libs=$(pkg-config --libs ameir)
+static_libs=$(pkg-config --static --libs ameir)
+
+# --- shared library ---
+with_lib() {  # runs a command with the installed library first on the loader path
+  LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
+}
+needs() { readelf -d "$1" | grep -q "NEEDED.*$2"; }
+lacks() { ! readelf -d "$1" | grep -q "NEEDED.*$2"; }
+run_usage() {  # the program starts and answers with its usage line (exit 2)
+  local rc=0
+  "$@" >/dev/null 2>"$work/usage.txt" || rc=$?
+  [ "$rc" = 2 ] && grep -q usage "$work/usage.txt"
+}
+resolves_to_prefix() { with_lib ldd "$1" | grep -q "$prefix/lib/libameir.so.0"; }
+step "cc examples/predict.c \$(pkg-config --cflags --libs ameir)" \
+  $CC -std=c11 -Wall -Wextra -Werror -pedantic examples/predict.c $cflags $libs -o "$work/predict"
+step "predict needs libameir.so.0" needs "$work/predict" libameir.so.0
+step "predict loads the installed libameir.so.0" resolves_to_prefix "$work/predict"
+step "predict runs" with_lib run_usage "$work/predict"
+
+# the installed library finds the installed CUDA module (dladdr + lib/ameir/), or says why not
+cat >"$work/info.c" <<'C'
+#include <stdio.h>
+#include <ameir/ameir.h>
+int main(void) { puts(ameir_build_info()); return 0; }
+C
+step "cc info.c (prints ameir_build_info) against the installed copy" \
+  $CC -std=c11 -Wall -Wextra -Werror "$work/info.c" $cflags $libs -o "$work/info"
+with_lib "$work/info" >"$work/info.txt" 2>&1 || true
+if [ $cuda_installed = 1 ]; then
+  step "installed libameir finds lib/ameir/libameir_cuda.so" \
+    grep -q "module $prefix/lib/ameir/libameir_cuda.so" "$work/info.txt"
+else
+  step "installed libameir reports the CUDA module absent" \
+    grep -q "backend cuda: unavailable" "$work/info.txt"
+fi
+
+# --- static library ---
+static_link=${static_libs/-lameir/-Wl,-Bstatic -lameir -Wl,-Bdynamic}
+step "cc examples/predict.c libameir.a \$(pkg-config --static --libs ameir)" \
+  $CC -std=c11 -Wall -Wextra -Werror examples/predict.c $cflags $static_link -o "$work/predict_static"
+step "predict_static does not need libameir.so" lacks "$work/predict_static" libameir
+step "predict_static runs" run_usage "$work/predict_static"
+
+# --- a real run, where the data is ---
+predict_frappe() {
+  with_lib "$work/predict" examples/configs/frappe.yaml >"$work/auc.txt" && grep -q 'test AUC' "$work/auc.txt"
+}
+if [ -d "$DATA" ] && [ -f examples/configs/frappe.yaml ]; then
+  step "predict examples/configs/frappe.yaml (installed library)" predict_frappe
+  echo "check:      $(cat "$work/auc.txt")"
+else
+  echo "check: skip predict on frappe (no $DATA or no examples/configs/frappe.yaml)"
+fi
+
+# --- uninstall leaves nothing behind ---
+step "make uninstall PREFIX=$prefix" $MAKE --no-print-directory uninstall PREFIX="$prefix"
+left=$(find "$prefix" \( -type f -o -type l \) | head -n 20)
+step "prefix holds no file after uninstall${left:+ (left: $left)}" test -z "$left"
+
+echo "check: all $steps steps ok"
