@@ -3,6 +3,7 @@
  * explicit backward over the ops vtable; all scratch memory is allocated once per batch size. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "init.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -217,17 +218,13 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   return AMEIR_OK;
 }
 
-static void fill_uniform(ameir__rng *r, float *p, int64_t n, double bound) {
-  for (int64_t i = 0; i < n; i++) p[i] = (float)((2.0 * ameir__rng_uniform(r) - 1.0) * bound);
-}
-static void fill_normal(ameir__rng *r, float *p, int64_t n, double std) {
-  for (int64_t i = 0; i < n; i++) p[i] = (float)(ameir__rng_normal(r) * std);
-}
+#define fill_uniform ameir__init_uniform
+#define fill_normal ameir__init_normal
 
 /* Linear layer init: He normal (appendix D) or torch's default; biases zero for He. */
 static void init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t in, int64_t out) {
   if (m->opt.mlp_init == 0) {
-    fill_normal(r, w, in * out, sqrt(2.0 / (double)in));
+    ameir__init_he_normal(r, w, out, in);
     if (b) memset(b, 0, sizeof(float) * (size_t)out);
   } else {
     double bound = 1.0 / sqrt((double)in);
