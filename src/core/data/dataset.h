@@ -25,6 +25,8 @@ enum {
   AMEIR_DENSE_BUCKET = 3   /* Kaggle: x > 2 -> floor(ln(x)^2), else trunc(x); becomes categorical */
 };
 
+enum { AMEIR_TASK_CTR = 0, AMEIR_TASK_RETRIEVAL = 1 };
+
 typedef struct ameir__field {
   char *name;
   int32_t kind;        /* AMEIR_FIELD_* */
@@ -58,6 +60,20 @@ struct ameir_dataset {
   double load_seconds;
   int32_t from_cache;
   uint64_t schema_hash;      /* hash of everything in the schema that changes the encoding */
+  /* Task (AMEIR_TASK_*). For AMEIR_TASK_RETRIEVAL every row is one (history -> next item)
+   * example: the SEQUENCE field(s) hold the history (most recent T, chronological,
+   * left-aligned), `target_field` (a CATEGORICAL field whose vocabulary the history shares)
+   * holds the next item; label is NULL. The candidates are ids 1..vocab-1 of target_field.
+   * The user's whole history before the target (not cut to T) is items[user_off[u] ..
+   * user_off[u] + row_pos[r]) with u = row_user[r]: evaluation excludes those items from the
+   * candidates and training draws negatives outside them when asked. */
+  int32_t task;
+  int32_t target_field;      /* retrieval: field index of the next item; -1 otherwise */
+  int64_t n_users;
+  const int64_t *user_off;   /* [n_users + 1] offsets into items */
+  const int32_t *items;      /* every user's full item sequence, ids of target_field's vocab */
+  const int32_t *row_user;   /* [n_rows] */
+  const int32_t *row_pos;    /* [n_rows] position of the target in its user's sequence */
   /* ownership: */
   void *map;                 /* mmap of the cache, or NULL */
   size_t map_size;
