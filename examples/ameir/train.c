@@ -135,7 +135,7 @@ int cmd_train(int argc, char **argv) {
                        (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST),
                        (int)ameir_dataset_fields(ds), load_s, fc ? " (cache)" : "");
   /* architecture */
-  char model_name[64] = "deepfm", mlp[256] = "400:relu,400:relu,400:relu";
+  char model_name[600] = "deepfm", mlp[600] = "400:relu,400:relu,400:relu";
   if (a.model) snprintf(model_name, sizeof model_name, "%s", a.model);
   else if (!ameir_config_get_string(ctx, a.config, "train.model", buf, sizeof buf)) snprintf(model_name, sizeof model_name, "%s", buf);
   if (a.mlp) snprintf(mlp, sizeof mlp, "%s", a.mlp);
@@ -206,6 +206,11 @@ int cmd_train(int argc, char **argv) {
     printf(", \"load_seconds\": %.3f, \"from_cache\": %d", load_s, (int)fc);
     printf(", \"n_params\": %lld, \"n_params_embedding\": %lld, \"flops_per_sample\": %lld", (long long)np, (long long)pe,
            (long long)ameir_model_flops(m));
+    double tsg = 0, tfw = 0, tbw = 0;
+    ameir_model_get_stat(m, "time_stage", &tsg);
+    ameir_model_get_stat(m, "time_forward", &tfw);
+    ameir_model_get_stat(m, "time_backward", &tbw);
+    printf(", \"time_stage\": %.3f, \"time_forward\": %.3f, \"time_backward\": %.3f", tsg, tfw, tbw);
     printf(", \"peak_rss_mb\": %.1f}\n", peak_rss_mb());
   } else {
     printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, va[0], va[1], te[0], te[1]);

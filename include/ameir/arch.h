@@ -2,7 +2,7 @@
  * the paper's notation (docs/arch.md), one `key: value` line per part:
  *
  *   blocks: (conv3, relu, ln) (sa2, gelu, none) zero      Stage 1, eq. (3); L_a entries
- *   readout: sum last att                                 Stage 1 read-out
+ *   readout: sum last att                                 Stage 1 read-out (or: field)
  *   interactions: (C1, C2) (C3, C5, C7)                   Stage 2, Hadamard products of fields
  *   mlp: (400, relu) (400, relu) (400, relu)              Stage 3, eq. (4)
  *   shortcut: se                                          eq. (5) SE shortcut, or none

@@ -75,7 +75,8 @@ AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const
 
 /** A statistic of the last ameir_model_train call: train_seconds, eval_seconds, train_samples,
  *  train_steps, train_samples_per_s (after timing_warmup steps), train_loss_first, train_loss_last (means over the first and
- *  last up-to-50 steps), epochs, best_epoch (0 without early stopping), best_valid.
+ *  last up-to-50 steps), epochs, best_epoch (0 without early stopping), best_valid, and
+ *  time_stage, time_forward, time_backward (seconds spent in each phase of the steps).
  *  AMEIR_ENOTFOUND for an unknown key. Since 0.1. */
 AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char *key, double *value);
 

@@ -157,6 +157,52 @@ int32_t cpu_colsum_acc(cpu_state *st, const float *x, int64_t ldx, int64_t m, in
 void cpu_colsum_acc_buf(cpu_state *st, const float *x, int64_t ldx, int64_t m, int64_t n,
                         float *out, float *part);
 
+/* ---- Stage 1 sequence helpers (cpu_seq.c) ----
+ * The sequence ops work on a "packed" layout: the valid rows of x[B, T, D] stored sample after
+ * sample (row base[b] + i holds x[b, i] for i < len[b]; N = base[B] rows in all), so that the
+ * dense projections run as one GEMM over the N valid rows only and never read padding. When every
+ * len is T the packed layout is x itself and no copy is made. */
+
+/* Bytes rounded up to a 64-byte multiple: pieces carved from one scratch block stay aligned. */
+static inline size_t cpu_al(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+/* Takes `bytes` from a scratch block at *cur (advanced by cpu_al(bytes)). */
+static inline void *cpu_carve(char **cur, size_t bytes) {
+  void *p = *cur;
+  *cur += cpu_al(bytes);
+  return p;
+}
+
+/* Checks 0 <= len[i] <= t for every sample and returns the total N in *n (op names the op in the
+ * error message). */
+int32_t cpu_seq_total(cpu_state *st, const char *op, const int32_t *len, int64_t b, int64_t t,
+                      int64_t *n);
+/* base[0..b]: prefix sums of len (base[b] = N). */
+void cpu_seq_base(const int32_t *len, int64_t b, int64_t *base);
+/* xp[base[b] + i, :d] = x[b, i, :d] for i < len[b]. */
+void cpu_seq_pack(cpu_state *st, const float *x, const int32_t *len, const int64_t *base, int64_t b,
+                  int64_t t, int64_t d, float *xp);
+/* y[b, i, :d] = yp[base[b] + i, :d] for i < len[b], 0 for the padding rows. */
+void cpu_seq_unpack(cpu_state *st, const float *yp, const int32_t *len, const int64_t *base,
+                    int64_t b, int64_t t, int64_t d, float *y);
+/* Sample order by descending len (ties by index): the samples still running at step s of a
+ * recurrence are a prefix of it. ord: b ints; cnt: scratch of t + 1 int64. */
+void cpu_seq_order(const int32_t *len, int64_t b, int64_t t, int64_t *cnt, int32_t *ord);
+
+/* tanh in float, vectorisable (Cephes' tanhf): an odd polynomial below |x| = 0.625, where
+ * 1 - 2 / (e^2x + 1) would cancel, that formula above it (saturating to 1 as e^2x overflows). */
+static inline float cpu_tanhf(float x) {
+  float ax = fabsf(x), z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  float small = p * z * x + x;
+  float big = 1.0f - 2.0f / (cpu_expf(2.0f * ax) + 1.0f);
+  big = cpu_blendf(-(uint32_t)(x < 0.0f), -big, big);
+  return cpu_blendf(-(uint32_t)(ax < 0.625f), small, big);
+}
+
 /* Ops, one group per file. */
 /* cpu_blas.c */
 int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
@@ -239,5 +285,50 @@ int32_t ameir__cpu_adam_table_dense(void *s, float *table, int64_t n_table_rows,
                                     const int32_t *rows, const float *grad, int64_t n_rows,
                                     float *m, float *v, float lr, float b1, float b2, float eps,
                                     float l2, int64_t t);
+
+/* cpu_seq.c */
+int32_t ameir__cpu_seq_mask(void *s, float *y, const float *x, const int32_t *len, int64_t b,
+                            int64_t t, int64_t d);
+int32_t ameir__cpu_conv1d_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                              int64_t d, const float *w, const float *bias, int32_t k, int32_t dil,
+                              float *y);
+int32_t ameir__cpu_conv1d_bwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                              int64_t d, const float *w, int32_t k, int32_t dil, const float *dy,
+                              float *dx, float *dw, float *dbias);
+int32_t ameir__cpu_pool3_fwd(void *s, int32_t kind, const float *x, const int32_t *len, int64_t b,
+                             int64_t t, int64_t d, float *y, int32_t *save);
+int32_t ameir__cpu_pool3_bwd(void *s, int32_t kind, const int32_t *len, int64_t b, int64_t t,
+                             int64_t d, const float *dy, const int32_t *save, float *dx);
+int32_t ameir__cpu_readout_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                               int64_t d, float *sum, int64_t lds, float *last, int64_t ldl);
+int32_t ameir__cpu_readout_bwd(void *s, const int32_t *len, int64_t b, int64_t t, int64_t d,
+                               const float *dsum, int64_t lds, const float *dlast, int64_t ldl,
+                               float *dx);
+int32_t ameir__cpu_dot_rows_fwd(void *s, const float *e, int64_t k, const int32_t *rows, int64_t b,
+                                int64_t c, const float *u, float *sc);
+int32_t ameir__cpu_dot_rows_bwd(void *s, const float *e, int64_t k, const int32_t *rows, int64_t b,
+                                int64_t c, const float *u, const float *ds, float *du, float *g);
+
+/* cpu_gru.c */
+int32_t ameir__cpu_gru_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, const float *p, float *y, float *save);
+int32_t ameir__cpu_gru_bwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, const float *p, const float *dy, const float *save, float *dx,
+                           float *dp);
+
+/* cpu_attn.c */
+int32_t ameir__cpu_mha_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, int32_t heads, const float *p, float *y, float *save);
+int32_t ameir__cpu_mha_bwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, int32_t heads, const float *p, const float *dy,
+                           const float *save, float *dx, float *dp);
+int32_t ameir__cpu_din_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
+                           const float *p, float *pooled, int64_t ldp, float *scaled, float *save);
+int32_t ameir__cpu_din_bwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                           int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
+                           const float *p, const float *dpooled, int64_t lddp,
+                           const float *dscaled, const float *save, float *dx, float *dq,
+                           float *dp);
 
 #endif

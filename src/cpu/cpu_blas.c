@@ -51,6 +51,38 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
     scale_c(c, ldc, m, n, beta);
     return 0;
   }
+  /* Degenerate shapes the model uses every step (the output layer): OpenBLAS's sgemm spends
+   * far more on packing than on arithmetic there, so they get their own paths. */
+  if (k == 1) {   /* rank-1 update: C = alpha * a b^T + beta * C */
+    const int64_t sa = ta ? 1 : lda, sb = tb ? ldb : 1;
+#pragma omp parallel for num_threads(st->threads) schedule(static) if (m * n > 32768)
+    for (int64_t i = 0; i < m; i++) {
+      float ai = alpha * a[i * sa];
+      float *ci = c + i * ldc;
+      if (beta == 0.0f) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb] + beta * ci[j];
+      }
+    }
+    return 0;
+  }
+  if (n == 1) {   /* c[:, 0] = alpha * op(A) b + beta * c */
+    if (ldc == 1)
+      cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m, ta ? (int)m : (int)k,
+                  alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, 1);
+    else
+      cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m, ta ? (int)m : (int)k,
+                  alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, (int)ldc);
+    return 0;
+  }
+  if (m == 1) {   /* c[0, :] = alpha * op(B)^T a + beta * c */
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? (int)n : (int)k, tb ? (int)k : (int)n,
+                alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta, c, 1);
+    return 0;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
   return 0;

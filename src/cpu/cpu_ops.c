@@ -215,6 +215,21 @@ static const ameir_ops cpu_ops = {
     .adam_rows = ameir__cpu_adam_rows,
     .adam_table_dense = ameir__cpu_adam_table_dense,
     .sumsq = ameir__cpu_sumsq,
+    .seq_mask = ameir__cpu_seq_mask,
+    .conv1d_fwd = ameir__cpu_conv1d_fwd,
+    .conv1d_bwd = ameir__cpu_conv1d_bwd,
+    .pool3_fwd = ameir__cpu_pool3_fwd,
+    .pool3_bwd = ameir__cpu_pool3_bwd,
+    .gru_fwd = ameir__cpu_gru_fwd,
+    .gru_bwd = ameir__cpu_gru_bwd,
+    .mha_fwd = ameir__cpu_mha_fwd,
+    .mha_bwd = ameir__cpu_mha_bwd,
+    .din_fwd = ameir__cpu_din_fwd,
+    .din_bwd = ameir__cpu_din_bwd,
+    .readout_fwd = ameir__cpu_readout_fwd,
+    .readout_bwd = ameir__cpu_readout_bwd,
+    .dot_rows_fwd = ameir__cpu_dot_rows_fwd,
+    .dot_rows_bwd = ameir__cpu_dot_rows_bwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

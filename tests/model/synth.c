@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdlib.h>
 
 ameir_dataset *synth_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int multi, int nd, uint64_t seed) {
   ameir_dataset *ds = calloc(1, sizeof *ds);
@@ -85,4 +86,44 @@ void synth_free(ameir_dataset *ds) {
   free((void *)ds->label);
   for (int s = 0; s < 3; s++) free(ds->split_rows[s]);
   free(ds);
+}
+
+ameir_dataset *synth_seq_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int T, int min_len, uint64_t seed) {
+  ameir_dataset *ds = synth_dataset(ctx, n, nf, voc, 0, 0, seed);
+  int old = ds->n_fields;
+  ds->fields = realloc(ds->fields, sizeof *ds->fields * (size_t)(old + 2));
+  ds->n_fields = old + 2;
+  ameir__rng r;
+  ameir__rng_seed(&r, seed, 99);
+  float *label = (float *)ds->label;
+  for (int k = 0; k < 2; k++) {
+    ameir__field *f = &ds->fields[old + k];
+    memset(f, 0, sizeof *f);
+    f->name = strdup(k ? "hist_c1" : "hist_c0");
+    f->kind = AMEIR_FIELD_SEQUENCE;
+    f->vocab = voc + 1;
+    f->max_len = T;
+    snprintf(f->share, sizeof f->share, "%s", k ? "C1" : "C0");
+    f->ids = malloc(sizeof(int32_t) * (size_t)(n * T));
+  }
+  int32_t *h0 = (int32_t *)ds->fields[old].ids, *h1 = (int32_t *)ds->fields[old + 1].ids;
+  const int32_t *c0 = ds->fields[0].ids;
+  for (int64_t i = 0; i < n; i++) {
+    int len = min_len + (int)ameir__rng_below(&r, (uint64_t)(T - min_len) + 1);
+    int hit = 0;
+    for (int t = 0; t < T; t++) {
+      int32_t a = -1, b = -1;
+      if (t < len) {
+        a = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)voc);
+        b = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)voc);
+        hit |= a == c0[i];
+      }
+      h0[i * T + t] = a;
+      h1[i * T + t] = b;
+    }
+    /* re-draw the label with a strong behaviour signal */
+    double logit = hit ? 2.5 : -2.5;
+    label[i] = ameir__rng_uniform(&r) < 1.0 / (1.0 + exp(-logit)) ? 1.f : 0.f;
+  }
+  return ds;
 }

@@ -11,3 +11,8 @@ ameir_dataset *synth_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int
 void synth_free(ameir_dataset *ds);
 
 #endif
+
+/* Like synth_dataset with nf >= 2 univalent fields plus two behaviour fields "hist_c0" (shares
+ * C0's table) and "hist_c1" (shares C1's) of max length T, ragged (length 0..T); the label
+ * depends on whether the target C0 occurs in the history, so Stage 1 has something to learn. */
+ameir_dataset *synth_seq_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int T, int min_len, uint64_t seed);

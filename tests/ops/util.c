@@ -108,3 +108,40 @@ void tops_fd_check(const char *what, tops_loss_fn loss, void *u, double *x, int6
               (long long)i, g, fd);
   }
 }
+
+int32_t *tops_lens(uint64_t seed, int64_t b, int64_t t) {
+  int32_t *l = tops_randi(seed, b, 0, (int32_t)t + 1);
+  static const int pick[4] = {2, 0, 1, 2};   /* 2 = t */
+  for (int64_t i = 0; i < b && i < 4; i++) l[i] = pick[i] == 2 ? (int32_t)t : pick[i];
+  return l;
+}
+
+float *tops_repad(const float *x, const int32_t *len, int64_t b, int64_t t, int64_t t2, int64_t d) {
+  float *y = tops_constf(b * t2 * d, NAN);
+  for (int64_t i = 0; i < b; i++)
+    if (len[i] > 0) memcpy(y + i * t2 * d, x + i * t * d, (size_t)(len[i] * d) * sizeof(float));
+  return y;
+}
+
+float *tops_seq_randf(uint64_t seed, const int32_t *len, int64_t b, int64_t t, int64_t d, float lo,
+                      float hi) {
+  float *x = tops_randf(seed, b * t * d, lo, hi);
+  for (int64_t i = 0; i < b; i++)
+    for (int64_t j = (int64_t)len[i] * d; j < t * d; j++) x[i * t * d + j] = NAN;
+  return x;
+}
+
+void tops_check_repad(const char *what, const float *y, const float *y2, const int32_t *len,
+                      int64_t b, int64_t t, int64_t t2, int64_t d) {
+  for (int64_t i = 0; i < b; i++) {
+    tops_check_same(what, y + i * t * d, y2 + i * t2 * d, len[i] * d);
+    for (int64_t j = (int64_t)len[i] * d; j < t * d; j++)
+      T_ASSERT_MSG(y[i * t * d + j] == 0.0f,
+                   "%s: sample %lld, padding element %lld is %g, not 0", what, (long long)i,
+                   (long long)j, (double)y[i * t * d + j]);
+    for (int64_t j = (int64_t)len[i] * d; j < t2 * d; j++)
+      T_ASSERT_MSG(y2[i * t2 * d + j] == 0.0f,
+                   "%s (padded to %lld): sample %lld, padding element %lld is %g, not 0", what,
+                   (long long)t2, (long long)i, (long long)j, (double)y2[i * t2 * d + j]);
+  }
+}

@@ -38,4 +38,17 @@ typedef double (*tops_loss_fn)(void *u);
 void tops_fd_check(const char *what, tops_loss_fn loss, void *u, double *x, int64_t n,
                       const float *grad, double rtol, double atol, int64_t max_checks);
 
+/* ---- sequence batches [b, t, d] with lengths (Stage 1 ops) ---- */
+/* lengths in [0, t]: 0, 1 and t among the first samples (as b allows), the rest random */
+int32_t *tops_lens(uint64_t seed, int64_t b, int64_t t);
+/* x [b, t, d] copied into [b, t2, d] (t2 >= t) with the rows >= len filled with NaN (an op
+ * that reads padding then shows it) */
+float *tops_repad(const float *x, const int32_t *len, int64_t b, int64_t t, int64_t t2, int64_t d);
+/* random [b, t, d] whose padding rows are NaN */
+float *tops_seq_randf(uint64_t seed, const int32_t *len, int64_t b, int64_t t, int64_t d, float lo,
+                      float hi);
+/* y [b, t, d] and y2 [b, t2, d]: bit-identical on the valid rows, both zero on the others */
+void tops_check_repad(const char *what, const float *y, const float *y2, const int32_t *len,
+                      int64_t b, int64_t t, int64_t t2, int64_t d);
+
 #endif

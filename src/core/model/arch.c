@@ -188,9 +188,12 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
       if (!strcasecmp(lx->tok, "sum")) a->readout |= AMEIR_READOUT_SUM;
       else if (!strcasecmp(lx->tok, "last")) a->readout |= AMEIR_READOUT_LAST;
       else if (!strcasecmp(lx->tok, "att") || !strcasecmp(lx->tok, "din")) a->readout |= AMEIR_READOUT_ATT;
+      else if (!strcasecmp(lx->tok, "field")) a->readout |= AMEIR_READOUT_FIELD;
       else if (!strcasecmp(lx->tok, "none")) continue;
-      else return PERR(lx, "unknown readout '%s' (sum last att)", lx->tok);
+      else return PERR(lx, "unknown readout '%s' (sum last att, or field)", lx->tok);
     }
+    if ((a->readout & AMEIR_READOUT_FIELD) && a->readout != AMEIR_READOUT_FIELD)
+      return PERR(lx, "readout 'field' (behaviours as sum-pooled fields) excludes sum, last and att");
     return AMEIR_OK;
   }
   if (!strcmp(key, "shortcut")) {
@@ -342,7 +345,7 @@ AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, c
   else return ameir__error(ctx, AMEIR_ENOTFOUND, "unknown model '%s' (dnn, widedeep, deepfm)", name);
   ameir_arch *a = calloc(1, sizeof *a);
   if (!a) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  a->readout = AMEIR_READOUT_SUM;   /* baselines sum-pool behaviours */
+  a->readout = AMEIR_READOUT_FIELD;   /* baselines sum-pool each behaviour field into e_b */
   a->extras = extras;
   a->shortcut = AMEIR_SHORTCUT_NONE;
   ameir_status st = ameir__mlp_parse(ctx, mlp ? mlp : "400:relu,400:relu,400:relu", &a->mlp, &a->n_mlp);
@@ -386,6 +389,7 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
   if (a->readout & AMEIR_READOUT_SUM) sb_add(&b, " sum");
   if (a->readout & AMEIR_READOUT_LAST) sb_add(&b, " last");
   if (a->readout & AMEIR_READOUT_ATT) sb_add(&b, " att");
+  if (a->readout & AMEIR_READOUT_FIELD) sb_add(&b, " field");
   sb_add(&b, "\ninteractions:");
   for (int32_t i = 0; i < a->n_inter; i++) {
     sb_add(&b, " (");

@@ -12,7 +12,9 @@ enum {
   AMEIR_LAYER_GRU, AMEIR_LAYER_SA2, AMEIR_LAYER_SA4, AMEIR_LAYER_TARGET_ATT, AMEIR_LAYER_COUNT_
 };
 enum { AMEIR_NORM_NONE = 0, AMEIR_NORM_LN = 1 };
-enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4 };
+/* FIELD: no Stage 1; each behaviour field is sum-pooled into one more field of e_b (how the
+ * DNN-family baselines treat sequences). */
+enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4, AMEIR_READOUT_FIELD = 8 };
 enum { AMEIR_SHORTCUT_NONE = 0, AMEIR_SHORTCUT_SE = 1 };
 enum { AMEIR_EXTRA_LINEAR = 1, AMEIR_EXTRA_FM = 2 };
 

@@ -5,6 +5,15 @@
 #include "model.h"
 #include "init.h"
 
+ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols);
+ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r);
+ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B);
+void ameir__stage1_free_ws(ameir_model *m);
+ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                 int32_t *h_rows, int32_t *h_src, int64_t src_base);
+ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, const int32_t *rows_seq);
+ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out);
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +69,7 @@ static void free_workspace(ameir_model *m) {
   }
   free(m->z); free(m->h); free(m->dice_save);
   m->z = m->h = m->dice_save = NULL;
+  ameir__stage1_free_ws(m);
   m->dev_stage = NULL;
   m->ws_batch = 0;
 }
@@ -80,6 +90,8 @@ AMEIR_API void ameir_model_free(ameir_model *m) {
   free(m->schema);
   free(m->cat_field); free(m->cat_len); free(m->cat_base); free(m->cat_vocab);
   free(m->dense_field); free(m->inter_fields); free(m->inter_order); free(m->mlp);
+  free(m->seq_field); free(m->seq_base); free(m->seq_vocab); free(m->seq_target);
+  free(m->blk_g); free(m->blk_b); free(m->blk_p);
   free(m);
 }
 
@@ -94,90 +106,16 @@ static ameir_status dev_zero_alloc(ameir_model *m, void *pp, size_t bytes) {
   return m->ops->memset0(m->bs, *(void **)pp, bytes ? bytes : 64);
 }
 
-/* Lays out the schema slots, stage 2 and the flat parameter offsets. */
-static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
-  ameir_context *ctx = m->ctx;
+/* Offsets that depend on the embedding width K: x0's columns and the flat parameters. */
+static ameir_status layout_params(ameir_model *m) {
   const ameir_arch *a = m->arch;
-  int32_t nf = ds->n_fields;
-  m->n_schema_fields = nf;
-  m->schema_hash = ds->schema_hash;
-  m->schema = calloc((size_t)nf + 1, sizeof *m->schema);
-  if (!m->schema) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  for (int32_t i = 0; i < nf; i++) {
-    const ameir__field *f = &ds->fields[i];
-    ameir__field *c = &m->schema[i];
-    *c = *f;
-    c->ids = NULL;
-    c->values = NULL;
-    c->keys = NULL;
-    c->name = strdup(f->name);
-    if (!c->name) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-    if (f->keys && f->vocab > 0) {
-      c->keys = malloc(8 * (size_t)f->vocab);
-      if (!c->keys) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-      memcpy(c->keys, f->keys, 8 * (size_t)f->vocab);
-    }
-  }
-  m->cat_field = calloc((size_t)nf + 1, sizeof *m->cat_field);
-  m->cat_len = calloc((size_t)nf + 1, sizeof *m->cat_len);
-  m->cat_base = calloc((size_t)nf + 1, sizeof *m->cat_base);
-  m->cat_vocab = calloc((size_t)nf + 1, sizeof *m->cat_vocab);
-  m->dense_field = calloc((size_t)nf + 1, sizeof *m->dense_field);
-  if (!m->cat_field || !m->cat_len || !m->cat_base || !m->cat_vocab || !m->dense_field)
-    return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  /* univalent first, then multi-valued and (sum-pooled) sequence fields, each in schema order:
-   * the order of torch_ref's e_nonseq */
-  int64_t row = 1;
-  for (int pass = 0; pass < 2; pass++)
-    for (int32_t i = 0; i < nf; i++) {
-      const ameir__field *f = &ds->fields[i];
-      if (!is_embedded_kind(f->kind)) continue;
-      if ((pass == 0) != (f->kind == AMEIR_FIELD_CATEGORICAL)) continue;
-      int32_t s = m->n_cat++;
-      m->cat_field[s] = i;
-      m->cat_len[s] = f->max_len > 0 ? f->max_len : 1;
-      m->cat_vocab[s] = f->vocab;
-      m->cat_base[s] = row;
-      row += f->vocab;
-      m->lin_total += m->cat_len[s];
-    }
-  for (int32_t i = 0; i < nf; i++)
-    if (ds->fields[i].kind == AMEIR_FIELD_DENSE) m->dense_field[m->n_dense++] = i;
-  m->emb_rows = row;
-  if (m->n_cat == 0 && m->n_dense == 0) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
-  if (a->n_blocks > 0)
-    return ameir__error(ctx, AMEIR_EUNSUPPORTED, "behaviour blocks are not available in this version (Stage 1 comes with sequence support)");
-
-  /* stage 2: interactions by field name */
-  m->n_inter = a->n_inter;
-  m->max_order = 1;
-  for (int32_t i = 0; i < a->n_inter; i++) if (a->inter[i].order > m->max_order) m->max_order = a->inter[i].order;
-  m->inter_fields = malloc(sizeof(int32_t) * (size_t)(m->n_inter * m->max_order + 1));
-  m->inter_order = malloc(sizeof(int32_t) * (size_t)(m->n_inter + 1));
-  if (!m->inter_fields || !m->inter_order) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  for (int32_t i = 0; i < a->n_inter; i++) {
-    m->inter_order[i] = a->inter[i].order;
-    for (int32_t j = 0; j < m->max_order; j++) {
-      int32_t s = -1;
-      if (j < a->inter[i].order) {
-        s = slot_of(m, ds, a->inter[i].fields[j]);
-        if (s < 0)
-          return ameir__error(ctx, AMEIR_ECONFIG, "interaction %d names field '%s', which is not a categorical field of the dataset", (int)i + 1, a->inter[i].fields[j]);
-      }
-      m->inter_fields[i * m->max_order + j] = s;
-    }
-  }
-
   int64_t K = m->opt.emb;
-  m->off_e = 0;
-  m->off_p = m->n_cat * K;
+  int64_t off = 0, soff = 0, ha = 0;
+  CK(ameir__stage1_layout(m, &off, &ha));
+  m->off_e = ha;
+  m->off_p = m->off_e + m->n_cat * K;
   m->off_d = m->off_p + m->n_inter * K;
   m->d0 = m->off_d + m->n_dense;
-
-  /* flat parameters */
-  int64_t off = 0, soff = 0;
-  m->mlp = calloc((size_t)a->n_mlp + 1, sizeof *m->mlp);
-  if (!m->mlp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   int64_t in = m->d0;
   for (int32_t l = 0; l < a->n_mlp; l++) {
     ameir__mlp_p *p = &m->mlp[l];
@@ -216,6 +154,130 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   m->n_params = off;
   m->n_stats = soff;
   return AMEIR_OK;
+}
+
+/* Lays out the schema slots, stage 2 and the flat parameter offsets. */
+static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
+  ameir_context *ctx = m->ctx;
+  const ameir_arch *a = m->arch;
+  int32_t nf = ds->n_fields;
+  m->n_schema_fields = nf;
+  m->schema_hash = ds->schema_hash;
+  m->schema = calloc((size_t)nf + 1, sizeof *m->schema);
+  if (!m->schema) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t i = 0; i < nf; i++) {
+    const ameir__field *f = &ds->fields[i];
+    ameir__field *c = &m->schema[i];
+    *c = *f;
+    c->ids = NULL;
+    c->values = NULL;
+    c->keys = NULL;
+    c->name = strdup(f->name);
+    if (!c->name) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    if (f->keys && f->vocab > 0) {
+      c->keys = malloc(8 * (size_t)f->vocab);
+      if (!c->keys) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      memcpy(c->keys, f->keys, 8 * (size_t)f->vocab);
+    }
+  }
+  m->cat_field = calloc((size_t)nf + 1, sizeof *m->cat_field);
+  m->cat_len = calloc((size_t)nf + 1, sizeof *m->cat_len);
+  m->cat_base = calloc((size_t)nf + 1, sizeof *m->cat_base);
+  m->cat_vocab = calloc((size_t)nf + 1, sizeof *m->cat_vocab);
+  m->dense_field = calloc((size_t)nf + 1, sizeof *m->dense_field);
+  if (!m->cat_field || !m->cat_len || !m->cat_base || !m->cat_vocab || !m->dense_field)
+    return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  /* Behaviours go through Stage 1 unless the architecture asks for them as sum-pooled
+   * fields (the DNN-family baselines). */
+  int32_t n_seq = 0;
+  for (int32_t i = 0; i < nf; i++) n_seq += ds->fields[i].kind == AMEIR_FIELD_SEQUENCE;
+  m->stage1 = n_seq > 0 && !(a->readout & AMEIR_READOUT_FIELD);
+  /* univalent first, then multi-valued and (sum-pooled) sequence fields, each in schema order:
+   * the order of torch_ref's e_nonseq */
+  int64_t row = 1;
+  for (int pass = 0; pass < 2; pass++)
+    for (int32_t i = 0; i < nf; i++) {
+      const ameir__field *f = &ds->fields[i];
+      if (!is_embedded_kind(f->kind)) continue;
+      if (m->stage1 && f->kind == AMEIR_FIELD_SEQUENCE) continue;
+      if ((pass == 0) != (f->kind == AMEIR_FIELD_CATEGORICAL)) continue;
+      int32_t s = m->n_cat++;
+      m->cat_field[s] = i;
+      m->cat_len[s] = f->max_len > 0 ? f->max_len : 1;
+      m->cat_vocab[s] = f->vocab;
+      m->cat_base[s] = row;
+      row += f->vocab;
+      m->lin_total += m->cat_len[s];
+    }
+  for (int32_t i = 0; i < nf; i++)
+    if (ds->fields[i].kind == AMEIR_FIELD_DENSE) m->dense_field[m->n_dense++] = i;
+  /* Stage 1: the behaviour element, its tables (shared with the tied target field when the
+   * schema says `share:`) and the target query */
+  m->din_a1 = 80;
+  m->din_a2 = 40;
+  if (m->stage1) {
+    m->n_seq = n_seq;
+    m->seq_field = calloc((size_t)n_seq, sizeof *m->seq_field);
+    m->seq_base = calloc((size_t)n_seq, sizeof *m->seq_base);
+    m->seq_vocab = calloc((size_t)n_seq, sizeof *m->seq_vocab);
+    m->seq_target = calloc((size_t)n_seq, sizeof *m->seq_target);
+    if (!m->seq_field || !m->seq_base || !m->seq_vocab || !m->seq_target) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    int32_t s = 0;
+    m->has_target = 1;
+    for (int32_t i = 0; i < nf; i++) {
+      const ameir__field *f = &ds->fields[i];
+      if (f->kind != AMEIR_FIELD_SEQUENCE) continue;
+      if (s == 0) m->seq_t = f->max_len;
+      else if (f->max_len != m->seq_t)
+        return ameir__error(ctx, AMEIR_ECONFIG, "behaviour field '%s' has max_len %d, '%s' has %d: the fields of one behaviour element need one length",
+                            f->name, (int)f->max_len, ds->fields[m->seq_field[0]].name, (int)m->seq_t);
+      m->seq_field[s] = i;
+      int32_t tgt = f->share[0] ? slot_of(m, ds, f->share) : -1;
+      if (f->share[0] && tgt < 0)
+        return ameir__error(ctx, AMEIR_ECONFIG, "behaviour field '%s' shares the table of '%s', which is not a categorical field", f->name, f->share);
+      if (tgt >= 0 && m->cat_len[tgt] != 1) tgt = -1;   /* a multi-valued field is no target */
+      if (tgt >= 0) {
+        m->seq_base[s] = m->cat_base[tgt];
+        m->seq_vocab[s] = m->cat_vocab[tgt];
+      } else {
+        m->seq_base[s] = row;
+        m->seq_vocab[s] = f->vocab;
+        row += f->vocab;
+      }
+      m->seq_target[s] = tgt;
+      if (tgt < 0) m->has_target = 0;
+      s++;
+    }
+    if (m->seq_t < 1) return ameir__error(ctx, AMEIR_ECONFIG, "behaviour fields need max_len >= 1");
+  }
+  m->emb_rows = row;
+  if (m->n_cat == 0 && m->n_dense == 0 && !m->stage1) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
+  if (a->n_blocks > 0 && !m->stage1)
+    return ameir__error(ctx, AMEIR_ECONFIG, "the architecture has behaviour blocks but the dataset has no sequence fields (or readout is 'field')");
+
+  /* stage 2: interactions by field name */
+  m->n_inter = a->n_inter;
+  m->max_order = 1;
+  for (int32_t i = 0; i < a->n_inter; i++) if (a->inter[i].order > m->max_order) m->max_order = a->inter[i].order;
+  m->inter_fields = malloc(sizeof(int32_t) * (size_t)(m->n_inter * m->max_order + 1));
+  m->inter_order = malloc(sizeof(int32_t) * (size_t)(m->n_inter + 1));
+  if (!m->inter_fields || !m->inter_order) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t i = 0; i < a->n_inter; i++) {
+    m->inter_order[i] = a->inter[i].order;
+    for (int32_t j = 0; j < m->max_order; j++) {
+      int32_t s = -1;
+      if (j < a->inter[i].order) {
+        s = slot_of(m, ds, a->inter[i].fields[j]);
+        if (s < 0)
+          return ameir__error(ctx, AMEIR_ECONFIG, "interaction %d names field '%s', which is not a categorical field of the dataset", (int)i + 1, a->inter[i].fields[j]);
+      }
+      m->inter_fields[i * m->max_order + j] = s;
+    }
+  }
+
+  m->mlp = calloc((size_t)a->n_mlp + 1, sizeof *m->mlp);
+  if (!m->mlp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  return layout_params(m);
 }
 
 #define fill_uniform ameir__init_uniform
@@ -257,7 +319,9 @@ static ameir_status init_params(ameir_model *m) {
     fill_uniform(&r, hp + m->se_b2, m->se_s, b2);
   }
   /* first-order dense weights start at zero (torch_ref) */
-  ameir_status st = m->ops->upload(m->bs, m->P, hp, sizeof(float) * (size_t)m->n_params);
+  ameir_status st = ameir__stage1_init(m, hp, &r);
+  if (st) { free(hp); return ameir__error(ctx, st, "out of memory initialising Stage 1"); }
+  st = m->ops->upload(m->bs, m->P, hp, sizeof(float) * (size_t)m->n_params);
   free(hp);
   if (st) return st;
   if (m->n_stats) {
@@ -387,41 +451,7 @@ ameir_status ameir__model_reshape(ameir_model *m) {
   o->free(m->bs, m->inter_o_dev);
   m->inter_f_dev = NULL;
   m->inter_o_dev = NULL;
-  int64_t K = m->opt.emb;
-  /* only the K-dependent offsets move: recompute them from the slots */
-  m->off_e = 0;
-  m->off_p = m->n_cat * K;
-  m->off_d = m->off_p + m->n_inter * K;
-  int64_t d0_old = m->d0;
-  m->d0 = m->off_d + m->n_dense;
-  (void)d0_old;
-  int64_t off = 0, soff = 0, in = m->d0;
-  for (int32_t l = 0; l < m->arch->n_mlp; l++) {
-    ameir__mlp_p *p = &m->mlp[l];
-    p->in = in;
-    p->w = off; off += p->in * p->out;
-    p->b = off; off += p->out;
-    if (p->act == AMEIR_ACT_DICE) {
-      p->alpha = off; off += p->out;
-      p->rmean = soff; soff += p->out;
-      p->rvar = soff; soff += p->out;
-    }
-    in = p->out;
-  }
-  m->h_last = in;
-  int se = m->se_s > 0;
-  m->out_w = off; off += m->h_last + (se ? K : 0);
-  m->out_b = off; off += 1;
-  if (se) {
-    m->se_v = off; off += K;
-    m->se_w1 = off; off += m->se_r * m->se_s;
-    m->se_b1 = off; off += m->se_r;
-    m->se_w2 = off; off += m->se_s * m->se_r;
-    m->se_b2 = off; off += m->se_s;
-  }
-  if (m->dl_w >= 0) { m->dl_w = off; off += m->n_dense; }
-  m->n_params = off;
-  m->n_stats = soff;
+  CK(layout_params(m));
   return alloc_params(m);
 }
 
@@ -431,16 +461,19 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, F = m->n_cat;
   int64_t lt = m->lin_total;
-  /* host/device staging: rows_fm, src_fm, rows_lin, src_lin (int32), y, dense (float) */
-  size_t n_i32 = (size_t)(4 * B * lt);
+  /* host/device staging: rows_fm (+ the sequence rows after it), src_fm (same), rows_lin,
+   * src_lin (int32), y, dense (float) */
+  int64_t ns = m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0;
+  m->stage_cap = B * lt + ns;
+  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt);
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
   m->host_stage = malloc(m->stage_bytes + 64);
   if (!m->host_stage) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   CK(dev_alloc(m, &m->dev_stage, m->stage_bytes + 64));
   int32_t *ip = m->dev_stage;
-  m->rows_fm = ip; ip += B * lt;
-  m->src_fm = ip; ip += B * lt;
+  m->rows_fm = ip; ip += B * lt + ns;
+  m->src_fm = ip; ip += B * lt + ns;
   m->rows_lin = ip; ip += B * lt;
   m->src_lin = ip; ip += B * lt;
   float *fp = (float *)ip;
@@ -462,9 +495,10 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     CK(dev_alloc(m, &m->dhse, f4 * (size_t)(B * K)));
     CK(dev_alloc(m, &m->se_save, f4 * (size_t)(B * (2 * m->se_s + m->se_r))));
   }
-  CK(dev_alloc(m, &m->decomp, f4 * (size_t)(B * F * K + 1)));
-  CK(dev_alloc(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + 1)));
-  CK(dev_alloc(m, &m->gradrows, f4 * (size_t)(B * lt * K + 1)));
+  int64_t nseqf = m->stage1 ? B * m->seq_t * m->d_seq : 0;
+  CK(dev_alloc(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
+  CK(dev_alloc(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
+  CK(dev_alloc(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
   CK(dev_alloc(m, &m->uniq_l, sizeof(int32_t) * (size_t)(B * lt + 1)));
   CK(dev_alloc(m, &m->gradrows_l, f4 * (size_t)(B * lt + 1)));
   m->z = calloc((size_t)a->n_mlp + 1, sizeof *m->z);
@@ -478,6 +512,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     else CK(dev_alloc(m, &m->h[l], f4 * (size_t)(B * w)));
     if (m->mlp[l].act == AMEIR_ACT_DICE) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
   }
+  CK(ameir__stage1_workspace(m, B));
   m->ws_batch = B;
   return AMEIR_OK;
 }
@@ -495,8 +530,8 @@ ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) 
 
 /* Gathers rows of the dataset into the staging buffers and uploads them in one transfer. */
 ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb) {
-  int64_t lt = m->lin_total, F = m->n_cat, B = m->ws_batch;
-  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + B * lt, *rows_lin = src_fm + B * lt,
+  int64_t lt = m->lin_total, F = m->n_cat, B = m->ws_batch, cap = m->stage_cap;
+  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + cap, *rows_lin = src_fm + cap,
           *src_lin = rows_lin + B * lt;
   float *y = (float *)(src_lin + B * lt), *dense = y + B;
   /* field-major ids (for the per-field lookups and the sparse gradient) */
@@ -522,13 +557,18 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
     y[b] = ds->label ? ds->label[rows[b]] : 0.f;
     for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
   }
-  /* field-major part is packed for nb rows; the lin part keeps stride lt per row of B */
   const ameir_ops *o = m->ops;
-  size_t nfm = (size_t)(nb * lt);
-  CK(o->upload(m->bs, m->rows_fm, rows_fm, 4 * nfm));
-  CK(o->upload(m->bs, m->src_fm, src_fm, 4 * nfm));
-  CK(o->upload(m->bs, m->rows_lin, rows_lin, 4 * nfm));
-  CK(o->upload(m->bs, m->src_lin, src_lin, 4 * nfm));
+  size_t nfm = (size_t)(nb * lt), nsq = 0;
+  if (m->stage1) {
+    CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, src_fm + nfm, nb * F));
+    nsq = (size_t)(m->n_seq * nb * m->seq_t);
+  }
+  CK(o->upload(m->bs, m->rows_fm, rows_fm, 4 * (nfm + nsq)));
+  CK(o->upload(m->bs, m->src_fm, src_fm, 4 * (nfm + nsq)));
+  if (m->L) {
+    CK(o->upload(m->bs, m->rows_lin, rows_lin, 4 * nfm));
+    CK(o->upload(m->bs, m->src_lin, src_lin, 4 * nfm));
+  }
   CK(o->upload(m->bs, m->y, y, 4 * (size_t)nb));
   if (m->n_dense) CK(o->upload(m->bs, m->dense, dense, 4 * (size_t)(nb * m->n_dense)));
   return AMEIR_OK;
@@ -547,6 +587,8 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     fm_off += B * m->cat_len[s];
   }
   if (m->n_dense) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
+  /* Stage 1: behaviours (reads the target's embedding from e) */
+  CK(ameir__stage1_forward(m, B, training, m->rows_fm + fm_off));
   /* Stage 2: Hadamard products */
   if (m->n_inter)
     CK(o->hadamard_fwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
@@ -627,6 +669,8 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     CK(o->gemm(bs, 0, 0, B, p->in, p->out, 1.f, dz, p->out, P + p->w, p->in, 0.f, dhin, ldin));
     if (l) { X = dhin; Y = (dhin == m->dh0) ? m->dh1 : m->dh0; }
   }
+  /* Stage 1 backward: d H_0 lands after the e part of the embedding-gradient buffer */
+  CK(ameir__stage1_backward(m, B, m->decomp + B * F * K));
   /* shortcut and extras: accumulate into the gradient of e (and p) */
   if (m->se_s)
     CK(o->se_bwd(bs, e, D0, B, m->se_s, K, P + m->se_v, P + m->se_w1, P + m->se_b1, m->se_r, P + m->se_w2,
@@ -641,9 +685,9 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   m->step++;
   CK(o->adam_dense(bs, P, G, m->M, m->V, m->n_params, lr_f, b1, b2, eps, l2, m->step));
   /* embeddings: sparse row gradients */
-  if (F) {
-    int64_t count = B * m->lin_total, nu = 0;
-    CK(o->copy2d(bs, m->decomp, F * K, de, D0, B, F * K, 0));
+  if (F || m->stage1) {
+    int64_t count = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0), nu = 0;
+    if (F) CK(o->copy2d(bs, m->decomp, F * K, de, D0, B, F * K, 0));
     CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, count, m->decomp, K, K, m->uniq, m->gradrows, &nu));
     m->last_nu = nu;
     if (op->sparse_adam)

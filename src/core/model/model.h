@@ -27,6 +27,7 @@ typedef struct {
   int32_t early_metric;    /* 0 auc, 1 logloss */
   int32_t restore_best;
   int64_t max_steps;       /* 0 = no limit */
+  int64_t timing_warmup;   /* steps left out of train_samples_per_s (benchmarks) */
 } ameir__train_opts;
 
 /* Statistics of the last training run (ameir_model_get_stat keys in brackets). */
@@ -40,6 +41,9 @@ typedef struct {
   int32_t epochs_done;     /* [epochs] */
   int32_t best_epoch;      /* [best_epoch] 1-based, 0 without early stopping */
   double best_valid;       /* [best_valid] */
+  double timed_seconds;    /* after timing_warmup steps, evaluation excluded */
+  double t_stage, t_forward, t_backward;   /* [time_stage] ... seconds inside each phase */
+  int64_t timed_samples;
 } ameir__train_stats;
 
 /* One MLP layer's parameters and activations. */
@@ -72,6 +76,25 @@ struct ameir_model {
   int64_t lin_total;       /* sum of cat_len: ids per sample */
   uint64_t schema_hash;
 
+  /* stage 1 (src/core/model/stage1.c) */
+  int32_t stage1;          /* behaviours go through Stage 1 (else sum-pooled fields, or none) */
+  int32_t n_seq, seq_t;    /* S fields per behaviour element, maximum length T */
+  int32_t *seq_field;      /* dataset field of each */
+  int64_t *seq_base, *seq_vocab;
+  int32_t *seq_target;     /* slot in e of the tied target field, or -1 */
+  int32_t has_target;
+  int64_t d_seq;           /* S * K */
+  int64_t off_sum, off_last, off_att;   /* read-outs in x0, -1 when absent */
+  int32_t din_a1, din_a2;
+  int64_t *blk_g, *blk_b, *blk_p;       /* per block: LN gamma, beta, layer params (-1 none) */
+  int64_t ro_att;          /* read-out attention parameters, -1 none */
+  /* stage 1 workspace */
+  int32_t *len_dev;
+  float **H, **nrm, **ly, **la, **lsave, **lnsave;
+  int32_t **psave;
+  float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
+  int32_t *host_len;
+
   /* stage 2 */
   int32_t n_inter, max_order;
   int32_t *inter_fields;   /* [n_inter * max_order], slot indices, -1 padded (host) */
@@ -101,6 +124,7 @@ struct ameir_model {
   int64_t ws_batch;
   void *host_stage;        /* host staging for one batch's ids, labels, dense */
   size_t stage_bytes;
+  int64_t stage_cap;       /* capacity of rows_fm / src_fm (e slots and sequence rows) */
   void *dev_stage;
   int32_t *rows_fm, *src_fm, *rows_lin, *src_lin;   /* dev views into dev_stage */
   float *y, *dense;

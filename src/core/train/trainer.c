@@ -71,6 +71,7 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
   if (!strcmp(key, "eval_batch")) { CK(parse_i64(ctx, key, value, 1, 1 << 20, &i)); o->eval_batch = i; return AMEIR_OK; }
   if (!strcmp(key, "epochs")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->epochs = (int32_t)i; return AMEIR_OK; }
   if (!strcmp(key, "max_steps")) { CK(parse_i64(ctx, key, value, 0, INT64_MAX / 2, &i)); o->max_steps = i; return AMEIR_OK; }
+  if (!strcmp(key, "timing_warmup")) { CK(parse_i64(ctx, key, value, 0, INT64_MAX / 2, &i)); o->timing_warmup = i; return AMEIR_OK; }
   if (!strcmp(key, "patience")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->patience = (int32_t)i; return AMEIR_OK; }
   if (!strcmp(key, "lr")) return parse_f64(ctx, key, value, 0, 10, &o->lr);
   if (!strcmp(key, "l2")) return parse_f64(ctx, key, value, 0, 10, &o->l2);
@@ -82,8 +83,13 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
   if (!strcmp(key, "beta1")) return parse_f64(ctx, key, value, 0, 0.999999, &o->beta1);
   if (!strcmp(key, "beta2")) return parse_f64(ctx, key, value, 0, 0.999999, &o->beta2);
   if (!strcmp(key, "eps")) return parse_f64(ctx, key, value, 1e-30, 1, &o->eps);
-  if (!strcmp(key, "init_std")) return parse_f64(ctx, key, value, 0, 10, &o->init_std);
-  if (!strcmp(key, "init_range")) return parse_f64(ctx, key, value, 0, 10, &o->init_range);
+  if (!strcmp(key, "init_std") || !strcmp(key, "init_range")) {
+    double *dst = key[5] == 's' ? &o->init_std : &o->init_range, v;
+    CK(parse_f64(ctx, key, value, 0, 10, &v));
+    if (v == *dst) return AMEIR_OK;
+    *dst = v;
+    return m->started ? AMEIR_OK : ameir__model_reshape(m);   /* re-draw the initial weights */
+  }
   if (!strcmp(key, "lr_schedule")) { CK(parse_choice(ctx, key, value, SCHED, &c)); o->lr_schedule = c; return AMEIR_OK; }
   if (!strcmp(key, "optimizer")) { CK(parse_choice(ctx, key, value, OPTIM, &c)); o->sparse_adam = c; return AMEIR_OK; }
   if (!strcmp(key, "init")) {
@@ -112,6 +118,7 @@ AMEIR_API ameir_status ameir_model_get_option(const ameir_model *m, const char *
   else if (!strcmp(key, "epochs")) n = snprintf(buf, size, "%d", (int)o->epochs);
   else if (!strcmp(key, "max_steps")) n = snprintf(buf, size, "%lld", (long long)o->max_steps);
   else if (!strcmp(key, "patience")) n = snprintf(buf, size, "%d", (int)o->patience);
+  else if (!strcmp(key, "timing_warmup")) n = snprintf(buf, size, "%lld", (long long)o->timing_warmup);
   else if (!strcmp(key, "lr")) n = snprintf(buf, size, "%.9g", o->lr);
   else if (!strcmp(key, "l2")) n = snprintf(buf, size, "%.9g", o->l2);
   else if (!strcmp(key, "dropout")) n = snprintf(buf, size, "%.9g", o->dropout);
@@ -304,7 +311,8 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
   double first_sum = 0, ring[50] = {0};
   int64_t first_n = 0;
   ameir_status st = AMEIR_OK;
-  double t_start = ameir__now(), t_eval = 0;
+  double t_start = ameir__now(), t_eval = 0, t_warm = 0, eval_at_warm = 0;
+  int64_t samples_warm = 0;
   int64_t step = 0;
   ameir__rng rng;
   ameir__log(ctx, AMEIR_LOG_INFO, "training %lld rows, batch %lld, %lld steps", (long long)n, (long long)B, (long long)total);
@@ -319,14 +327,21 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
     for (int64_t s = 0; s < n && step < total; s += B) {
       int64_t nb = n - s < B ? n - s : B;
       double loss = 0;
+      double ta = ameir__now();
       st = ameir__model_stage(m, ds, order + s, nb);
+      double tb = ameir__now();
       if (!st) st = ameir__model_forward(m, nb, 1, &loss);
+      double tc = ameir__now();
+      S->t_stage += tb - ta;
+      S->t_forward += tc - tb;
       if (st) break;
       if (!isfinite(loss)) { st = ameir__error(ctx, AMEIR_ENUMERIC, "training loss is %g at step %lld", loss, (long long)step + 1); break; }
       m->started = 1;
       st = ameir__model_backward_step(m, nb, lr_at(o, step, total));
+      S->t_backward += ameir__now() - tc;
       if (st) break;
       if (first_n < 50) { first_sum += loss; first_n++; }
+      if (step + 1 == o->timing_warmup) { t_warm = ameir__now(); eval_at_warm = t_eval; samples_warm = S->samples + nb; }
       ring[step % 50] = loss;
       step++;
       S->samples += nb;
@@ -359,6 +374,13 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
   S->steps = step;
   S->train_seconds = t_end - t_start - t_eval;
   S->eval_seconds = t_eval;
+  if (o->timing_warmup > 0 && t_warm > 0) {
+    S->timed_seconds = t_end - t_warm - (t_eval - eval_at_warm);
+    S->timed_samples = S->samples - samples_warm;
+  } else {
+    S->timed_seconds = S->train_seconds;
+    S->timed_samples = S->samples;
+  }
   S->loss_first = first_n ? first_sum / (double)first_n : NAN;
   int64_t k = step < 50 ? step : 50;
   double ls = 0;
@@ -380,7 +402,10 @@ AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *m, const char *ke
   else if (!strcmp(key, "epochs")) *value = S->epochs_done;
   else if (!strcmp(key, "best_epoch")) *value = S->best_epoch;
   else if (!strcmp(key, "best_valid")) *value = S->best_valid;
-  else if (!strcmp(key, "train_samples_per_s")) *value = S->train_seconds > 0 ? (double)S->samples / S->train_seconds : 0;
+  else if (!strcmp(key, "time_stage")) *value = S->t_stage;
+  else if (!strcmp(key, "time_forward")) *value = S->t_forward;
+  else if (!strcmp(key, "time_backward")) *value = S->t_backward;
+  else if (!strcmp(key, "train_samples_per_s")) *value = S->timed_seconds > 0 ? (double)S->timed_samples / S->timed_seconds : 0;
   else return AMEIR_ENOTFOUND;
   return AMEIR_OK;
 }

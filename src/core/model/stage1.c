@@ -1,0 +1,361 @@
+/* Stage 1 of the backbone: behaviour modeling (eq. 3) and the read-out.
+ *
+ *   H_0 = [e^a_1 .. e^a_T]            (each e^a_i the concatenation of its S field embeddings)
+ *   H_l = Act(Layer(Norm(H_{l-1}))) + H_{l-1}      pads zeroed after the norm and the block
+ *   h^a = [sum_i H_L,i, H_L,len-1, sum_i a_i H_L,i]  (sum pool, last position, DIN attention)
+ *
+ * An empty history becomes length 1 holding the padding row (the special tag of the paper,
+ * and what torch_ref does). Padding never changes a result: every op masks by length. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "init.h"
+
+#define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
+
+static void layer_shape(int32_t layer, int32_t *k, int32_t *dil, int32_t *heads) {
+  *k = 0; *dil = 1; *heads = 0;
+  switch (layer) {
+    case AMEIR_LAYER_CONV1: *k = 1; break;
+    case AMEIR_LAYER_CONV3: *k = 3; break;
+    case AMEIR_LAYER_DCONV3: *k = 3; *dil = 2; break;
+    case AMEIR_LAYER_DCONV5: *k = 5; *dil = 2; break;
+    case AMEIR_LAYER_DCONV7: *k = 7; *dil = 2; break;
+    case AMEIR_LAYER_SA2: *heads = 2; break;
+    case AMEIR_LAYER_SA4: *heads = 4; break;
+    default: break;
+  }
+}
+
+/* Number of parameters of a block's layer (d = S*K). */
+static int64_t layer_params(const ameir_model *m, int32_t layer, int64_t d) {
+  int32_t k, dil, heads;
+  layer_shape(layer, &k, &dil, &heads);
+  if (k) return d * d * k + d;
+  if (heads) return ameir__mha_params(d);
+  if (layer == AMEIR_LAYER_GRU) return 2 * ameir__gru_params(d);   /* two directions */
+  if (layer == AMEIR_LAYER_TARGET_ATT) return ameir__din_params(d, m->din_a1, m->din_a2);
+  return 0;
+}
+
+/* Checks the blocks against the data and assigns parameter offsets from *off. Called with the
+ * final K by the model's layout. x0's read-out columns start at 0. */
+ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols) {
+  const ameir_arch *a = m->arch;
+  ameir_context *ctx = m->ctx;
+  int64_t K = m->opt.emb, d = m->n_seq * K;
+  m->d_seq = d;
+  m->off_sum = m->off_last = m->off_att = -1;
+  m->ro_att = -1;
+  *x0_cols = 0;
+  if (!m->stage1) return AMEIR_OK;
+  free(m->blk_g); free(m->blk_b); free(m->blk_p);
+  m->blk_g = malloc(sizeof(int64_t) * (size_t)(a->n_blocks + 1));
+  m->blk_b = malloc(sizeof(int64_t) * (size_t)(a->n_blocks + 1));
+  m->blk_p = malloc(sizeof(int64_t) * (size_t)(a->n_blocks + 1));
+  if (!m->blk_g || !m->blk_b || !m->blk_p) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t l = 0; l < a->n_blocks; l++) {
+    const ameir__block *b = &a->blocks[l];
+    int32_t k, dil, heads;
+    layer_shape(b->layer, &k, &dil, &heads);
+    if (heads && d % heads)
+      return ameir__error(ctx, AMEIR_ECONFIG, "block %d: %d-head attention needs the behaviour width %lld (fields x emb) to be a multiple of %d", (int)l + 1, heads, (long long)d, heads);
+    if (b->layer == AMEIR_LAYER_GRU && d % 2)
+      return ameir__error(ctx, AMEIR_ECONFIG, "block %d: the Bi-GRU needs an even behaviour width, got %lld", (int)l + 1, (long long)d);
+    if (b->layer == AMEIR_LAYER_TARGET_ATT && !m->has_target)
+      return ameir__error(ctx, AMEIR_ECONFIG, "block %d: attention from the target needs target fields tied to the behaviour fields (share:)", (int)l + 1);
+    m->blk_g[l] = m->blk_b[l] = m->blk_p[l] = -1;
+    if (b->layer == AMEIR_LAYER_ZERO) continue;
+    if (b->norm == AMEIR_NORM_LN) { m->blk_g[l] = *off; *off += d; m->blk_b[l] = *off; *off += d; }
+    int64_t np = layer_params(m, b->layer, d);
+    if (np) { m->blk_p[l] = *off; *off += np; }
+  }
+  int64_t c = 0;
+  if (a->readout & AMEIR_READOUT_SUM) { m->off_sum = c; c += d; }
+  if (a->readout & AMEIR_READOUT_LAST) { m->off_last = c; c += d; }
+  if ((a->readout & AMEIR_READOUT_ATT) && m->has_target) {
+    m->off_att = c; c += d;
+    m->ro_att = *off; *off += ameir__din_params(d, m->din_a1, m->din_a2);
+  }
+  *x0_cols = c;
+  return AMEIR_OK;
+}
+
+/* Linear weight [out, in] (+ bias) by the model's init mode. */
+static void lin_init(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t out, int64_t in, int paper_uniform) {
+  if (m->opt.mlp_init == 1) {
+    double bound = 1.0 / sqrt((double)in);
+    ameir__init_uniform(r, w, out * in, bound);
+    if (b) ameir__init_uniform(r, b, out, bound);
+  } else {
+    if (paper_uniform) ameir__init_uniform(r, w, out * in, 0.05);   /* appendix D: attention */
+    else ameir__init_he_normal(r, w, out, in);
+    if (b) memset(b, 0, sizeof(float) * (size_t)out);
+  }
+}
+
+static void din_init(const ameir_model *m, ameir__rng *r, float *p, int64_t d) {
+  int64_t a1 = m->din_a1, a2 = m->din_a2;
+  float *w1 = p, *b1 = w1 + a1 * 4 * d, *w2 = b1 + a1, *b2 = w2 + a2 * a1, *w3 = b2 + a2, *b3 = w3 + a2;
+  lin_init(m, r, w1, b1, a1, 4 * d, 0);
+  lin_init(m, r, w2, b2, a2, a1, 0);
+  lin_init(m, r, w3, b3, 1, a2, 0);
+}
+
+ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
+  if (!m->stage1) return AMEIR_OK;
+  const ameir_arch *a = m->arch;
+  int64_t d = m->d_seq;
+  for (int32_t l = 0; l < a->n_blocks; l++) {
+    const ameir__block *b = &a->blocks[l];
+    if (m->blk_g[l] >= 0) {
+      for (int64_t i = 0; i < d; i++) { hp[m->blk_g[l] + i] = 1.f; hp[m->blk_b[l] + i] = 0.f; }
+    }
+    if (m->blk_p[l] < 0) continue;
+    float *p = hp + m->blk_p[l];
+    int32_t k, dil, heads;
+    layer_shape(b->layer, &k, &dil, &heads);
+    if (k) {
+      lin_init(m, r, p, p + d * d * k, d, d * k, 0);          /* He normal over fan_in d*k */
+    } else if (heads) {
+      lin_init(m, r, p, p + 3 * d * d, 3 * d, d, 1);           /* fused q, k, v */
+      lin_init(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
+    } else if (b->layer == AMEIR_LAYER_GRU) {
+      int64_t hd = d / 2, per = ameir__gru_params(d);
+      for (int dir = 0; dir < 2; dir++) {
+        float *q = p + dir * per, *wih = q, *whh = wih + 3 * hd * d, *bih = whh + 3 * hd * hd, *bhh = bih + 3 * hd;
+        if (m->opt.mlp_init == 1) {
+          double bound = 1.0 / sqrt((double)hd);
+          ameir__init_uniform(r, q, per, bound);
+        } else {   /* appendix D: orthogonal */
+          CK(ameir__init_orthogonal(r, wih, 3 * hd, d, 1.0));
+          CK(ameir__init_orthogonal(r, whh, 3 * hd, hd, 1.0));
+          memset(bih, 0, sizeof(float) * (size_t)(6 * hd));
+          (void)bhh;
+        }
+      }
+    } else if (b->layer == AMEIR_LAYER_TARGET_ATT) {
+      din_init(m, r, p, d);
+    }
+  }
+  if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, d);
+  return AMEIR_OK;
+}
+
+void ameir__stage1_free_ws(ameir_model *m) {
+  const ameir_ops *o = m->ops;
+  int32_t L = m->arch ? m->arch->n_blocks : 0;
+  if (m->H) {
+    for (int32_t l = 0; l <= L; l++) o->free(m->bs, m->H[l]);
+    for (int32_t l = 0; l < L; l++) {
+      o->free(m->bs, m->nrm[l]);
+      if (m->la[l] != m->ly[l]) o->free(m->bs, m->la[l]);
+      o->free(m->bs, m->ly[l]);
+      o->free(m->bs, m->lsave[l]);
+      o->free(m->bs, m->lnsave[l]);
+      o->free(m->bs, m->psave[l]);
+    }
+  }
+  free(m->H); free(m->nrm); free(m->ly); free(m->la); free(m->lsave); free(m->lnsave); free(m->psave);
+  m->H = m->nrm = m->ly = m->la = m->lsave = m->lnsave = NULL;
+  m->psave = NULL;
+  float *bufs[] = {m->dHs, m->dt1, m->dt2, m->dt3, m->q, m->dq, m->ro_save};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->bs, bufs[i]);
+  m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
+  o->free(m->bs, m->len_dev);
+  m->len_dev = NULL;
+  free(m->host_len);
+  m->host_len = NULL;
+}
+
+static ameir_status dalloc(ameir_model *m, void *pp, int64_t floats) {
+  return m->ops->alloc(m->bs, sizeof(float) * (size_t)(floats > 0 ? floats : 1), (void **)pp);
+}
+
+ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
+  if (!m->stage1) return AMEIR_OK;
+  const ameir_arch *a = m->arch;
+  int32_t L = a->n_blocks;
+  int64_t T = m->seq_t, d = m->d_seq, n = B * T * d;
+  m->H = calloc((size_t)L + 1, sizeof *m->H);
+  m->nrm = calloc((size_t)L + 1, sizeof *m->nrm);
+  m->ly = calloc((size_t)L + 1, sizeof *m->ly);
+  m->la = calloc((size_t)L + 1, sizeof *m->la);
+  m->lsave = calloc((size_t)L + 1, sizeof *m->lsave);
+  m->lnsave = calloc((size_t)L + 1, sizeof *m->lnsave);
+  m->psave = calloc((size_t)L + 1, sizeof *m->psave);
+  m->host_len = malloc(sizeof(int32_t) * (size_t)B);
+  if (!m->H || !m->nrm || !m->ly || !m->la || !m->lsave || !m->lnsave || !m->psave || !m->host_len)
+    return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)B, (void **)&m->len_dev));
+  CK(dalloc(m, &m->H[0], n));
+  for (int32_t l = 0; l < L; l++) {
+    const ameir__block *b = &a->blocks[l];
+    if (b->layer == AMEIR_LAYER_ZERO) { m->H[l + 1] = NULL; continue; }
+    CK(dalloc(m, &m->H[l + 1], n));
+    CK(dalloc(m, &m->ly[l], n));
+    if (b->act == AMEIR_ACT_IDENTITY) m->la[l] = m->ly[l];
+    else CK(dalloc(m, &m->la[l], n));
+    if (b->norm == AMEIR_NORM_LN) {
+      CK(dalloc(m, &m->nrm[l], n));
+      CK(dalloc(m, &m->lnsave[l], 2 * B * T));
+    }
+    int64_t save = 0;
+    if (b->layer == AMEIR_LAYER_GRU) save = ameir__gru_save(B, T, d);
+    else if (b->layer == AMEIR_LAYER_SA2 || b->layer == AMEIR_LAYER_SA4) save = ameir__mha_save(B, T, d, b->layer == AMEIR_LAYER_SA2 ? 2 : 4);
+    else if (b->layer == AMEIR_LAYER_TARGET_ATT) save = ameir__din_save(B, T, d, m->din_a1, m->din_a2);
+    if (save) CK(dalloc(m, &m->lsave[l], save));
+    if (b->layer == AMEIR_LAYER_MAXPOOL3) CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)n, (void **)&m->psave[l]));
+  }
+  CK(dalloc(m, &m->dHs, n));
+  CK(dalloc(m, &m->dt1, n));
+  CK(dalloc(m, &m->dt2, n));
+  CK(dalloc(m, &m->dt3, n));
+  if (m->has_target) {
+    CK(dalloc(m, &m->q, B * d));
+    CK(dalloc(m, &m->dq, B * d));
+  }
+  if (m->ro_att >= 0) CK(dalloc(m, &m->ro_save, ameir__din_save(B, T, d, m->din_a1, m->din_a2)));
+  return AMEIR_OK;
+}
+
+/* The last H (blocks of `zero` pass their input through). */
+static float *h_at(const ameir_model *m, int32_t l) {
+  while (l > 0 && !m->H[l]) l--;
+  return m->H[l];
+}
+
+/* Host side: sequence rows into rows_seq/src_seq (device views given), lengths uploaded. */
+ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                 int32_t *h_rows, int32_t *h_src, int64_t src_base) {
+  int64_t T = m->seq_t, S = m->n_seq;
+  const ameir__field *f0 = &ds->fields[m->seq_field[0]];
+  for (int64_t b = 0; b < nb; b++) {
+    const int32_t *ids = f0->ids + rows[b] * T;
+    int32_t len = 0;
+    while (len < T && ids[len] >= 0) len++;
+    m->host_len[b] = len ? len : 1;   /* empty history: one padding position (the special tag) */
+  }
+  for (int64_t s = 0; s < S; s++) {
+    const ameir__field *f = &ds->fields[m->seq_field[s]];
+    int64_t base = m->seq_base[s], voc = m->seq_vocab[s];
+    for (int64_t b = 0; b < nb; b++) {
+      const int32_t *ids = f->ids + rows[b] * T;
+      for (int64_t t = 0; t < T; t++) {
+        int32_t id = t < m->host_len[b] ? ids[t] : -1;
+        h_rows[(s * nb + b) * T + t] = id < 0 ? 0 : (int32_t)(base + (id < voc ? id : 0));
+        h_src[(s * nb + b) * T + t] = (int32_t)(src_base + (b * T + t) * S + s);
+      }
+    }
+  }
+  return m->ops->upload(m->bs, m->len_dev, m->host_len, sizeof(int32_t) * (size_t)nb);
+}
+
+ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, const int32_t *rows_seq) {
+  if (!m->stage1) return AMEIR_OK;
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb, T = m->seq_t, S = m->n_seq, d = m->d_seq, D0 = m->d0, n = B * T * d;
+  const float *P = m->P;
+  (void)training;
+  /* H_0: element i = concat of its S field embeddings */
+  for (int64_t s = 0; s < S; s++)
+    CK(o->emb_sum_fwd(bs, m->E, K, rows_seq + s * B * T, B * T, 1, m->H[0] + s * K, d));
+  if (m->has_target)
+    for (int64_t s = 0; s < S; s++)
+      CK(o->copy2d(bs, m->q + s * K, d, m->x0 + m->off_e + m->seq_target[s] * K, D0, B, K, 0));
+  for (int32_t l = 0; l < a->n_blocks; l++) {
+    const ameir__block *b = &a->blocks[l];
+    if (b->layer == AMEIR_LAYER_ZERO) continue;
+    const float *x = h_at(m, l);
+    const float *in = x;
+    if (b->norm == AMEIR_NORM_LN) {
+      CK(o->layernorm_fwd(bs, x, m->nrm[l], B * T, d, P + m->blk_g[l], P + m->blk_b[l], 1e-5f, m->lnsave[l]));
+      CK(o->seq_mask(bs, m->nrm[l], m->nrm[l], m->len_dev, B, T, d));
+      in = m->nrm[l];
+    }
+    int32_t k, dil, heads;
+    layer_shape(b->layer, &k, &dil, &heads);
+    const float *p = m->blk_p[l] >= 0 ? P + m->blk_p[l] : NULL;
+    if (k) CK(o->conv1d_fwd(bs, in, m->len_dev, B, T, d, p, p + d * d * k, k, dil, m->ly[l]));
+    else if (heads) CK(o->mha_fwd(bs, in, m->len_dev, B, T, d, heads, p, m->ly[l], m->lsave[l]));
+    else if (b->layer == AMEIR_LAYER_GRU) CK(o->gru_fwd(bs, in, m->len_dev, B, T, d, p, m->ly[l], m->lsave[l]));
+    else if (b->layer == AMEIR_LAYER_AVGPOOL3 || b->layer == AMEIR_LAYER_MAXPOOL3)
+      CK(o->pool3_fwd(bs, b->layer == AMEIR_LAYER_MAXPOOL3, in, m->len_dev, B, T, d, m->ly[l], m->psave[l]));
+    else if (b->layer == AMEIR_LAYER_TARGET_ATT)
+      CK(o->din_fwd(bs, in, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, p, NULL, 0, m->ly[l], m->lsave[l]));
+    if (b->act != AMEIR_ACT_IDENTITY) CK(o->act_fwd(bs, b->act, m->ly[l], m->la[l], n));
+    CK(o->copy(bs, m->H[l + 1], m->la[l], sizeof(float) * (size_t)n));
+    CK(o->axpby(bs, n, 1.f, x, 1.f, m->H[l + 1]));
+    CK(o->seq_mask(bs, m->H[l + 1], m->H[l + 1], m->len_dev, B, T, d));
+  }
+  const float *hl = h_at(m, a->n_blocks);
+  if (m->off_sum >= 0 || m->off_last >= 0)
+    CK(o->readout_fwd(bs, hl, m->len_dev, B, T, d, m->off_sum >= 0 ? m->x0 + m->off_sum : NULL, D0,
+                      m->off_last >= 0 ? m->x0 + m->off_last : NULL, D0));
+  if (m->off_att >= 0)
+    CK(o->din_fwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->x0 + m->off_att, D0, NULL, m->ro_save));
+  return AMEIR_OK;
+}
+
+/* After the MLP backward: dx0's read-out columns are final. Writes d H_0 into dh0_out
+ * ([B*T, d] rows) and adds the target gradient into dx0's e columns. */
+ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out) {
+  if (!m->stage1) return AMEIR_OK;
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb, T = m->seq_t, S = m->n_seq, d = m->d_seq, D0 = m->d0, n = B * T * d;
+  const float *P = m->P;
+  float *G = m->G;
+  float *dH = m->dHs;
+  CK(o->memset0(bs, dH, sizeof(float) * (size_t)n));
+  if (m->has_target) CK(o->memset0(bs, m->dq, sizeof(float) * (size_t)(B * d)));
+  const float *hl = h_at(m, a->n_blocks);
+  if (m->off_sum >= 0 || m->off_last >= 0)
+    CK(o->readout_bwd(bs, m->len_dev, B, T, d, m->off_sum >= 0 ? m->dx0 + m->off_sum : NULL, D0,
+                      m->off_last >= 0 ? m->dx0 + m->off_last : NULL, D0, dH));
+  if (m->off_att >= 0) {
+    CK(o->din_bwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->dx0 + m->off_att, D0,
+                  NULL, m->ro_save, m->dt1, m->dq, G + m->ro_att));
+    CK(o->axpby(bs, n, 1.f, m->dt1, 1.f, dH));
+  }
+  for (int32_t l = a->n_blocks - 1; l >= 0; l--) {
+    const ameir__block *b = &a->blocks[l];
+    if (b->layer == AMEIR_LAYER_ZERO) continue;
+    const float *x = h_at(m, l);
+    const float *in = b->norm == AMEIR_NORM_LN ? m->nrm[l] : x;
+    const float *dy = dH;
+    if (b->act != AMEIR_ACT_IDENTITY) {
+      CK(o->act_bwd(bs, b->act, m->ly[l], m->la[l], dH, m->dt1, n));
+      dy = m->dt1;
+    }
+    int32_t k, dil, heads;
+    layer_shape(b->layer, &k, &dil, &heads);
+    const float *p = m->blk_p[l] >= 0 ? P + m->blk_p[l] : NULL;
+    float *gp = m->blk_p[l] >= 0 ? G + m->blk_p[l] : NULL;
+    float *din = m->dt2;
+    if (k) CK(o->conv1d_bwd(bs, in, m->len_dev, B, T, d, p, k, dil, dy, din, gp, gp + d * d * k));
+    else if (heads) CK(o->mha_bwd(bs, in, m->len_dev, B, T, d, heads, p, dy, m->lsave[l], din, gp));
+    else if (b->layer == AMEIR_LAYER_GRU) CK(o->gru_bwd(bs, in, m->len_dev, B, T, d, p, dy, m->lsave[l], din, gp));
+    else if (b->layer == AMEIR_LAYER_AVGPOOL3 || b->layer == AMEIR_LAYER_MAXPOOL3)
+      CK(o->pool3_bwd(bs, b->layer == AMEIR_LAYER_MAXPOOL3, m->len_dev, B, T, d, dy, m->psave[l], din));
+    else if (b->layer == AMEIR_LAYER_TARGET_ATT)
+      CK(o->din_bwd(bs, in, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, p, NULL, 0, dy, m->lsave[l], din, m->dq, gp));
+    if (b->norm == AMEIR_NORM_LN) {
+      CK(o->seq_mask(bs, din, din, m->len_dev, B, T, d));
+      CK(o->layernorm_bwd(bs, x, din, m->dt3, B * T, d, P + m->blk_g[l], G + m->blk_g[l], G + m->blk_b[l], m->lnsave[l]));
+      din = m->dt3;
+    }
+    CK(o->axpby(bs, n, 1.f, din, 1.f, dH));   /* residual: dH_{l-1} = dH_l + d(block input) */
+    CK(o->seq_mask(bs, dH, dH, m->len_dev, B, T, d));
+  }
+  CK(o->copy(bs, dh0_out, dH, sizeof(float) * (size_t)n));
+  if (m->has_target)
+    for (int64_t s = 0; s < S; s++)
+      CK(o->copy2d(bs, m->dx0 + m->off_e + m->seq_target[s] * K, D0, m->dq + s * K, d, B, K, 1));
+  return AMEIR_OK;
+}
