@@ -21,6 +21,15 @@ extern "C" {
 #define AMEIR_METRIC_LOSS     3  /**< the training objective on the split */
 #define AMEIR_METRIC_CTR      4  /**< mean label of the split */
 #define AMEIR_METRIC_ROWS     5  /**< rows evaluated */
+#define AMEIR_METRIC_GAUC     6  /**< AUC per user (option gauc_field), weighted by rows; users
+                                      with one class only are left out */
+#define AMEIR_METRIC_HR5      7  /**< retrieval: hit rate at 5 (protocol: option eval_protocol) */
+#define AMEIR_METRIC_NDCG5    8  /**< retrieval: NDCG at 5, 1/log2(rank+2) */
+#define AMEIR_METRIC_HR10     9  /**< retrieval: hit rate at 10 */
+#define AMEIR_METRIC_NDCG10  10  /**< retrieval: NDCG at 10 */
+#define AMEIR_METRIC_MRR     11  /**< retrieval: mean reciprocal rank 1/(rank+1) */
+#define AMEIR_METRIC_HR20    12  /**< retrieval: hit rate at 20 */
+#define AMEIR_METRIC_NDCG20  13  /**< retrieval: NDCG at 20 */
 
 /** Creates an untrained model of `arch` for the schema of `ds`, with parameters initialised
  *  from the context's seed. The model keeps no reference to ds or arch.

@@ -407,3 +407,37 @@ void test_model_model__cancel_and_early_stop(void) {
   synth_free(ds);
   ameir_context_free(ctx);
 }
+
+void test_model_model__gradient_check_retrieval(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 21);
+  grad_check(ctx, ds, "blocks: (sa2, identity, ln) (conv1, swish, none)\nreadout: sum last\nmlp: (6, gelu)\n", "4");
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+void test_model_model__retrieval_learns(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_retrieval(ctx, 1500, 200, 8, 22);
+  ameir_model *m = make_model(ctx, ds, "blocks: (sa2, identity, ln) (conv1, relu, ln)\nreadout: last\n", "32");
+  T_OK(ameir_model_set_option(m, "epochs", "6"));
+  T_OK(ameir_model_set_option(m, "batch", "128"));
+  T_OK(ameir_model_set_option(m, "lr", "3e-3"));
+  T_OK(ameir_model_set_option(m, "neg", "5"));
+  T_OK(ameir_model_train(m, ds));
+  int32_t ids[3] = {AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10, AMEIR_METRIC_MRR};
+  double full[3], sampled[3];
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, full));
+  T_OK(ameir_model_set_option(m, "eval_protocol", "sampled"));
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, sampled));
+  printf("     HR@10 full %.4f sampled %.4f, NDCG@10 full %.4f\n", full[0], sampled[0], full[1]);
+  /* random ranking: HR@10 = 10/199 over all items, 10/101 against 100 negatives */
+  T_ASSERT_MSG(full[0] > 0.30, "full-ranking HR@10 %.4f", full[0]);
+  T_ASSERT_MSG(sampled[0] >= full[0], "sampled HR@10 %.4f below full %.4f", sampled[0], full[0]);
+  T_ASSERT(full[1] <= full[0] && full[2] > 0);
+  float p;
+  T_ASSERT_EQ_INT(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 1, &p), AMEIR_EUNSUPPORTED);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}

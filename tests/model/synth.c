@@ -71,6 +71,7 @@ ameir_dataset *synth_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int
     ds->split_rows[s][ds->split_n[s]++] = i;
   }
   ds->schema_hash = 42;
+  ds->target_field = -1;
   return ds;
 }
 
@@ -84,6 +85,7 @@ void synth_free(ameir_dataset *ds) {
   }
   free(ds->fields);
   free((void *)ds->label);
+  free((void *)ds->user_off); free((void *)ds->items); free((void *)ds->row_user); free((void *)ds->row_pos);
   for (int s = 0; s < 3; s++) free(ds->split_rows[s]);
   free(ds);
 }
@@ -125,5 +127,64 @@ ameir_dataset *synth_seq_dataset(ameir_context *ctx, int64_t n, int nf, int voc,
     double logit = hit ? 2.5 : -2.5;
     label[i] = ameir__rng_uniform(&r) < 1.0 / (1.0 + exp(-logit)) ? 1.f : 0.f;
   }
+  return ds;
+}
+
+ameir_dataset *synth_retrieval(ameir_context *ctx, int64_t n_users, int V, int T, uint64_t seed) {
+  ameir__rng r;
+  ameir__rng_seed(&r, seed, 5);
+  int64_t *off = malloc(sizeof(int64_t) * (size_t)(n_users + 1));
+  int32_t *items = malloc(sizeof(int32_t) * (size_t)(n_users * 14));
+  off[0] = 0;
+  int64_t n_rows = 0;
+  for (int64_t u = 0; u < n_users; u++) {
+    int m = 6 + (int)ameir__rng_below(&r, 9), step = 1 + (int)ameir__rng_below(&r, 2);
+    int32_t it = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)V);
+    for (int i = 0; i < m; i++) {
+      items[off[u] + i] = it;
+      it = (int32_t)((it - 1 + step) % V) + 1;
+      if (ameir__rng_uniform(&r) < 0.1) it = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)V);   /* noise */
+    }
+    off[u + 1] = off[u] + m;
+    n_rows += m - 1;   /* t = 1..m-1: m-3 training prefixes, one valid, one test */
+  }
+  ameir_dataset *ds = calloc(1, sizeof *ds);
+  ds->ctx = ctx;
+  ds->task = AMEIR_TASK_RETRIEVAL;
+  ds->n_fields = 2;
+  ds->fields = calloc(2, sizeof *ds->fields);
+  ds->target_field = 1;
+  ameir__field *h = &ds->fields[0], *t = &ds->fields[1];
+  h->name = strdup("hist"); h->kind = AMEIR_FIELD_SEQUENCE; h->vocab = V + 1; h->max_len = T;
+  snprintf(h->share, sizeof h->share, "item");
+  t->name = strdup("item"); t->kind = AMEIR_FIELD_CATEGORICAL; t->vocab = V + 1; t->max_len = 1;
+  int32_t *hid = malloc(sizeof(int32_t) * (size_t)(n_rows * T)), *tid = malloc(sizeof(int32_t) * (size_t)n_rows);
+  int32_t *ru = malloc(sizeof(int32_t) * (size_t)n_rows), *rp = malloc(sizeof(int32_t) * (size_t)n_rows);
+  for (int s = 0; s < 3; s++) ds->split_rows[s] = malloc(sizeof(int64_t) * (size_t)n_rows);
+  int64_t row = 0;
+  for (int pass = 0; pass < 3; pass++)   /* train rows first, then valid, then test (file order) */
+    for (int64_t u = 0; u < n_users; u++) {
+      int64_t m = off[u + 1] - off[u];
+      for (int64_t tt = 1; tt < m; tt++) {
+        int part = tt == m - 1 ? 2 : tt == m - 2 ? 1 : 0;
+        if (part != pass) continue;
+        int64_t first = tt > T ? tt - T : 0;
+        for (int k = 0; k < T; k++) hid[row * T + k] = first + k < tt ? items[off[u] + first + k] : -1;
+        tid[row] = items[off[u] + tt];
+        ru[row] = (int32_t)u;
+        rp[row] = (int32_t)tt;
+        ds->split_rows[part][ds->split_n[part]++] = row;
+        row++;
+      }
+    }
+  h->ids = hid;
+  t->ids = tid;
+  ds->n_rows = n_rows;
+  ds->n_users = n_users;
+  ds->user_off = off;
+  ds->items = items;
+  ds->row_user = ru;
+  ds->row_pos = rp;
+  ds->schema_hash = 43;
   return ds;
 }

@@ -16,3 +16,8 @@ void synth_free(ameir_dataset *ds);
  * C0's table) and "hist_c1" (shares C1's) of max length T, ragged (length 0..T); the label
  * depends on whether the target C0 occurs in the history, so Stage 1 has something to learn. */
 ameir_dataset *synth_seq_dataset(ameir_context *ctx, int64_t n, int nf, int voc, int T, int min_len, uint64_t seed);
+
+/* A retrieval dataset (leave-one-out, every prefix a training row, as torch_ref's userseq):
+ * n_users users of 6..14 items over V items; each user walks item -> item + step (mod V, step
+ * 1 or 2 per user), so the next item is predictable from the last ones. */
+ameir_dataset *synth_retrieval(ameir_context *ctx, int64_t n_users, int V, int T, uint64_t seed);

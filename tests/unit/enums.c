@@ -50,6 +50,14 @@ static const pin k_pins[] = {
     P("metric", AMEIR_METRIC_LOSS, 3),
     P("metric", AMEIR_METRIC_CTR, 4),
     P("metric", AMEIR_METRIC_ROWS, 5),
+    P("metric", AMEIR_METRIC_GAUC, 6),
+    P("metric", AMEIR_METRIC_HR5, 7),
+    P("metric", AMEIR_METRIC_NDCG5, 8),
+    P("metric", AMEIR_METRIC_HR10, 9),
+    P("metric", AMEIR_METRIC_NDCG10, 10),
+    P("metric", AMEIR_METRIC_MRR, 11),
+    P("metric", AMEIR_METRIC_HR20, 12),
+    P("metric", AMEIR_METRIC_NDCG20, 13),
 };
 #define N_PINS ((int)(sizeof k_pins / sizeof k_pins[0]))
 

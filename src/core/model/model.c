@@ -16,6 +16,7 @@ ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out);
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
@@ -36,6 +37,9 @@ void ameir__train_opts_default(ameir__train_opts *o) {
   o->mlp_init = 0;          /* appendix D: He normal */
   o->shuffle = 1;
   o->restore_best = 1;
+  o->neg = 5;
+  o->eval_negatives = 100;
+  snprintf(o->gauc_field, sizeof o->gauc_field, "user_id");
 }
 
 static int is_embedded_kind(int32_t k) {
@@ -48,6 +52,7 @@ static int32_t slot_of(const ameir_model *m, const ameir_dataset *ds, const char
   return -1;
 }
 
+void ameir__model_drop_workspace(ameir_model *m);
 static void free_workspace(ameir_model *m) {
   const ameir_ops *o = m->ops;
   if (!o) return;
@@ -60,6 +65,8 @@ static void free_workspace(ameir_model *m) {
   o->free(m->bs, m->uniq);
   o->free(m->bs, m->uniq_l);
   m->uniq = m->uniq_l = NULL;
+  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy};
+  for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { o->free(m->bs, *rb[i]); *rb[i] = NULL; }
   if (m->z) {
     for (int32_t l = 0; l < m->arch->n_mlp; l++) {
       if (m->h[l] != m->z[l]) o->free(m->bs, m->h[l]);
@@ -73,6 +80,8 @@ static void free_workspace(ameir_model *m) {
   m->dev_stage = NULL;
   m->ws_batch = 0;
 }
+
+void ameir__model_drop_workspace(ameir_model *m) { free_workspace(m); }
 
 AMEIR_API void ameir_model_free(ameir_model *m) {
   if (!m) return;
@@ -134,7 +143,10 @@ static ameir_status layout_params(ameir_model *m) {
   }
   m->h_last = in;
   int se = a->shortcut == AMEIR_SHORTCUT_SE && (m->n_cat + m->n_inter) > 0;
-  m->out_w = off; off += m->h_last + (se ? K : 0);
+  m->out_ld = m->h_last + (se ? K : 0);
+  m->out_w = off;
+  /* CTR: w^T [h_mlp, h_se] + b (eq. 6); retrieval: u = W [h_mlp, h_se], W [K, out_ld] (eq. 7) */
+  off += m->task == AMEIR_TASK_RETRIEVAL ? K * m->out_ld : m->out_ld;
   m->out_b = off; off += 1;
   m->se_v = m->se_w1 = m->se_b1 = m->se_w2 = m->se_b2 = -1;
   m->se_r = m->se_s = 0;
@@ -191,6 +203,13 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
    * fields (the DNN-family baselines). */
   int32_t n_seq = 0;
   for (int32_t i = 0; i < nf; i++) n_seq += ds->fields[i].kind == AMEIR_FIELD_SEQUENCE;
+  m->task = ds->task;
+  m->item_field = ds->task == AMEIR_TASK_RETRIEVAL ? ds->target_field : -1;
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    if (m->item_field < 0 || m->item_field >= nf || ds->fields[m->item_field].kind != AMEIR_FIELD_CATEGORICAL)
+      return ameir__error(ctx, AMEIR_ECONFIG, "a retrieval dataset needs a categorical target field");
+    if (a->extras) return ameir__error(ctx, AMEIR_ECONFIG, "the linear and FM terms are CTR parts; a retrieval model scores e_i^T W h (eq. 7)");
+  }
   m->stage1 = n_seq > 0 && !(a->readout & AMEIR_READOUT_FIELD);
   /* univalent first, then multi-valued and (sum-pooled) sequence fields, each in schema order:
    * the order of torch_ref's e_nonseq */
@@ -200,6 +219,7 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
       const ameir__field *f = &ds->fields[i];
       if (!is_embedded_kind(f->kind)) continue;
       if (m->stage1 && f->kind == AMEIR_FIELD_SEQUENCE) continue;
+      if (m->task == AMEIR_TASK_RETRIEVAL && i == m->item_field) continue;   /* the label */
       if ((pass == 0) != (f->kind == AMEIR_FIELD_CATEGORICAL)) continue;
       int32_t s = m->n_cat++;
       m->cat_field[s] = i;
@@ -215,6 +235,11 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
    * schema says `share:`) and the target query */
   m->din_a1 = 80;
   m->din_a2 = 40;
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    m->item_base = row;
+    m->item_vocab = ds->fields[m->item_field].vocab;
+    row += m->item_vocab;
+  }
   if (m->stage1) {
     m->n_seq = n_seq;
     m->seq_field = calloc((size_t)n_seq, sizeof *m->seq_field);
@@ -233,6 +258,17 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
                             f->name, (int)f->max_len, ds->fields[m->seq_field[0]].name, (int)m->seq_t);
       m->seq_field[s] = i;
       int32_t tgt = f->share[0] ? slot_of(m, ds, f->share) : -1;
+      if (m->task == AMEIR_TASK_RETRIEVAL && f->share[0] && !strcmp(f->share, ds->fields[m->item_field].name)) {
+        /* the history shares the item table; no target is known at scoring time */
+        m->seq_field[s] = i;
+        m->seq_base[s] = m->item_base;
+        m->seq_vocab[s] = m->item_vocab;
+        m->seq_target[s] = -1;
+        m->has_target = 0;
+        if (s == 0) m->seq_t = f->max_len;
+        s++;
+        continue;
+      }
       if (f->share[0] && tgt < 0)
         return ameir__error(ctx, AMEIR_ECONFIG, "behaviour field '%s' shares the table of '%s', which is not a categorical field", f->name, f->share);
       if (tgt >= 0 && m->cat_len[tgt] != 1) tgt = -1;   /* a multi-valued field is no target */
@@ -251,6 +287,8 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
     if (m->seq_t < 1) return ameir__error(ctx, AMEIR_ECONFIG, "behaviour fields need max_len >= 1");
   }
   m->emb_rows = row;
+  if (m->task == AMEIR_TASK_RETRIEVAL && !m->stage1)
+    return ameir__error(ctx, AMEIR_ECONFIG, "a retrieval model needs the behaviour sequence in Stage 1 (readout sum, last or att, not field)");
   if (m->n_cat == 0 && m->n_dense == 0 && !m->stage1) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
   if (a->n_blocks > 0 && !m->stage1)
     return ameir__error(ctx, AMEIR_ECONFIG, "the architecture has behaviour blocks but the dataset has no sequence fields (or readout is 'field')");
@@ -309,7 +347,8 @@ static ameir_status init_params(ameir_model *m) {
     /* Dice alpha starts at 0 (torch_ref, DIN) */
   }
   int64_t out_in = m->h_last + (m->se_v >= 0 ? K : 0);
-  init_linear(m, &r, hp + m->out_w, hp + m->out_b, out_in, 1);
+  init_linear(m, &r, hp + m->out_w, m->task == AMEIR_TASK_RETRIEVAL ? NULL : hp + m->out_b, out_in,
+              m->task == AMEIR_TASK_RETRIEVAL ? K : 1);
   if (m->se_v >= 0) {
     fill_normal(&r, hp + m->se_v, K, 1.0 / sqrt((double)K));
     double b1 = 1.0 / sqrt((double)m->se_s), b2 = 1.0 / sqrt((double)m->se_r);
@@ -464,6 +503,8 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   /* host/device staging: rows_fm (+ the sequence rows after it), src_fm (same), rows_lin,
    * src_lin (int32), y, dense (float) */
   int64_t ns = m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0;
+  m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? 1 + m->opt.neg : 0;
+  ns += B * m->n_cand;   /* retrieval: the candidates' rows follow the sequences */
   m->stage_cap = B * lt + ns;
   size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt);
   size_t n_f32 = (size_t)(B + B * m->n_dense);
@@ -495,7 +536,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     CK(dev_alloc(m, &m->dhse, f4 * (size_t)(B * K)));
     CK(dev_alloc(m, &m->se_save, f4 * (size_t)(B * (2 * m->se_s + m->se_r))));
   }
-  int64_t nseqf = m->stage1 ? B * m->seq_t * m->d_seq : 0;
+  int64_t nseqf = (m->stage1 ? B * m->seq_t * m->d_seq : 0) + B * m->n_cand * K;
   CK(dev_alloc(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
   CK(dev_alloc(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
   CK(dev_alloc(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
@@ -513,6 +554,20 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     if (m->mlp[l].act == AMEIR_ACT_DICE) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
   }
   CK(ameir__stage1_workspace(m, B));
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    int64_t C = m->n_cand;
+    CK(dev_alloc(m, &m->u, f4 * (size_t)(B * K)));
+    CK(dev_alloc(m, &m->du, f4 * (size_t)(B * K)));
+    CK(dev_alloc(m, &m->cscore, f4 * (size_t)(B * C)));
+    CK(dev_alloc(m, &m->dcscore, f4 * (size_t)(B * C)));
+    CK(dev_alloc(m, &m->cy, f4 * (size_t)(B * C)));
+    float *hy = malloc(f4 * (size_t)(B * C));
+    if (!hy) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < B * C; i++) hy[i] = i % C == 0 ? 1.f : 0.f;   /* positive first */
+    ameir_status st = m->ops->upload(m->bs, m->cy, hy, f4 * (size_t)(B * C));
+    free(hy);
+    if (st) return st;
+  }
   m->ws_batch = B;
   return AMEIR_OK;
 }
@@ -563,6 +618,40 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
     CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, src_fm + nfm, nb * F));
     nsq = (size_t)(m->n_seq * nb * m->seq_t);
   }
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    /* candidates of eq. (7): the next item, then `neg` sampled items */
+    int64_t C = m->n_cand, V = m->item_vocab;
+    int32_t *cr = rows_fm + nfm + nsq, *cs = src_fm + nfm + nsq;
+    int64_t src0 = nb * F + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0);
+    const int32_t *tid = ds->fields[m->item_field].ids;
+    ameir__rng r;
+    ameir__rng_seed(&r, m->ctx->seed, 0x5eed0000u + (uint64_t)m->step);
+    for (int64_t b = 0; b < nb; b++) {
+      int32_t t = tid[rows[b]];
+      if (t < 0 || t >= V) t = 0;
+      cr[b * C] = (int32_t)(m->item_base + t);
+      const int32_t *hist = NULL;
+      int64_t nh = 0;
+      if (m->opt.neg_unseen && ds->items) {
+        int32_t u = ds->row_user[rows[b]];
+        hist = ds->items + ds->user_off[u];
+        nh = ds->row_pos[rows[b]];
+      }
+      for (int64_t j = 1; j < C; j++) {
+        int32_t v = 1;
+        for (int tries = 0; tries < 100; tries++) {
+          v = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)(V > 1 ? V - 1 : 1));
+          if (!hist) break;
+          int seen = v == t;
+          for (int64_t h = 0; h < nh && !seen; h++) seen = hist[h] == v;
+          if (!seen) break;
+        }
+        cr[b * C + j] = (int32_t)(m->item_base + v);
+      }
+    }
+    for (int64_t i = 0; i < nb * C; i++) cs[i] = (int32_t)(src0 + i);
+    nsq += (size_t)(nb * C);
+  }
   CK(o->upload(m->bs, m->rows_fm, rows_fm, 4 * (nfm + nsq)));
   CK(o->upload(m->bs, m->src_fm, src_fm, 4 * (nfm + nsq)));
   if (m->L) {
@@ -608,11 +697,24 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     hin = m->h[l];
     ldin = p->out;
   }
+  if (m->se_s)
+    CK(o->se_fwd(bs, e, D0, B, m->se_s, K, m->P + m->se_v, m->P + m->se_w1, m->P + m->se_b1, m->se_r,
+                 m->P + m->se_w2, m->P + m->se_b2, m->hse, K, m->se_save));
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    /* u = W [h_mlp, h_se]; scores e_i^T u of the candidates; sampled BCE, eq. (7) */
+    int64_t C = m->n_cand, ld = m->out_ld;
+    CK(o->gemm(bs, 0, 1, B, K, m->h_last, 1.f, hin, ldin, m->P + m->out_w, ld, 0.f, m->u, K));
+    if (m->se_s) CK(o->gemm(bs, 0, 1, B, K, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, ld, 1.f, m->u, K));
+    if (!training) { *loss = NAN; return AMEIR_OK; }
+    const int32_t *cand = m->rows_fm + fm_off + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
+    CK(o->dot_rows_fwd(bs, m->E, K, cand, B, C, m->u, m->cscore));
+    CK(o->bce_logits(bs, m->cscore, m->cy, B * C, 1.f / (float)B, loss, m->dcscore, NULL));
+    *loss *= (double)C;   /* per row: -log s(pos) - sum_j log(1 - s(neg_j)) */
+    return AMEIR_OK;
+  }
   /* output: w^T [h_mlp, h_se] + b */
   CK(o->gemm(bs, 0, 1, B, 1, m->h_last, 1.f, hin, ldin, m->P + m->out_w, m->h_last, 0.f, m->logit, 1));
   if (m->se_s) {
-    CK(o->se_fwd(bs, e, D0, B, m->se_s, K, m->P + m->se_v, m->P + m->se_w1, m->P + m->se_b1, m->se_r,
-                 m->P + m->se_w2, m->P + m->se_b2, m->hse, K, m->se_save));
     CK(o->gemm(bs, 0, 1, B, 1, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, K, 1.f, m->logit, 1));
   }
   CK(o->add_bias(bs, m->logit, 1, m->P + m->out_b, B, 1));
@@ -639,6 +741,18 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   const float *hl = a->n_mlp ? m->h[a->n_mlp - 1] : m->x0;
   int64_t ldl = a->n_mlp ? m->h_last : D0;
   float *dhl = a->n_mlp ? m->dh0 : m->dx0;
+  int64_t n_before_cand = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    int64_t C = m->n_cand, ld = m->out_ld;
+    float *gcand = m->decomp + B * F * K + (m->stage1 ? B * m->seq_t * m->d_seq : 0);
+    CK(o->dot_rows_bwd(bs, m->E, K, m->rows_fm + n_before_cand, B, C, m->u, m->dcscore, m->du, gcand));
+    CK(o->gemm(bs, 1, 0, K, m->h_last, B, 1.f, m->du, K, hl, ldl, 1.f, G + m->out_w, ld));
+    CK(o->gemm(bs, 0, 0, B, m->h_last, K, 1.f, m->du, K, P + m->out_w, ld, 0.f, dhl, ldl));
+    if (m->se_s) {
+      CK(o->gemm(bs, 1, 0, K, K, B, 1.f, m->du, K, m->hse, K, 1.f, G + m->out_w + m->h_last, ld));
+      CK(o->gemm(bs, 0, 0, B, K, K, 1.f, m->du, K, P + m->out_w + m->h_last, ld, 0.f, m->dhse, K));
+    }
+  } else {
   CK(o->gemm(bs, 1, 0, 1, m->h_last, B, 1.f, m->dlogit, 1, hl, ldl, 1.f, G + m->out_w, m->h_last));
   CK(o->bias_grad(bs, m->dlogit, 1, G + m->out_b, B, 1));
   CK(o->gemm(bs, 0, 0, B, m->h_last, 1, 1.f, m->dlogit, 1, P + m->out_w, m->h_last, 0.f, dhl, ldl));
@@ -648,6 +762,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   }
   if (m->dl_w >= 0)
     CK(o->gemm(bs, 1, 0, 1, m->n_dense, B, 1.f, m->dlogit, 1, m->dense, m->n_dense, 1.f, G + m->dl_w, m->n_dense));
+  }
   /* MLP, top down. X holds the gradient of the current layer's output, Y is scratch; the
    * gradient of its input goes to whichever of the two the layer no longer reads. */
   float *X = m->dh0, *Y = m->dh1;
@@ -686,7 +801,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   CK(o->adam_dense(bs, P, G, m->M, m->V, m->n_params, lr_f, b1, b2, eps, l2, m->step));
   /* embeddings: sparse row gradients */
   if (F || m->stage1) {
-    int64_t count = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0), nu = 0;
+    int64_t count = n_before_cand + B * m->n_cand, nu = 0;
     if (F) CK(o->copy2d(bs, m->decomp, F * K, de, D0, B, F * K, 0));
     CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, count, m->decomp, K, K, m->uniq, m->gradrows, &nu));
     m->last_nu = nu;

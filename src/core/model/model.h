@@ -27,6 +27,11 @@ typedef struct {
   int32_t early_metric;    /* 0 auc, 1 logloss */
   int32_t restore_best;
   int64_t max_steps;       /* 0 = no limit */
+  int32_t neg;             /* retrieval: sampled negatives per positive (eq. 7) */
+  int32_t neg_unseen;      /* retrieval: 0 uniform over all items, 1 items the user never touched */
+  int32_t eval_sampled;    /* retrieval evaluation: 0 full ranking, 1 target + eval_negatives */
+  int32_t eval_negatives;
+  char gauc_field[64];     /* field that names the user for GAUC */
   int64_t timing_warmup;   /* steps left out of train_samples_per_s (benchmarks) */
 } ameir__train_opts;
 
@@ -61,6 +66,13 @@ struct ameir_model {
   ameir_arch *arch;
   ameir__train_opts opt;
   int32_t started;         /* a training step has run (emb is fixed) */
+  int32_t task;            /* AMEIR_TASK_CTR or AMEIR_TASK_RETRIEVAL (from the dataset) */
+  int32_t item_field;      /* retrieval: dataset field of the next item, -1 otherwise */
+  int64_t item_base, item_vocab;   /* retrieval: its embedding rows (ids 1..vocab-1 = items) */
+  int32_t n_cand;          /* retrieval: 1 positive + neg negatives per row */
+  int64_t out_ld;          /* retrieval: row stride of the [K, h_last (+ K)] output matrix */
+  float *u, *du, *cscore, *dcscore, *cy;   /* retrieval workspace */
+  double last_gauc;        /* GAUC of the last CTR evaluation */
 
   /* schema snapshot */
   int32_t n_schema_fields; /* fields of the dataset it was made for */

@@ -14,6 +14,7 @@
 #define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
 
 ameir_status ameir__model_reshape(ameir_model *m);
+void ameir__model_drop_workspace(ameir_model *m);
 
 /* ---------------- options ---------------- */
 
@@ -53,6 +54,8 @@ static const char *const EINIT[] = {"normal", "uniform", NULL};
 static const char *const MINIT[] = {"he_normal", "torch", NULL};
 static const char *const EMET[] = {"auc", "logloss", NULL};
 static const char *const BOOL01[] = {"0", "1", NULL};
+static const char *const NEGS[] = {"uniform", "unseen", NULL};
+static const char *const PROTO[] = {"full", "sampled", NULL};
 
 AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, const char *value) {
   if (!m || !key || !value) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_set_option: NULL argument");
@@ -71,6 +74,19 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
   if (!strcmp(key, "eval_batch")) { CK(parse_i64(ctx, key, value, 1, 1 << 20, &i)); o->eval_batch = i; return AMEIR_OK; }
   if (!strcmp(key, "epochs")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->epochs = (int32_t)i; return AMEIR_OK; }
   if (!strcmp(key, "max_steps")) { CK(parse_i64(ctx, key, value, 0, INT64_MAX / 2, &i)); o->max_steps = i; return AMEIR_OK; }
+  if (!strcmp(key, "neg")) {
+    CK(parse_i64(ctx, key, value, 1, 10000, &i));
+    if (i != o->neg) { o->neg = (int32_t)i; ameir__model_drop_workspace(m); }
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "neg_sampling")) { CK(parse_choice(ctx, key, value, NEGS, &c)); o->neg_unseen = c; return AMEIR_OK; }
+  if (!strcmp(key, "eval_protocol")) { CK(parse_choice(ctx, key, value, PROTO, &c)); o->eval_sampled = c; return AMEIR_OK; }
+  if (!strcmp(key, "eval_negatives")) { CK(parse_i64(ctx, key, value, 1, 100000, &i)); o->eval_negatives = (int32_t)i; return AMEIR_OK; }
+  if (!strcmp(key, "gauc_field")) {
+    if (strlen(value) >= sizeof o->gauc_field) return ameir__error(ctx, AMEIR_EINVAL, "option gauc_field: name too long");
+    snprintf(o->gauc_field, sizeof o->gauc_field, "%s", value);
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "timing_warmup")) { CK(parse_i64(ctx, key, value, 0, INT64_MAX / 2, &i)); o->timing_warmup = i; return AMEIR_OK; }
   if (!strcmp(key, "patience")) { CK(parse_i64(ctx, key, value, 0, 100000, &i)); o->patience = (int32_t)i; return AMEIR_OK; }
   if (!strcmp(key, "lr")) return parse_f64(ctx, key, value, 0, 10, &o->lr);
@@ -119,6 +135,11 @@ AMEIR_API ameir_status ameir_model_get_option(const ameir_model *m, const char *
   else if (!strcmp(key, "max_steps")) n = snprintf(buf, size, "%lld", (long long)o->max_steps);
   else if (!strcmp(key, "patience")) n = snprintf(buf, size, "%d", (int)o->patience);
   else if (!strcmp(key, "timing_warmup")) n = snprintf(buf, size, "%lld", (long long)o->timing_warmup);
+  else if (!strcmp(key, "neg")) n = snprintf(buf, size, "%d", (int)o->neg);
+  else if (!strcmp(key, "neg_sampling")) n = snprintf(buf, size, "%s", NEGS[o->neg_unseen]);
+  else if (!strcmp(key, "eval_protocol")) n = snprintf(buf, size, "%s", PROTO[o->eval_sampled]);
+  else if (!strcmp(key, "eval_negatives")) n = snprintf(buf, size, "%d", (int)o->eval_negatives);
+  else if (!strcmp(key, "gauc_field")) n = snprintf(buf, size, "%s", o->gauc_field);
   else if (!strcmp(key, "lr")) n = snprintf(buf, size, "%.9g", o->lr);
   else if (!strcmp(key, "l2")) n = snprintf(buf, size, "%.9g", o->l2);
   else if (!strcmp(key, "dropout")) n = snprintf(buf, size, "%.9g", o->dropout);
@@ -210,6 +231,112 @@ static ameir_status score_rows(ameir_model *m, const ameir_dataset *ds, const in
   return AMEIR_OK;
 }
 
+/* Ranking metrics of a retrieval split: r[0..6] = HR@5, NDCG@5, HR@10, NDCG@10, MRR, HR@20,
+ * NDCG@20. Full ranking: rank = items (not in the user's history) scoring strictly above the
+ * target; sampled: rank = draws (uniform over the items, redrawn when in the history or equal
+ * to the target) scoring strictly above it. One GEMM scores every item for a batch of users. */
+static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int32_t split, double *r) {
+  const ameir_ops *o = m->ops;
+  int64_t n = ds->split_n[split], K = m->opt.emb, V = m->item_vocab - 1;
+  const int64_t *rows = ds->split_rows[split];
+  for (int i = 0; i < 7; i++) r[i] = n ? 0 : NAN;
+  if (!n || V < 1) return AMEIR_OK;
+  int64_t EB = 256;
+  CK(ameir__model_alloc_workspace(m, m->opt.batch > EB ? m->opt.batch : EB));
+  float *dev = NULL, *sc = malloc(sizeof(float) * (size_t)(EB * V));
+  int32_t *hist = malloc(sizeof(int32_t) * 4096);
+  ameir_status st = sc && hist ? o->alloc(m->bs, sizeof(float) * (size_t)(EB * V), (void **)&dev)
+                               : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  const int32_t *tid = ds->fields[m->item_field].ids;
+  for (int64_t s0 = 0; s0 < n && !st; s0 += EB) {
+    int64_t nb = n - s0 < EB ? n - s0 : EB;
+    double loss;
+    st = ameir__model_stage(m, ds, rows + s0, nb);
+    if (!st) st = ameir__model_forward(m, nb, 0, &loss);
+    if (!st) st = o->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V);
+    if (!st) st = o->download(m->bs, sc, dev, sizeof(float) * (size_t)(nb * V));
+    for (int64_t b = 0; b < nb && !st; b++) {
+      int64_t row = rows[s0 + b];
+      const float *srow = sc + b * V;
+      int32_t t = tid[row];
+      if (t < 1 || t > V) continue;   /* an unknown target cannot be ranked */
+      float ts = srow[t - 1];
+      /* the user's history before the target, deduplicated */
+      int64_t nh = 0;
+      if (ds->items) {
+        const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
+        int64_t len = ds->row_pos[row];
+        if (len > 4096) { h += len - 4096; len = 4096; }
+        for (int64_t i = 0; i < len; i++) {
+          int32_t v = h[i], dup = v == t || v < 1 || v > V;
+          for (int64_t j = 0; j < nh && !dup; j++) dup = hist[j] == v;
+          if (!dup) hist[nh++] = v;
+        }
+      }
+      int64_t rank = 0;
+      if (!m->opt.eval_sampled) {
+        for (int64_t j = 0; j < V; j++) rank += srow[j] > ts;
+        for (int64_t j = 0; j < nh; j++) rank -= srow[hist[j] - 1] > ts;
+      } else {
+        ameir__rng rg;
+        ameir__rng_seed(&rg, m->ctx->seed, 0xe7a1000000ull + (uint64_t)row);
+        for (int32_t d = 0; d < m->opt.eval_negatives; d++) {
+          int32_t v = 1;
+          for (int tries = 0; tries < 1000; tries++) {
+            v = 1 + (int32_t)ameir__rng_below(&rg, (uint64_t)V);
+            int bad = v == t;
+            for (int64_t j = 0; j < nh && !bad; j++) bad = hist[j] == v;
+            if (!bad) break;
+          }
+          rank += srow[v - 1] > ts;
+        }
+      }
+      double g = 1.0 / log2((double)rank + 2.0);
+      r[0] += rank < 5; r[1] += rank < 5 ? g : 0;
+      r[2] += rank < 10; r[3] += rank < 10 ? g : 0;
+      r[4] += 1.0 / ((double)rank + 1.0);
+      r[5] += rank < 20; r[6] += rank < 20 ? g : 0;
+    }
+  }
+  o->free(m->bs, dev);
+  free(sc);
+  free(hist);
+  if (st) return st;
+  for (int i = 0; i < 7; i++) r[i] /= (double)n;
+  return AMEIR_OK;
+}
+
+/* AUC per user, weighted by the user's rows; users with one class are left out (DIN). */
+static double gauc(const ameir_dataset *ds, const ameir_model *m, const int64_t *rows, int64_t n, const float *y,
+                   const float *p) {
+  int32_t uf = -1;
+  for (int32_t i = 0; i < ds->n_fields; i++)
+    if (!strcmp(ds->fields[i].name, m->opt.gauc_field) && ds->fields[i].ids && ds->fields[i].max_len <= 1) uf = i;
+  if (uf < 0 || n == 0) return NAN;
+  const int32_t *ids = ds->fields[uf].ids;
+  int64_t *ord = malloc(sizeof(int64_t) * (size_t)n);
+  float *yy = malloc(sizeof(float) * (size_t)n), *pp = malloc(sizeof(float) * (size_t)n);
+  if (!ord || !yy || !pp) { free(ord); free(yy); free(pp); return NAN; }
+  /* counting sort by user id */
+  int64_t maxid = 0;
+  for (int64_t i = 0; i < n; i++) if (ids[rows[i]] > maxid) maxid = ids[rows[i]];
+  int64_t *cnt = calloc((size_t)maxid + 2, sizeof(int64_t));
+  if (!cnt) { free(ord); free(yy); free(pp); return NAN; }
+  for (int64_t i = 0; i < n; i++) cnt[ids[rows[i]] < 0 ? 0 : ids[rows[i]] + 1]++;
+  for (int64_t u = 1; u <= maxid + 1; u++) cnt[u] += cnt[u - 1];
+  for (int64_t i = 0; i < n; i++) { int64_t u = ids[rows[i]] < 0 ? 0 : ids[rows[i]]; ord[cnt[u]++] = i; }
+  double num = 0, den = 0;
+  for (int64_t a = 0; a < n;) {
+    int64_t u = ids[rows[ord[a]]], b = a;
+    while (b < n && ids[rows[ord[b]]] == u) { yy[b - a] = y[ord[b]]; pp[b - a] = p[ord[b]]; b++; }
+    double auc = ameir__auc(yy, pp, b - a);
+    if (u > 0 && !isnan(auc) && auc >= 0) { num += auc * (double)(b - a); den += (double)(b - a); }
+    a = b;
+  }
+  free(ord); free(yy); free(pp); free(cnt);
+  return den > 0 ? num / den : NAN;
+}
+
 static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t split, double *auc,
                                double *logloss, double *loss, double *ctr, int64_t *rows_out) {
   int64_t n = ds->split_n[split];
@@ -234,6 +361,7 @@ static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t 
       if (*auc == -2) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
     }
     if (logloss) *logloss = ameir__logloss(y, prob, n);
+    m->last_gauc = gauc(ds, m, rows, n, y, prob);
   }
   free(prob);
   free(y);
@@ -246,13 +374,24 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *m, const ameir_dataset 
   if (split < 0 || split > 2) return ameir__error(m->ctx, AMEIR_EINVAL, "unknown split %d", (int)split);
   CK(ameir__model_check_schema(m, ds));
   for (int32_t i = 0; i < n; i++)
-    if (ids[i] < AMEIR_METRIC_AUC || ids[i] > AMEIR_METRIC_ROWS)
+    if (ids[i] < AMEIR_METRIC_AUC || ids[i] > AMEIR_METRIC_NDCG20)
       return ameir__error(m->ctx, AMEIR_EINVAL, "unknown metric id %d", (int)ids[i]);
-  double auc, ll, loss, ctr;
-  int64_t rows;
-  CK(eval_split(m, ds, split, &auc, &ll, &loss, &ctr, &rows));
+  double auc = NAN, ll = NAN, loss = NAN, ctr = NAN, rk[7];
+  int64_t rows = ds->split_n[split];
+  for (int i = 0; i < 7; i++) rk[i] = NAN;
+  m->last_gauc = NAN;
+  if (m->task == AMEIR_TASK_RETRIEVAL) CK(eval_retrieval(m, ds, split, rk));
+  else CK(eval_split(m, ds, split, &auc, &ll, &loss, &ctr, &rows));
   for (int32_t i = 0; i < n; i++) {
     switch (ids[i]) {
+      case AMEIR_METRIC_GAUC: values[i] = m->last_gauc; break;
+      case AMEIR_METRIC_HR5: values[i] = rk[0]; break;
+      case AMEIR_METRIC_NDCG5: values[i] = rk[1]; break;
+      case AMEIR_METRIC_HR10: values[i] = rk[2]; break;
+      case AMEIR_METRIC_NDCG10: values[i] = rk[3]; break;
+      case AMEIR_METRIC_MRR: values[i] = rk[4]; break;
+      case AMEIR_METRIC_HR20: values[i] = rk[5]; break;
+      case AMEIR_METRIC_NDCG20: values[i] = rk[6]; break;
       case AMEIR_METRIC_AUC: values[i] = auc; break;
       case AMEIR_METRIC_LOGLOSS: values[i] = ll; break;
       case AMEIR_METRIC_LOSS: values[i] = loss; break;
@@ -268,6 +407,8 @@ AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *cm, const am
   ameir_model *m = (ameir_model *)cm;   /* the workspace is mutable; guarded by the lock */
   if (!m || !ds || (n > 0 && !out)) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_predict_split: NULL argument");
   if (split < 0 || split > 2) return ameir__error(m->ctx, AMEIR_EINVAL, "unknown split %d", (int)split);
+  if (m->task != AMEIR_TASK_CTR)
+    return ameir__error(m->ctx, AMEIR_EUNSUPPORTED, "a retrieval model ranks items: use ameir_model_evaluate (top-k scoring comes with the serving API)");
   if (first < 0 || n < 0 || first + n > ds->split_n[split])
     return ameir__error(m->ctx, AMEIR_EINVAL, "rows [%lld, %lld) outside the split's %lld rows", (long long)first, (long long)(first + n), (long long)ds->split_n[split]);
   CK(ameir__model_check_schema(m, ds));
@@ -290,7 +431,7 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
   if (!m || !ds) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_train: NULL argument");
   ameir_context *ctx = m->ctx;
   CK(ameir__model_check_schema(m, ds));
-  if (!ds->label) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no label column");
+  if (!ds->label && m->task == AMEIR_TASK_CTR) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no label column");
   const ameir__train_opts *o = &m->opt;
   int64_t n = ds->split_n[AMEIR_SPLIT_TRAIN];
   if (n == 0) return ameir__error(ctx, AMEIR_ECONFIG, "the train split is empty");
@@ -350,12 +491,18 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
     if (st) break;
     S->epochs_done = ep + 1;
     if (use_valid) {
-      double te = ameir__now(), auc, ll;
-      st = eval_split(m, ds, AMEIR_SPLIT_VALID, &auc, &ll, NULL, NULL, NULL);
+      double te = ameir__now(), auc = NAN, ll = NAN, metric, rk[7];
+      if (m->task == AMEIR_TASK_RETRIEVAL) {
+        st = eval_retrieval(m, ds, AMEIR_SPLIT_VALID, rk);
+        metric = rk[3];   /* NDCG@10 */
+        if (!st) ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid HR@10 %.5f NDCG@10 %.5f", (int)ep + 1, rk[2], rk[3]);
+      } else {
+        st = eval_split(m, ds, AMEIR_SPLIT_VALID, &auc, &ll, NULL, NULL, NULL);
+        metric = o->early_metric == 0 ? auc : -ll;
+        if (!st) ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid AUC %.5f logloss %.5f", (int)ep + 1, auc, ll);
+      }
       t_eval += ameir__now() - te;
       if (st) break;
-      double metric = o->early_metric == 0 ? auc : -ll;
-      ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid AUC %.5f logloss %.5f", (int)ep + 1, auc, ll);
       if (isnan(best_metric) || metric > best_metric) {
         best_metric = metric;
         S->best_epoch = ep + 1;
@@ -386,7 +533,7 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
   double ls = 0;
   for (int64_t i = 0; i < k; i++) ls += ring[i];
   S->loss_last = k ? ls / (double)k : NAN;
-  S->best_valid = o->early_metric == 0 ? best_metric : -best_metric;
+  S->best_valid = (o->early_metric == 0 || m->task == AMEIR_TASK_RETRIEVAL) ? best_metric : -best_metric;
   return st;
 }
 
