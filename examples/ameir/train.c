@@ -135,7 +135,9 @@ int cmd_train(int argc, char **argv) {
                        (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST),
                        (int)ameir_dataset_fields(ds), load_s, fc ? " (cache)" : "");
   /* architecture */
-  char model_name[600] = "deepfm", mlp[600] = "400:relu,400:relu,400:relu";
+  int retrieval = ameir_dataset_task(ds) == AMEIR_TASK_RETRIEVAL;
+  char model_name[600] = "deepfm", mlp[600] = "";
+  if (retrieval) snprintf(model_name, sizeof model_name, "sasrec");
   if (a.model) snprintf(model_name, sizeof model_name, "%s", a.model);
   else if (!ameir_config_get_string(ctx, a.config, "train.model", buf, sizeof buf)) snprintf(model_name, sizeof model_name, "%s", buf);
   if (a.mlp) snprintf(mlp, sizeof mlp, "%s", a.mlp);
@@ -143,7 +145,7 @@ int cmd_train(int argc, char **argv) {
   if (a.arch) {
     if (ameir_arch_load(&arch, ctx, a.arch)) { rc = cli_fail(ctx, "arch"); goto out; }
     snprintf(model_name, sizeof model_name, "arch");
-  } else if (ameir_arch_preset(&arch, ctx, model_name, mlp)) {
+  } else if (ameir_arch_preset(&arch, ctx, model_name, mlp[0] ? mlp : NULL)) {
     cli_fail(ctx, "model");
     rc = EXIT_USAGE;
     goto out;
@@ -163,9 +165,26 @@ int cmd_train(int argc, char **argv) {
   }
   if (ameir_model_train(m, ds)) { rc = cli_fail(ctx, "train"); goto out; }
   int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
-  double va[3], te[3];
-  if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, va)) { rc = cli_fail(ctx, "evaluate"); goto out; }
-  if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, te)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+  double va[3] = {0}, te[3] = {0};
+  /* retrieval: HR@5, NDCG@5, HR@10, NDCG@10, MRR under the full-ranking and sampled protocols */
+  static const char *const RNAMES[5] = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"};
+  int32_t rids[5] = {AMEIR_METRIC_HR5, AMEIR_METRIC_NDCG5, AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10, AMEIR_METRIC_MRR};
+  double rk[2][2][5];   /* [protocol full|sampled][valid|test][metric] */
+  char negs[600] = "100";
+  if (retrieval) {
+    if (!ameir_config_get_string(ctx, a.config, "eval.negatives", buf, sizeof buf)) snprintf(negs, sizeof negs, "%s", buf);
+    if (ameir_model_set_option(m, "eval_negatives", negs)) { rc = cli_fail(ctx, "eval.negatives"); goto out; }
+    for (int p = 0; p < 2; p++) {
+      if (ameir_model_set_option(m, "eval_protocol", p ? "sampled" : "full")) { rc = cli_fail(ctx, "eval"); goto out; }
+      for (int sp = 0; sp < 2; sp++)
+        if (ameir_model_evaluate(m, ds, sp ? AMEIR_SPLIT_TEST : AMEIR_SPLIT_VALID, 5, rids, rk[p][sp])) { rc = cli_fail(ctx, "evaluate"); goto out; }
+    }
+    va[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
+    te[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+  } else {
+    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, va)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, te)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+  }
   double ts, sps, steps, lf, ll, ep;
   ameir_model_get_stat(m, "train_seconds", &ts);
   ameir_model_get_stat(m, "train_samples_per_s", &sps);
@@ -198,8 +217,15 @@ int cmd_train(int argc, char **argv) {
     ameir_context_get_int(ctx, "threads", &th);
     ameir_context_get_int(ctx, "seed", &sd);
     printf(", \"threads\": %lld, \"seed\": %lld", (long long)th, (long long)sd);
-    printf(", \"valid_auc\": %.6f, \"valid_logloss\": %.6f, \"test_auc\": %.6f, \"test_logloss\": %.6f",
-           va[0], va[1], te[0], te[1]);
+    if (retrieval) {
+      for (int p = 0; p < 2; p++)
+        for (int sp = 0; sp < 2; sp++)
+          for (int k = 0; k < 5; k++)
+            printf(", \"%s%s%s%s\": %.6f", p ? "neg" : "", p ? negs : "", sp ? (p ? "_test_" : "test_") : (p ? "_" : ""), RNAMES[k], rk[p][sp][k]);
+    } else {
+      printf(", \"valid_auc\": %.6f, \"valid_logloss\": %.6f, \"test_auc\": %.6f, \"test_logloss\": %.6f",
+             va[0], va[1], te[0], te[1]);
+    }
     printf(", \"n_train\": %lld, \"n_valid\": %.0f, \"n_test\": %.0f", (long long)ameir_dataset_rows(ds, 0), va[2], te[2]);
     printf(", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f", ts, sps, steps, ep);
     printf(", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", lf, ll);
@@ -213,7 +239,13 @@ int cmd_train(int argc, char **argv) {
     printf(", \"time_stage\": %.3f, \"time_forward\": %.3f, \"time_backward\": %.3f", tsg, tfw, tbw);
     printf(", \"peak_rss_mb\": %.1f}\n", peak_rss_mb());
   } else {
-    printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, va[0], va[1], te[0], te[1]);
+    if (retrieval) {
+      for (int p = 0; p < 2; p++)
+        printf("model %s, %s: test HR@5 %.4f NDCG@5 %.4f HR@10 %.4f NDCG@10 %.4f MRR %.4f\n", model_name,
+               p ? "target + sampled negatives" : "full ranking", rk[p][1][0], rk[p][1][1], rk[p][1][2], rk[p][1][3], rk[p][1][4]);
+    } else {
+      printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, va[0], va[1], te[0], te[1]);
+    }
     printf("trained %.0f steps in %.1fs (%.0f samples/s), %lld parameters, peak RSS %.0f MB\n", steps, ts, sps, (long long)np, peak_rss_mb());
   }
 out:

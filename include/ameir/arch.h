@@ -31,9 +31,12 @@ AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, co
 /** Reads and parses an architecture file. AMEIR_EIO if it cannot be read. Since 0.1. */
 AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, const char *path);
 
-/** Makes a named baseline: "dnn", "widedeep", "deepfm" (MLP given as text like
- *  "400:relu,400:relu,400:relu"; NULL: 400-400-400 ReLU). AMEIR_ENOTFOUND for an unknown
- *  name, AMEIR_EFORMAT for a bad MLP text. Since 0.1. */
+/** Makes a named architecture (docs/arch.md lists them): the CTR baselines "dnn", "widedeep",
+ *  "deepfm" (behaviours as sum-pooled fields), "din", and the behaviour models "sasrec",
+ *  "nextitnet", "gru4rec", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
+ *  MLP as text like "400:relu,400:relu,400:relu", or NULL for the preset's own (400-400-400
+ *  ReLU for the CTR baselines, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
+ *  (the message lists the known ones), AMEIR_EFORMAT for a bad MLP text. Since 0.1. */
 AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, const char *name,
                                          const char *mlp);
 

@@ -25,6 +25,11 @@ extern "C" {
 #define AMEIR_FIELD_DENSE       2  /**< numeric */
 #define AMEIR_FIELD_SEQUENCE    3  /**< a behaviour sequence field */
 
+/** Tasks (pinned): click-through prediction with a 0/1 label, or next-item retrieval where each
+ *  row is a behaviour history and the next item (leave-one-out splits). */
+#define AMEIR_TASK_CTR       0
+#define AMEIR_TASK_RETRIEVAL 1
+
 /** Opens a dataset described by a YAML file (the `dataset:` section of the file, or the whole
  *  file when it has no such section). Relative data paths are resolved against the YAML file's
  *  directory (or its `data_dir` key).
@@ -60,6 +65,9 @@ AMEIR_API int32_t ameir_dataset_field_kind(const ameir_dataset *ds, int32_t i);
 
 /** Vocabulary size of categorical field i including its out-of-vocabulary id (0 for dense). */
 AMEIR_API int64_t ameir_dataset_field_vocab(const ameir_dataset *ds, int32_t i);
+
+/** The dataset's task (AMEIR_TASK_*), -1 for NULL. Since 0.1. */
+AMEIR_API int32_t ameir_dataset_task(const ameir_dataset *ds);
 
 /** Rows that were skipped as malformed (with `on_bad_row: skip`). */
 AMEIR_API int64_t ameir_dataset_skipped_rows(const ameir_dataset *ds);

@@ -45,6 +45,8 @@ static const pin k_pins[] = {
     P("field", AMEIR_FIELD_MULTI, 1),
     P("field", AMEIR_FIELD_DENSE, 2),
     P("field", AMEIR_FIELD_SEQUENCE, 3),
+    P("task", AMEIR_TASK_CTR, 0),
+    P("task", AMEIR_TASK_RETRIEVAL, 1),
     P("metric", AMEIR_METRIC_AUC, 1),
     P("metric", AMEIR_METRIC_LOGLOSS, 2),
     P("metric", AMEIR_METRIC_LOSS, 3),

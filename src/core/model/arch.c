@@ -334,21 +334,52 @@ ameir_status ameir__mlp_parse(ameir_context *ctx, const char *text, ameir__mlp_l
   return AMEIR_OK;
 }
 
+/* Named architectures of the backbone. The CTR baselines treat behaviours as sum-pooled
+ * fields; the behaviour models are written in Stage 1 (appendix A, C.2; Table 10). */
+static const struct { const char *name, *text, *mlp; } PRESETS[] = {
+    {"dnn", "readout: field\n", NULL},
+    {"widedeep", "readout: field\nextras: linear\n", NULL},
+    {"deepfm", "readout: field\nextras: linear fm\n", NULL},
+    /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
+    {"din", "readout: att\n", "200:dice,80:dice"},
+    /* SASRec-like: self-attention and a point-wise (1x1 conv) feed-forward block */
+    {"sasrec", "blocks: (sa2, identity, ln) (conv1, relu, ln)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    /* NextItNet-like: residual conv blocks with dilations 1, 2, 1, 2, 2 */
+    {"nextitnet", "blocks: (conv3, relu, ln) (dconv3, relu, ln) (conv3, relu, ln) (dconv3, relu, ln) (dconv3, relu, ln)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    /* GRU4Rec-like: one Bi-GRU block */
+    {"gru4rec", "blocks: (gru, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    /* AMEIR-A's blocks found on Beauty, Table 10 runs 1 to 4 */
+    {"ameir-a1", "blocks: (dconv5, gelu, ln) (dconv5, identity, none) zero (dconv7, identity, none) zero (dconv7, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    {"ameir-a2", "blocks: (sa4, swish, ln) (sa2, gelu, ln) (sa4, identity, ln) zero (gru, swish, ln) (dconv5, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    {"ameir-a3", "blocks: (conv3, relu, ln) zero zero (sa4, identity, ln) (sa4, swish, ln) (dconv3, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    {"ameir-a4", "blocks: (sa2, swish, ln) (sa4, swish, ln) (dconv3, relu, none) (gru, swish, ln) zero (gru, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+};
+
 AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, const char *name,
                                          const char *mlp) {
   if (!out || !name) return ameir__error(ctx, AMEIR_EINVAL, "ameir_arch_preset: NULL argument");
   *out = NULL;
-  int32_t extras;
-  if (!strcasecmp(name, "dnn")) extras = 0;
-  else if (!strcasecmp(name, "widedeep") || !strcasecmp(name, "wide&deep") || !strcasecmp(name, "wdl")) extras = AMEIR_EXTRA_LINEAR;
-  else if (!strcasecmp(name, "deepfm")) extras = AMEIR_EXTRA_LINEAR | AMEIR_EXTRA_FM;
-  else return ameir__error(ctx, AMEIR_ENOTFOUND, "unknown model '%s' (dnn, widedeep, deepfm)", name);
-  ameir_arch *a = calloc(1, sizeof *a);
-  if (!a) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  a->readout = AMEIR_READOUT_FIELD;   /* baselines sum-pool each behaviour field into e_b */
-  a->extras = extras;
-  a->shortcut = AMEIR_SHORTCUT_NONE;
-  ameir_status st = ameir__mlp_parse(ctx, mlp ? mlp : "400:relu,400:relu,400:relu", &a->mlp, &a->n_mlp);
+  const char *key = name;
+  if (!strcasecmp(name, "wide&deep") || !strcasecmp(name, "wdl")) key = "widedeep";
+  size_t i, n = sizeof PRESETS / sizeof PRESETS[0];
+  for (i = 0; i < n; i++)
+    if (!strcasecmp(key, PRESETS[i].name)) break;
+  if (i == n) {
+    char list[512] = "";
+    for (size_t j = 0; j < n; j++) {
+      strncat(list, j ? ", " : "", sizeof list - strlen(list) - 1);
+      strncat(list, PRESETS[j].name, sizeof list - strlen(list) - 1);
+    }
+    return ameir__error(ctx, AMEIR_ENOTFOUND, "unknown model '%s' (%s)", name, list);
+  }
+  ameir_arch *a = NULL;
+  ameir_status st = ameir_arch_parse(&a, ctx, PRESETS[i].text);
+  if (st) return st;
+  const char *m = mlp ? mlp : PRESETS[i].mlp ? PRESETS[i].mlp : "400:relu,400:relu,400:relu";
+  free(a->mlp);
+  a->mlp = NULL;
+  a->n_mlp = 0;
+  st = ameir__mlp_parse(ctx, m, &a->mlp, &a->n_mlp);
   if (st) { ameir_arch_free(a); return st; }
   *out = a;
   return AMEIR_OK;

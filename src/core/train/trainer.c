@@ -1,6 +1,7 @@
 /* Training loop, evaluation and options of a model. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,8 +245,10 @@ static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int3
   int64_t EB = 256;
   CK(ameir__model_alloc_workspace(m, m->opt.batch > EB ? m->opt.batch : EB));
   float *dev = NULL, *sc = malloc(sizeof(float) * (size_t)(EB * V));
-  int32_t *hist = malloc(sizeof(int32_t) * 4096);
-  ameir_status st = sc && hist ? o->alloc(m->bs, sizeof(float) * (size_t)(EB * V), (void **)&dev)
+  enum { HMAX = 4096 };
+  int32_t *hist = malloc(sizeof(int32_t) * HMAX * (size_t)m->ctx->threads);
+  int64_t *rank_of = malloc(sizeof(int64_t) * (size_t)EB);
+  ameir_status st = sc && hist && rank_of ? o->alloc(m->bs, sizeof(float) * (size_t)(EB * V), (void **)&dev)
                                : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   const int32_t *tid = ds->fields[m->item_field].ids;
   for (int64_t s0 = 0; s0 < n && !st; s0 += EB) {
@@ -255,28 +258,34 @@ static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int3
     if (!st) st = ameir__model_forward(m, nb, 0, &loss);
     if (!st) st = o->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V);
     if (!st) st = o->download(m->bs, sc, dev, sizeof(float) * (size_t)(nb * V));
-    for (int64_t b = 0; b < nb && !st; b++) {
+    if (st) break;
+    /* ranks of the batch's rows in parallel (host side), summed in row order afterwards so the
+     * result does not depend on the thread count */
+#pragma omp parallel for num_threads(m->ctx->threads) schedule(dynamic, 8)
+    for (int64_t b = 0; b < nb; b++) {
       int64_t row = rows[s0 + b];
       const float *srow = sc + b * V;
       int32_t t = tid[row];
+      rank_of[b] = -1;
       if (t < 1 || t > V) continue;   /* an unknown target cannot be ranked */
       float ts = srow[t - 1];
+      int32_t *hb = hist + (int64_t)omp_get_thread_num() * HMAX;
       /* the user's history before the target, deduplicated */
       int64_t nh = 0;
       if (ds->items) {
         const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
         int64_t len = ds->row_pos[row];
-        if (len > 4096) { h += len - 4096; len = 4096; }
+        if (len > HMAX) { h += len - HMAX; len = HMAX; }
         for (int64_t i = 0; i < len; i++) {
           int32_t v = h[i], dup = v == t || v < 1 || v > V;
-          for (int64_t j = 0; j < nh && !dup; j++) dup = hist[j] == v;
-          if (!dup) hist[nh++] = v;
+          for (int64_t j = 0; j < nh && !dup; j++) dup = hb[j] == v;
+          if (!dup) hb[nh++] = v;
         }
       }
       int64_t rank = 0;
       if (!m->opt.eval_sampled) {
         for (int64_t j = 0; j < V; j++) rank += srow[j] > ts;
-        for (int64_t j = 0; j < nh; j++) rank -= srow[hist[j] - 1] > ts;
+        for (int64_t j = 0; j < nh; j++) rank -= srow[hb[j] - 1] > ts;
       } else {
         ameir__rng rg;
         ameir__rng_seed(&rg, m->ctx->seed, 0xe7a1000000ull + (uint64_t)row);
@@ -285,19 +294,24 @@ static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int3
           for (int tries = 0; tries < 1000; tries++) {
             v = 1 + (int32_t)ameir__rng_below(&rg, (uint64_t)V);
             int bad = v == t;
-            for (int64_t j = 0; j < nh && !bad; j++) bad = hist[j] == v;
+            for (int64_t j = 0; j < nh && !bad; j++) bad = hb[j] == v;
             if (!bad) break;
           }
           rank += srow[v - 1] > ts;
         }
       }
-      double g = 1.0 / log2((double)rank + 2.0);
+      rank_of[b] = rank;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+      if (rank_of[b] < 0) continue;
+      double rank = (double)rank_of[b], g = 1.0 / log2(rank + 2.0);
       r[0] += rank < 5; r[1] += rank < 5 ? g : 0;
       r[2] += rank < 10; r[3] += rank < 10 ? g : 0;
-      r[4] += 1.0 / ((double)rank + 1.0);
+      r[4] += 1.0 / (rank + 1.0);
       r[5] += rank < 20; r[6] += rank < 20 ? g : 0;
     }
   }
+  free(rank_of);
   o->free(m->bs, dev);
   free(sc);
   free(hist);
