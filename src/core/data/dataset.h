@@ -25,8 +25,7 @@ enum {
   AMEIR_DENSE_BUCKET = 3   /* Kaggle: x > 2 -> floor(ln(x)^2), else trunc(x); becomes categorical */
 };
 
-enum { AMEIR_TASK_CTR = 0, AMEIR_TASK_RETRIEVAL = 1 };
-
+/* AMEIR_TASK_CTR / AMEIR_TASK_RETRIEVAL come from include/ameir/dataset.h */
 typedef struct ameir__field {
   char *name;
   int32_t kind;        /* AMEIR_FIELD_* */
@@ -74,10 +73,28 @@ struct ameir_dataset {
   const int32_t *items;      /* every user's full item sequence, ids of target_field's vocab */
   const int32_t *row_user;   /* [n_rows] */
   const int32_t *row_pos;    /* [n_rows] position of the target in its user's sequence */
+  /* Retrieval loaders' counts (docs/data.md "Retrieval formats"): input lines with no item
+   * (skipped), users with fewer than 3 items (training prefixes only), rows whose history was
+   * longer than T (cut to the most recent T), rows dropped because their target item is out of
+   * the vocabulary (counted in `skipped` too, like the empty lines). */
+  int64_t seq_empty, seq_short, seq_clipped, seq_unknown;
   /* ownership: */
   void *map;                 /* mmap of the cache, or NULL */
   size_t map_size;
   void *owned;               /* private storage the arrays point into, or NULL */
 };
+
+/* Opens `files` (resolved against base_dir, NULL: the current directory) with the format, columns
+ * and fields of the dataset config `yaml` (the one the model was trained with; its own files and
+ * split are ignored), but encodes every value with the vocabularies of `schema` (n_fields fields,
+ * index-aligned with the config's: same names, kinds and lengths, else AMEIR_ECONFIG): values
+ * not in a field's keys[] get id 0 (OOV), hashed fields hash, dense fields use the schema's
+ * transform, fill_na and min/max. Every row is in the test split; no cache is read or written.
+ * Retrieval formats keep their rows (protocol of the format) and drop, counted, those whose
+ * target item is not in the schema's item vocabulary. Returns what ameir_dataset_open_yaml
+ * returns. */
+ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
+                                      int32_t n_fields, const char *yaml, const char *base_dir,
+                                      const char *const *files, int32_t n_files);
 
 #endif
