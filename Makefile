@@ -54,7 +54,7 @@ CUDA_LIB := lib/libameir_cuda.so
 
 EXAMPLES_SRC := $(sort $(wildcard examples/ameir/*.c))
 
-.PHONY: all lib cuda test test-fast check check-exports header-test install uninstall clean deps demo bench
+.PHONY: all lib cuda test test-fast check check-exports header-test install uninstall clean deps demo bench fuzz
 
 all: lib build/ameir cuda
 
@@ -148,6 +148,33 @@ header-test:
 	  c++ -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.cpp -o build/hdr/$$b.cxx.o || exit 1; \
 	done; echo "header-test: each header compiles alone as C99, C11 and C++11"
 
+# ---- fuzzing ----
+# `make fuzz`: every tests/fuzz/fuzz_<name>.c built with clang's libFuzzer (ASan + UBSan) against
+# the sources of the layers the parsers live in, then run for FUZZ_SECONDS each on its seeds
+# tests/fuzz/corpus_<name>/ (inputs it finds go to build/fuzz/corpus_<name>/; a crash leaves
+# crash-* in the current directory and fails the target).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_LIB_SRC := src/core/base/base.c $(sort $(wildcard src/core/io/*.c src/core/data/*.c))
+FUZZ_OBJ := $(patsubst src/%.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+
+$(FUZZ_OBJ): build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(DEP_CFLAGS) -DAMEIR__LINE_BUF=4096 -DSRC_IN_SIZE=4096 \
+	  -MMD -MP -c $< -o $@
+
+$(FUZZ_BIN): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer $(FUZZ_SAN) $(DEP_CFLAGS) -o $@ $< $(FUZZ_OBJ) \
+	  $(DEP_LIBS) -lm -lpthread
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_BIN); do n=$${t#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus_$$n; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 build/fuzz/corpus_$$n \
+	    tests/fuzz/corpus_$$n; done
+
 # ---- install ----
 # Regenerated on every install: it records PREFIX, LIBDIR and INCLUDEDIR of that install.
 .PHONY: pkgconfig/ameir.pc
@@ -190,4 +217,4 @@ demo: deps all
 clean:
 	rm -rf build lib/*.so* lib/*.a pkgconfig/ameir.pc
 
--include $(shell find build/obj build/san -name '*.d' 2>/dev/null)
+-include $(shell find build/obj build/san build/fuzz/obj -name '*.d' 2>/dev/null)

@@ -76,6 +76,13 @@ void ameir__schema_hash(ameir__schema *s) {
   for (int32_t i = 0; i < s->n_test_values; i++) h = h_str(h, s->test_values[i]);
   h = h_i64(h, s->has_valid_files);
   h = h_i64(h, s->skip_bad);
+  if (s->format >= AMEIR__FMT_USERSEQ) {
+    h = h_i64(h, s->max_len);
+    h = h_i64(h, s->vocab_identity);
+    h = h_str(h, s->session_col);
+    h = h_str(h, s->item_col);
+    h = h_str(h, s->time_col);
+  }
   s->hash = ameir__mix64(h);
 }
 
@@ -148,6 +155,23 @@ static ameir_status add_auto(ameir_context *ctx, ameir__schema *s, const char *n
   }
   s->f = p;
   s->f[s->nf++] = f;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__schema_add_field(ameir_context *ctx, ameir__schema *s, const char *name, int32_t kind,
+                                     int32_t max_len, const char *share) {
+  ameir_status st = add_auto(ctx, s, name, -1, kind == AMEIR_FIELD_DENSE);
+  if (st) return st;
+  ameir__fspec *f = &s->f[s->nf - 1];
+  f->kind = kind;
+  f->max_len = max_len;
+  f->keep_last = kind == AMEIR_FIELD_SEQUENCE;
+  f->vocab_of = s->nf - 1;
+  if (share) {
+    snprintf(f->share, sizeof f->share, "%s", share);
+    for (int32_t j = 0; j < s->nf - 1; j++)
+      if (!strcmp(s->f[j].name, share)) f->vocab_of = j;
+  }
   return AMEIR_OK;
 }
 

@@ -4,6 +4,7 @@
 #define _DEFAULT_SOURCE
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -79,15 +80,53 @@ ameir_status ameir__kmap_add(ameir_context *ctx, ameir__kmap *m, uint64_t key, u
   return AMEIR_OK;
 }
 
-static void kmap_free(ameir__kmap *m) {
+void ameir__kmap_free(ameir__kmap *m) {
   slots_free(m->tab, m->cap);
   memset(m, 0, sizeof *m);
 }
 
 /* ---- builder ---- */
 
-ameir_status ameir__build_init(ameir_context *ctx, ameir__build *b, const ameir__schema *s) {
+/* open_like: the config's fields must be the schema's (names, kinds, lengths, shares); the
+ * transform parameters come from the schema. */
+static ameir_status apply_fixed(ameir_context *ctx, ameir__schema *s) {
+  if (s->nf != s->n_fixed)
+    return ameir__error(ctx, AMEIR_ECONFIG, "%s: the config has %d fields, the schema %d", s->yaml, (int)s->nf,
+                        (int)s->n_fixed);
+  for (int32_t i = 0; i < s->nf; i++) {
+    ameir__fspec *f = &s->f[i];
+    const ameir__field *F = &s->fixed[i];
+    const char *why = NULL;
+    if (!F->name || strcmp(F->name, f->name)) why = "another name";
+    else if (F->kind != f->kind) why = "another kind";
+    /* ml100k / mlsmall size their genres field from the item table: take the schema's */
+    if (!why && F->kind == AMEIR_FIELD_MULTI && s->format >= AMEIR__FMT_ML100K && F->max_len >= 1)
+      f->max_len = F->max_len;
+    if (!why && F->kind != AMEIR_FIELD_DENSE) {
+      if (F->max_len != f->max_len) why = "another max_len";
+      else if (strcmp(F->share, f->share)) why = "another share_embedding";
+      else if (F->hash_buckets != f->hash_buckets) why = "other hash_buckets";
+      else if (F->hash_buckets && F->vocab != (int64_t)F->hash_buckets + 1) why = "a bad vocabulary";
+      else if (F->vocab < 1 || F->vocab > INT32_MAX) why = "a bad vocabulary";
+      else if (!F->hash_buckets && !f->share[0] && F->vocab > 1 && !F->keys) why = "no vocabulary keys";
+      f->transform = F->transform;  /* bucket codes become categorical ids */
+    } else if (!why) {
+      f->transform = F->transform;
+      f->fill_na = F->fill_na;
+    }
+    if (why)
+      return ameir__error(ctx, AMEIR_ECONFIG, "%s: field %d ('%s') differs from the schema's ('%s'): %s",
+                          s->yaml, (int)i, f->name, F->name ? F->name : "?", why);
+  }
+  return AMEIR_OK;
+}
+
+ameir_status ameir__build_init(ameir_context *ctx, ameir__build *b, ameir__schema *s) {
   memset(b, 0, sizeof *b);
+  if (s->fixed) {
+    ameir_status st = apply_fixed(ctx, s);
+    if (st) return st;
+  }
   b->ctx = ctx;
   b->s = s;
   b->col = ameir__calloc(ctx, (size_t)(s->nf ? s->nf : 1), sizeof *b->col);
@@ -129,7 +168,7 @@ void ameir__build_free(ameir__build *b) {
     for (int32_t i = 0; i < b->s->nf; i++) {
       free(b->col[i].ids);
       free(b->col[i].values);
-      kmap_free(&b->col[i].map);
+      ameir__kmap_free(&b->col[i].map);
     }
     free(b->col);
   }
@@ -146,8 +185,7 @@ static int cmp_pair(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Vocabulary of one map: remap[local] = id (0 = OOV), keys[id]. */
-static ameir_status build_vocab(ameir_context *ctx, const ameir__kmap *m, int32_t min_count, int32_t **remap,
+ameir_status ameir__build_vocab(ameir_context *ctx, const ameir__kmap *m, int32_t min_count, int32_t **remap,
                                 uint64_t **keys, int64_t *vocab) {
   uint64_t k = 0;
   for (uint64_t i = 0; i < m->cap; i++) k += m->tab[i].idx1 && m->tab[i].count >= (uint32_t)min_count;
@@ -170,6 +208,91 @@ static ameir_status build_vocab(ameir_context *ctx, const ameir__kmap *m, int32_
   }
   *vocab = (int64_t)k + 1;
   free(pairs);
+  return AMEIR_OK;
+}
+
+ameir_status ameir__fixed_remap(ameir_context *ctx, const ameir__kmap *m, const uint64_t *keys, int64_t vocab,
+                                int32_t **remap) {
+  /* the schema's keys sorted with their ids (a model file's keys are sorted already; do not rely
+   * on it), then a binary search per value of the map */
+  int64_t k = vocab > 1 ? vocab - 1 : 0;
+  kl_pair *pairs = ameir__malloc(ctx, (size_t)(k ? k : 1) * sizeof *pairs);
+  *remap = ameir__calloc(ctx, (size_t)(m->n ? m->n : 1), sizeof **remap);
+  if (!pairs || !*remap) {
+    free(pairs);
+    return AMEIR_ENOMEM;
+  }
+  for (int64_t i = 0; i < k; i++) pairs[i] = (kl_pair){keys[i + 1], (uint32_t)(i + 1)};
+  qsort(pairs, (size_t)k, sizeof *pairs, cmp_pair);
+  for (uint64_t i = 0; i < m->cap; i++) {
+    if (!m->tab[i].idx1) continue;
+    uint64_t key = m->tab[i].key;
+    int64_t lo = 0, hi = k - 1;
+    int32_t id = 0;
+    while (lo <= hi) {
+      int64_t mid = lo + (hi - lo) / 2;
+      if (pairs[mid].key == key) {
+        id = (int32_t)pairs[mid].local;
+        break;
+      }
+      if (pairs[mid].key < key) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    (*remap)[m->tab[i].idx1 - 1] = id;
+  }
+  free(pairs);
+  return AMEIR_OK;
+}
+
+static inline ameir_status put_id(ameir__build *b, int32_t fi, const ameir__fspec *f, uint64_t key, int train,
+                                  int32_t *dst) {
+  uint64_t h = ameir__kmap_hash(key);
+  if (f->hash_buckets) {
+    *dst = 1 + (int32_t)(h % (uint64_t)f->hash_buckets);
+    return AMEIR_OK;
+  }
+  return ameir__kmap_add(b->ctx, &b->col[f->vocab_of].map, key, h, train && f->vocab_of == fi, dst);
+}
+
+ameir_status ameir__build_commit(ameir__build *b, const ameir__row *row) {
+  const ameir__schema *s = b->s;
+  ameir_status st = ameir__build_reserve(b);
+  if (st) return st;
+  int64_t i = b->n;
+  int train = row->part == AMEIR_SPLIT_TRAIN;
+  b->label[i] = row->y;
+  b->part[i] = (uint8_t)row->part;
+  /* the maps are big and cold: fetch every field's slot before the first lookup */
+  for (int32_t fi = 0; fi < s->nf; fi++) {
+    const ameir__fspec *f = &s->f[fi];
+    if (f->kind == AMEIR_FIELD_CATEGORICAL && f->max_len == 1 && !f->hash_buckets)
+      ameir__kmap_prefetch(&b->col[f->vocab_of].map, ameir__kmap_hash(row->key[fi]));
+  }
+  for (int32_t fi = 0; fi < s->nf; fi++) {
+    const ameir__fspec *f = &s->f[fi];
+    ameir__col *c = &b->col[fi];
+    if (f->kind == AMEIR_FIELD_DENSE) {
+      double v = row->val[fi];
+      if (f->transform == AMEIR_DENSE_LOG) v = log1p(v > 0 ? v : 0);
+      if (f->transform == AMEIR_DENSE_MINMAX && train) {
+        if (!c->have_minmax || v < c->tmin) c->tmin = v;
+        if (!c->have_minmax || v > c->tmax) c->tmax = v;
+        c->have_minmax = 1;
+      }
+      c->values[i] = (float)v;
+    } else if (f->max_len == 1 && f->kind == AMEIR_FIELD_CATEGORICAL) {
+      if ((st = put_id(b, fi, f, row->key[fi], train, &c->ids[i]))) return st;
+    } else {
+      int64_t L = f->max_len, cnt = row->mcnt[fi];
+      int64_t start = f->keep_last && cnt > L ? cnt - L : 0;
+      int64_t take = cnt < L ? cnt : L;
+      int32_t *dst = c->ids + i * L;
+      for (int64_t j = 0; j < take; j++)
+        if ((st = put_id(b, fi, f, row->mkeys[row->moff[fi] + start + j], train, &dst[j]))) return st;
+      for (int64_t j = take; j < L; j++) dst[j] = -1;
+    }
+  }
+  b->n++;
   return AMEIR_OK;
 }
 
@@ -204,7 +327,20 @@ ameir_status ameir__build_finish(ameir__build *b, ameir_dataset *ds) {
   for (int32_t i = 0; i < nf && !st; i++) {
     const ameir__fspec *f = &s->f[i];
     if (f->kind == AMEIR_FIELD_DENSE || f->hash_buckets || f->vocab_of != i) continue;
-    st = build_vocab(ctx, &b->col[i].map, f->min_count, &remap[i], &ds->fields[i].keys, &ds->fields[i].vocab);
+    if (s->fixed) {
+      const ameir__field *F = &s->fixed[i];
+      ameir__field *D = &ds->fields[i];
+      st = ameir__fixed_remap(ctx, &b->col[i].map, F->keys, F->vocab, &remap[i]);
+      if (!st && !(D->keys = ameir__malloc(ctx, (size_t)F->vocab * sizeof *D->keys))) st = AMEIR_ENOMEM;
+      if (!st) {
+        if (F->vocab > 1) memcpy(D->keys + 1, F->keys + 1, (size_t)(F->vocab - 1) * sizeof *D->keys);
+        D->keys[0] = 0;
+        D->vocab = F->vocab;
+      }
+      continue;
+    }
+    st = ameir__build_vocab(ctx, &b->col[i].map, f->min_count, &remap[i], &ds->fields[i].keys,
+                            &ds->fields[i].vocab);
   }
   for (int32_t i = 0; i < nf && !st; i++) {
     const ameir__fspec *f = &s->f[i];
@@ -214,6 +350,7 @@ ameir_status ameir__build_finish(ameir__build *b, ameir_dataset *ds) {
       float *v = c->values;
       if (f->transform == AMEIR_DENSE_MINMAX) {
         double lo = c->have_minmax ? c->tmin : 0, hi = c->have_minmax ? c->tmax : 1;
+        if (s->fixed) lo = s->fixed[i].t_min, hi = s->fixed[i].t_max;
         F->t_min = (float)lo;
         F->t_max = (float)hi;
         double span = hi - lo;

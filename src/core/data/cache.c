@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CACHE_VERSION 1
+#define CACHE_VERSION 2  /* 2: the task, retrieval arrays and counts */
 #define ALIGN 64
 
 static const char cache_magic[8] = {'A', 'M', 'E', 'I', 'R', 'D', 'S', '\x1a'};
@@ -34,8 +34,13 @@ typedef struct {
   uint64_t n_fields;
   uint64_t n_sources;
   uint64_t meta_offset, meta_size, meta_hash;
-  uint64_t label_offset;
+  uint64_t label_offset;     /* 0: no labels (retrieval) */
   uint64_t split_offset[3];
+  uint64_t task;
+  uint64_t target_field;     /* + 1 (0: none) */
+  uint64_t n_users, n_items; /* retrieval: users, length of items[] */
+  uint64_t user_off_offset, items_offset, row_user_offset, row_pos_offset;  /* retrieval, else 0 */
+  uint64_t seq_stats[4];     /* seq_empty, seq_short, seq_clipped, seq_unknown */
   uint64_t reserved[6];
   uint64_t header_hash;  /* of every byte above */
 } cache_hdr;
@@ -290,12 +295,33 @@ void ameir__cache_write(ameir_context *ctx, const ameir__schema *s, const char *
   h.meta_offset = off;
   h.meta_size = w.n;
   off = align_up(off + w.n);
-  h.label_offset = off;
-  off = align_up(off + n * sizeof(float));
+  if (ds->label) {
+    h.label_offset = off;
+    off = align_up(off + n * sizeof(float));
+  }
   for (int k = 0; k < 3; k++) {
     h.split_n[k] = (uint64_t)ds->split_n[k];
     h.split_offset[k] = off;
     off = align_up(off + (uint64_t)ds->split_n[k] * sizeof(int64_t));
+  }
+  h.task = (uint64_t)ds->task;
+  h.target_field = (uint64_t)(ds->target_field + 1);
+  h.seq_stats[0] = (uint64_t)ds->seq_empty;
+  h.seq_stats[1] = (uint64_t)ds->seq_short;
+  h.seq_stats[2] = (uint64_t)ds->seq_clipped;
+  h.seq_stats[3] = (uint64_t)ds->seq_unknown;
+  int retr = ds->task == AMEIR_TASK_RETRIEVAL;
+  if (retr) {
+    h.n_users = (uint64_t)ds->n_users;
+    h.n_items = (uint64_t)ds->user_off[ds->n_users];
+    h.user_off_offset = off;
+    off = align_up(off + (h.n_users + 1) * sizeof(int64_t));
+    h.items_offset = off;
+    off = align_up(off + h.n_items * sizeof(int32_t));
+    h.row_user_offset = off;
+    off = align_up(off + n * sizeof(int32_t));
+    h.row_pos_offset = off;
+    off = align_up(off + n * sizeof(int32_t));
   }
   uint64_t *data_off = calloc((size_t)(nf ? nf : 1), sizeof *data_off);
   uint64_t *keys_off = calloc((size_t)(nf ? nf : 1), sizeof *keys_off);
@@ -360,11 +386,23 @@ void ameir__cache_write(ameir_context *ctx, const ameir__schema *s, const char *
     W(&h, sizeof h);
     PAD_TO(h.meta_offset);
     W(w.p, w.n);
-    PAD_TO(h.label_offset);
-    W(ds->label, n * sizeof(float));
+    if (ds->label) {
+      PAD_TO(h.label_offset);
+      W(ds->label, n * sizeof(float));
+    }
     for (int k = 0; k < 3; k++) {
       PAD_TO(h.split_offset[k]);
       W(ds->split_rows[k], (uint64_t)ds->split_n[k] * sizeof(int64_t));
+    }
+    if (retr) {
+      PAD_TO(h.user_off_offset);
+      W(ds->user_off, (h.n_users + 1) * sizeof(int64_t));
+      PAD_TO(h.items_offset);
+      W(ds->items, h.n_items * sizeof(int32_t));
+      PAD_TO(h.row_user_offset);
+      W(ds->row_user, n * sizeof(int32_t));
+      PAD_TO(h.row_pos_offset);
+      W(ds->row_pos, n * sizeof(int32_t));
     }
     for (int32_t i = 0; i < nf; i++) {
       const ameir__field *f = &ds->fields[i];
@@ -500,16 +538,46 @@ int ameir__cache_load(ameir_context *ctx, const ameir__schema *s, const char *pa
     if (vocab < 1) INVALID("cache %s: corrupt field %d, rebuilding", path, (int)i);
     const int32_t *ids = (const int32_t *)(base + doff);
     /* ids index embedding tables: a corrupt id must never reach the model */
-    int32_t lo = f->max_len > 1 ? -1 : 0, hi = (int32_t)(vocab - 1);
+    int32_t lo = f->max_len > 1 || f->kind == AMEIR_FIELD_MULTI || f->kind == AMEIR_FIELD_SEQUENCE ? -1 : 0;
+    int32_t hi = (int32_t)(vocab - 1);
     uint64_t cells = n * (uint64_t)f->max_len, bad = 0;
     for (uint64_t j = 0; j < cells; j++) bad |= (uint64_t)(ids[j] < lo) | (uint64_t)(ids[j] > hi);
     if (bad) INVALID("cache %s: field %d has ids out of range, rebuilding", path, (int)i);
     f->ids = ids;
   }
-  if (!in_file(h.label_offset, n * sizeof(float), size)) INVALID("cache %s: labels out of the file", path);
-  const float *label = (const float *)(base + h.label_offset);
-  for (uint64_t j = 0; j < n; j++)
-    if (label[j] != 0.0f && label[j] != 1.0f) INVALID("cache %s: bad label, rebuilding", path);
+  int retr = h.task == AMEIR_TASK_RETRIEVAL;
+  if ((h.task != AMEIR_TASK_CTR && !retr) || (retr && h.label_offset) || (!retr && !h.label_offset) ||
+      (retr && (h.target_field < 1 || h.target_field > (uint64_t)nf)) || (!retr && h.target_field))
+    INVALID("cache %s: inconsistent task, rebuilding", path);
+  const float *label = NULL;
+  if (!retr) {
+    if (!in_file(h.label_offset, n * sizeof(float), size)) INVALID("cache %s: labels out of the file", path);
+    label = (const float *)(base + h.label_offset);
+    for (uint64_t j = 0; j < n; j++)
+      if (label[j] != 0.0f && label[j] != 1.0f) INVALID("cache %s: bad label, rebuilding", path);
+  }
+  const int64_t *user_off = NULL;
+  const int32_t *items = NULL, *row_user = NULL, *row_pos = NULL;
+  if (retr) {
+    /* every index the trainer follows must stay inside its array */
+    const ameir__field *t = &fields[h.target_field - 1];
+    if (t->kind != AMEIR_FIELD_CATEGORICAL || h.n_users > size / 8 || h.n_items > size / 4 ||
+        !in_file(h.user_off_offset, (h.n_users + 1) * sizeof(int64_t), size) ||
+        !in_file(h.items_offset, h.n_items * sizeof(int32_t), size) ||
+        !in_file(h.row_user_offset, n * sizeof(int32_t), size) || !in_file(h.row_pos_offset, n * sizeof(int32_t), size))
+      INVALID("cache %s: retrieval arrays out of the file, rebuilding", path);
+    user_off = (const int64_t *)(base + h.user_off_offset);
+    items = (const int32_t *)(base + h.items_offset);
+    row_user = (const int32_t *)(base + h.row_user_offset);
+    row_pos = (const int32_t *)(base + h.row_pos_offset);
+    int bad = user_off[0] != 0 || user_off[h.n_users] != (int64_t)h.n_items;
+    for (uint64_t u = 0; u < h.n_users && !bad; u++) bad = user_off[u + 1] < user_off[u];
+    for (uint64_t j = 0; j < h.n_items && !bad; j++) bad = items[j] < 0 || items[j] >= t->vocab;
+    for (uint64_t j = 0; j < n && !bad; j++)
+      bad = row_user[j] < 0 || (uint64_t)row_user[j] >= h.n_users || row_pos[j] < 1 ||
+            row_pos[j] >= user_off[row_user[j] + 1] - user_off[row_user[j]];
+    if (bad) INVALID("cache %s: corrupt retrieval arrays, rebuilding", path);
+  }
   for (int k = 0; k < 3; k++) {
     if (!in_file(h.split_offset[k], h.split_n[k] * sizeof(int64_t), size))
       INVALID("cache %s: split out of the file", path);
@@ -546,6 +614,17 @@ int ameir__cache_load(ameir_context *ctx, const ameir__schema *s, const char *pa
   }
   ds->skipped = (int64_t)h.skipped;
   ds->schema_hash = h.schema_hash;
+  ds->task = (int32_t)h.task;
+  ds->target_field = (int32_t)h.target_field - 1;
+  ds->n_users = retr ? (int64_t)h.n_users : 0;
+  ds->user_off = user_off;
+  ds->items = items;
+  ds->row_user = row_user;
+  ds->row_pos = row_pos;
+  ds->seq_empty = (int64_t)h.seq_stats[0];
+  ds->seq_short = (int64_t)h.seq_stats[1];
+  ds->seq_clipped = (int64_t)h.seq_stats[2];
+  ds->seq_unknown = (int64_t)h.seq_stats[3];
   ds->map = map;
   ds->map_size = (size_t)size;
   free(ds->name);

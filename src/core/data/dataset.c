@@ -49,6 +49,10 @@ AMEIR_API void ameir_dataset_free(ameir_dataset *ds) {
   if (!mapped) {
     free((void *)ds->label);
     for (int k = 0; k < 3; k++) free(ds->split_rows[k]);
+    free((void *)ds->user_off);
+    free((void *)ds->items);
+    free((void *)ds->row_user);
+    free((void *)ds->row_pos);
   }
   if (mapped) munmap(ds->map, ds->map_size);
   free(ds->owned);
@@ -56,36 +60,68 @@ AMEIR_API void ameir_dataset_free(ameir_dataset *ds) {
   free(ds);
 }
 
-static ameir_status open_config(ameir_dataset **out, ameir_context *ctx, ameir__config *cfg,
-                                const char *const *overrides, int32_t n_overrides, double t0) {
+/* Text -> ds by the format's reader. */
+static ameir_status parse_into(ameir_context *ctx, ameir__schema *s, ameir_dataset *ds) {
+  if (ameir__fmt_retrieval(s->format)) return ameir__seq_load(ctx, s, ds);
+  ameir__build b;
+  memset(&b, 0, sizeof b);
+  ameir_status st;
+  if (s->format == AMEIR__FMT_ML100K || s->format == AMEIR__FMT_MLSMALL) st = ameir__movielens_parse(ctx, s, &b);
+  else if (s->format == AMEIR__FMT_DMR) st = ameir__dmr_parse(ctx, s, &b);
+  else st = ameir__parse_files(ctx, s, &b);
+  if (!st) st = ameir__build_finish(&b, ds);
+  ameir__build_free(&b);
+  return st;
+}
+
+/* Reads the schema, with the overrides applied. On failure s is freed. */
+static ameir_status read_schema(ameir_context *ctx, ameir__config *cfg, const char *const *overrides,
+                                int32_t n_overrides, ameir__schema *s) {
   const char *prefix = has_dataset_section(cfg) ? "dataset." : "";
   ameir_status st = AMEIR_OK;
+  memset(s, 0, sizeof *s);
   for (int32_t i = 0; i < n_overrides && !st; i++) st = apply_override(ctx, cfg, prefix, overrides[i]);
-  if (st) return st;
-  ameir__schema s;
-  st = ameir__schema_read(ctx, cfg, prefix, &s);
-  if (st) {
-    ameir__schema_free(&s);
-    return st;
-  }
+  if (!st) st = ameir__schema_read(ctx, cfg, prefix, s);
+  if (st) ameir__schema_free(s);
+  return st;
+}
+
+static ameir_dataset *new_dataset(ameir_context *ctx, const ameir__schema *s) {
   ameir_dataset *ds = ameir__calloc(ctx, 1, sizeof *ds);
+  if (!ds) return NULL;
+  ds->ctx = ctx;
+  ds->task = AMEIR_TASK_CTR;
+  ds->target_field = -1;
+  if (!(ds->name = ameir__strdup(ctx, s->name))) {
+    free(ds);
+    return NULL;
+  }
+  return ds;
+}
+
+static void log_open(ameir_context *ctx, const ameir_dataset *ds) {
+  ameir__log(ctx, AMEIR_LOG_INFO, "dataset %s: %lld rows (train %lld, valid %lld, test %lld), %d fields, "
+             "%lld skipped, %s in %.3f s", ds->name, (long long)ds->n_rows, (long long)ds->split_n[0],
+             (long long)ds->split_n[1], (long long)ds->split_n[2], (int)ds->n_fields, (long long)ds->skipped,
+             ds->from_cache ? "from the cache" : "parsed", ds->load_seconds);
+}
+
+static ameir_status open_config(ameir_dataset **out, ameir_context *ctx, ameir__config *cfg,
+                                const char *const *overrides, int32_t n_overrides, double t0) {
+  ameir__schema s;
+  ameir_status st = read_schema(ctx, cfg, overrides, n_overrides, &s);
+  if (st) return st;
+  ameir_dataset *ds = new_dataset(ctx, &s);
   if (!ds) {
     ameir__schema_free(&s);
     return AMEIR_ENOMEM;
   }
-  ds->ctx = ctx;
-  ds->name = ameir__strdup(ctx, s.name);
-  if (!ds->name) st = AMEIR_ENOMEM;
-  char *cpath = st ? NULL : ameir__cache_path(ctx, &s);
-  if (!st && cpath && ameir__cache_load(ctx, &s, cpath, ds)) {
+  char *cpath = ameir__cache_path(ctx, &s);
+  if (cpath && ameir__cache_load(ctx, &s, cpath, ds)) {
     ds->from_cache = 1;
-  } else if (!st) {
+  } else {
     void *snap = cpath ? ameir__cache_snapshot(&s) : NULL;
-    ameir__build b;
-    memset(&b, 0, sizeof b);
-    st = ameir__parse_files(ctx, &s, &b);
-    if (!st) st = ameir__build_finish(&b, ds);
-    ameir__build_free(&b);
+    st = parse_into(ctx, &s, ds);
     if (!st && cpath) ameir__cache_write(ctx, &s, cpath, ds, snap);
     free(snap);
   }
@@ -96,10 +132,62 @@ static ameir_status open_config(ameir_dataset **out, ameir_context *ctx, ameir__
     return st;
   }
   ds->load_seconds = ameir__now() - t0;
-  ameir__log(ctx, AMEIR_LOG_INFO, "dataset %s: %lld rows (train %lld, valid %lld, test %lld), %d fields, "
-             "%lld skipped, %s in %.3f s", ds->name, (long long)ds->n_rows, (long long)ds->split_n[0],
-             (long long)ds->split_n[1], (long long)ds->split_n[2], (int)ds->n_fields, (long long)ds->skipped,
-             ds->from_cache ? "from the cache" : "parsed", ds->load_seconds);
+  log_open(ctx, ds);
+  *out = ds;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
+                                      int32_t n_fields, const char *yaml, const char *base_dir,
+                                      const char *const *files, int32_t n_files) {
+  if (!out) return ameir__error(ctx, AMEIR_EINVAL, "open_like: out is NULL");
+  *out = NULL;
+  if (!schema || n_fields < 1 || !yaml || !files || n_files < 1)
+    return ameir__error(ctx, AMEIR_EINVAL, "open_like: needs a schema, a config and files");
+  for (int32_t i = 0; i < n_files; i++)
+    if (!files[i] || !*files[i]) return ameir__error(ctx, AMEIR_EINVAL, "open_like: file %d is empty", (int)i);
+  double t0 = ameir__now();
+  ameir__config *cfg = NULL;
+  ameir_status st = ameir__config_parse(ctx, yaml, base_dir, &cfg);
+  ameir__schema s;
+  if (!st) st = read_schema(ctx, cfg, NULL, 0, &s);
+  if (st) {
+    ameir__config_free(cfg);
+    return st;
+  }
+  /* the given files replace the config's, all in the test split */
+  char **paths = ameir__calloc(ctx, (size_t)n_files, sizeof *paths);
+  int8_t *role = ameir__malloc(ctx, (size_t)n_files);
+  for (int32_t i = 0; paths && role && i < n_files; i++) {
+    if (!(paths[i] = ameir__config_path(ctx, cfg, files[i]))) break;
+    role[i] = -1;
+  }
+  ameir__config_free(cfg);
+  int ok = paths && role && paths[n_files - 1];
+  for (int32_t i = 0; i < s.n_files; i++) free(s.files[i]);
+  free(s.files);
+  free(s.role);
+  s.files = paths;
+  s.role = role;
+  s.n_files = paths ? n_files : 0;
+  if (!ok) {
+    ameir__schema_free(&s);
+    return AMEIR_ENOMEM;
+  }
+  s.split = AMEIR__SPLIT_NONE;
+  s.cache = 0;
+  s.fixed = schema;
+  s.n_fixed = n_fields;
+  ameir_dataset *ds = new_dataset(ctx, &s);
+  if (!ds) st = AMEIR_ENOMEM;
+  if (!st) st = parse_into(ctx, &s, ds);  /* the fields are checked against `schema` once known */
+  ameir__schema_free(&s);
+  if (st) {
+    ameir_dataset_free(ds);
+    return st;
+  }
+  ds->load_seconds = ameir__now() - t0;
+  log_open(ctx, ds);
   *out = ds;
   return AMEIR_OK;
 }

@@ -9,13 +9,33 @@
 #include "dataset.h"
 #include "../io/config.h"
 
+/* Line buffer of the text readers (it grows for longer lines); the fuzz build makes it small. */
+#ifndef AMEIR__LINE_BUF
+#define AMEIR__LINE_BUF (16u << 20)
+#endif
+#define AMEIR__MAX_LOGGED_BAD 10
+
 /* Bumped whenever the encoding of rows changes (part of every schema hash and so of every cache
  * name): old caches are then simply not found. */
 #define AMEIR__DATA_ENCODING 1
 
 /* ---- schema (schema.c) ---- */
 
-enum { AMEIR__FMT_DELIM = 0, AMEIR__FMT_LIBFM = 1 };
+enum {
+  AMEIR__FMT_DELIM = 0,
+  AMEIR__FMT_LIBFM = 1,
+  /* retrieval (seq.c): one row per (history -> next item), leave-one-out split */
+  AMEIR__FMT_USERSEQ = 2,
+  AMEIR__FMT_USERITEM = 3,
+  AMEIR__FMT_SESSION = 4,
+  /* CTR with behaviours built from rating logs (movielens.c) and DMR's Alimama rows (dmr.c) */
+  AMEIR__FMT_ML100K = 5,
+  AMEIR__FMT_MLSMALL = 6,
+  AMEIR__FMT_DMR = 7
+};
+static inline int ameir__fmt_retrieval(int32_t f) {
+  return f == AMEIR__FMT_USERSEQ || f == AMEIR__FMT_USERITEM || f == AMEIR__FMT_SESSION;
+}
 enum { AMEIR__LABEL_01 = 0, AMEIR__LABEL_PM1 = 1, AMEIR__LABEL_POSITIVE = 2 };
 enum {
   AMEIR__SPLIT_RANDOM = 0,
@@ -88,6 +108,14 @@ typedef struct ameir__schema {
   int32_t cache;       /* cache enabled */
   char *cache_dir;     /* explicit cache directory or NULL */
   uint64_t hash;       /* schema hash (everything that changes the encoded rows) */
+  /* retrieval, ml100k, mlsmall and dmr formats */
+  int32_t max_len;     /* history length T (`max_len`, 50) */
+  int32_t vocab_identity; /* retrieval `vocab: identity`: item id k -> id k */
+  char *session_col, *item_col, *time_col;  /* session: column names (time_col NULL: file order) */
+  /* open_like: every row goes to the test split and every vocabulary, transform parameter and
+   * multi-valued length comes from these fields (index-aligned with f) */
+  const ameir__field *fixed;
+  int32_t n_fixed;
   /* set by binding */
   int32_t bound;       /* columns resolved */
   int32_t label_col;   /* delimited: index of the label column */
@@ -202,13 +230,35 @@ typedef struct ameir__build {
   int64_t train_file_rows;  /* split file: rows of the train files so far */
 } ameir__build;
 
-ameir_status ameir__build_init(ameir_context *ctx, ameir__build *b, const ameir__schema *s);
+/* Starts a build. With s->fixed, first checks the fields against it (ECONFIG naming the first
+ * difference) and takes its transform parameters and lengths. */
+ameir_status ameir__build_init(ameir_context *ctx, ameir__build *b, ameir__schema *s);
 /* Room for one more row. */
 ameir_status ameir__build_reserve(ameir__build *b);
 /* key -> local index, counting it when `count` (a train row of the field owning the map);
  * h = ameir__kmap_hash(key). */
 ameir_status ameir__kmap_add(ameir_context *ctx, ameir__kmap *m, uint64_t key, uint64_t h, int count,
                              int32_t *local);
+/* One encoded row: values of field fi are key[fi] (univalent categorical), val[fi] (numeric,
+ * missing already filled) or mkeys[moff[fi] .. moff[fi] + mcnt[fi]) (multi / sequence; a
+ * sequence keeps its last max_len values, a multi field its first). */
+typedef struct ameir__row {
+  float y;
+  int32_t part;        /* AMEIR_SPLIT_* */
+  const uint64_t *key;
+  const double *val;
+  const uint64_t *mkeys;
+  const int64_t *moff, *mcnt;
+} ameir__row;
+/* Appends a row (vocabulary counts from train rows, minmax statistics). */
+ameir_status ameir__build_commit(ameir__build *b, const ameir__row *row);
+/* Vocabulary of one map: keys counted >= min_count, sorted; remap[local] = id (0 = OOV), keys[id]. */
+ameir_status ameir__build_vocab(ameir_context *ctx, const ameir__kmap *m, int32_t min_count, int32_t **remap,
+                                uint64_t **keys, int64_t *vocab);
+/* remap[local] = the id of the key in a fixed vocabulary (keys[1..vocab-1]), 0 if absent. */
+ameir_status ameir__fixed_remap(ameir_context *ctx, const ameir__kmap *m, const uint64_t *keys, int64_t vocab,
+                                int32_t **remap);
+void ameir__kmap_free(ameir__kmap *m);
 /* Builds vocabularies, maps ids, applies train-dependent transforms and fills ds (moving the
  * arrays into it). b is emptied. */
 ameir_status ameir__build_finish(ameir__build *b, ameir_dataset *ds);
@@ -217,6 +267,37 @@ void ameir__build_free(ameir__build *b);
 /* ---- text parsing (parse.c) ---- */
 
 ameir_status ameir__parse_files(ameir_context *ctx, ameir__schema *s, ameir__build *b);
+
+/* Other readers: retrieval formats straight into ds (seq.c); ml100k / mlsmall (movielens.c) and
+ * dmr (dmr.c) into the builder. */
+ameir_status ameir__seq_load(ameir_context *ctx, ameir__schema *s, ameir_dataset *ds);
+ameir_status ameir__movielens_parse(ameir_context *ctx, ameir__schema *s, ameir__build *b);
+ameir_status ameir__dmr_parse(ameir_context *ctx, ameir__schema *s, ameir__build *b);
+/* The schema's own fields (ml100k, mlsmall, dmr, retrieval), made when the schema is read. */
+ameir_status ameir__schema_add_field(ameir_context *ctx, ameir__schema *s, const char *name, int32_t kind,
+                                     int32_t max_len, const char *share);
+
+/* Shared by the readers. A malformed row: with on_bad_row: skip it is counted in *skipped and
+ * logged (the first 10), and *st stays OK; else *st = EFORMAT "file:line: msg". */
+void ameir__bad_row(ameir_context *ctx, const ameir__schema *s, int64_t *skipped, ameir_status *st,
+                    const char *file, int64_t line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 7, 8)))
+#endif
+    ;
+/* The part of row i (0-based over all files) under the schema's split method (not `column`);
+ * file_index and train_file_rows (rows so far of train-role files) for method `file`. */
+int32_t ameir__row_part(const ameir__schema *s, int64_t i, int32_t file_index, int64_t train_file_rows);
+/* A non-negative decimal integer of at most 18 digits: 0 ok, -1 not one. */
+int ameir__parse_uint(const char *p, size_t n, uint64_t *out);
+/* Stable sort of idx[0..n) by t[idx[i]] ascending (merge sort; tmp has n slots). */
+void ameir__sort_by_time(int64_t *idx, int64_t *tmp, int64_t n, const double *t);
+/* The first row-count parts of a time-ordered log: floor(0.8 n) train, floor(0.1 n) valid
+ * (computed in double, as Python's int(n * 0.8)), the rest test. */
+static inline int32_t ameir__time_part(int64_t i, int64_t n) {
+  int64_t tr = (int64_t)((double)n * 0.8), va = (int64_t)((double)n * 0.1);
+  return i < tr ? AMEIR_SPLIT_TRAIN : i < tr + va ? AMEIR_SPLIT_VALID : AMEIR_SPLIT_TEST;
+}
 
 /* Number parsing: 0 ok, 1 missing (empty, nan, na, null, none), -1 not a number. */
 int ameir__parse_number(const char *p, size_t n, double *out);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LINE_BUF (16u << 20)
-#define MAX_LOGGED_BAD 10
+#define LINE_BUF AMEIR__LINE_BUF
+#define MAX_LOGGED_BAD AMEIR__MAX_LOGGED_BAD
 
 typedef struct {
   ameir_context *ctx;
@@ -128,6 +128,57 @@ int ameir__parse_number(const char *p, size_t n, double *out) {
   return 0;
 }
 
+int ameir__parse_uint(const char *p, size_t n, uint64_t *out) {
+  if (n == 0 || n > 18) return -1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return -1;
+    v = v * 10 + (uint64_t)(p[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+static void merge_sort(int64_t *a, int64_t *tmp, int64_t n, const double *t) {
+  if (n < 2) return;
+  if (n <= 16) {  /* insertion sort: stable */
+    for (int64_t i = 1; i < n; i++) {
+      int64_t x = a[i], j = i;
+      for (; j > 0 && t[a[j - 1]] > t[x]; j--) a[j] = a[j - 1];
+      a[j] = x;
+    }
+    return;
+  }
+  int64_t h = n / 2;
+  merge_sort(a, tmp, h, t);
+  merge_sort(a + h, tmp, n - h, t);
+  if (t[a[h - 1]] <= t[a[h]]) return;  /* already in order (the common case for logs) */
+  int64_t i = 0, j = h, o = 0;
+  while (i < h && j < n) tmp[o++] = t[a[j]] < t[a[i]] ? a[j++] : a[i++];
+  while (i < h) tmp[o++] = a[i++];
+  while (j < n) tmp[o++] = a[j++];
+  memcpy(a, tmp, (size_t)n * sizeof *a);
+}
+
+void ameir__sort_by_time(int64_t *idx, int64_t *tmp, int64_t n, const double *t) { merge_sort(idx, tmp, n, t); }
+
+void ameir__bad_row(ameir_context *ctx, const ameir__schema *s, int64_t *skipped, ameir_status *st,
+                    const char *file, int64_t line, const char *fmt, ...) {
+  char msg[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (s->skip_bad) {
+    (*skipped)++;
+    if (*skipped <= MAX_LOGGED_BAD)
+      ameir__log(ctx, AMEIR_LOG_WARN, "%s:%lld: skipped: %s", file, (long long)line, msg);
+    *st = AMEIR_OK;
+    return;
+  }
+  *st = ameir__error(ctx, AMEIR_EFORMAT, "%s:%lld: %s", file, (long long)line, msg);
+}
+
 /* ---- errors ---- */
 
 /* A malformed row: an error, or (on_bad_row: skip) counted and logged. Returns 1 when skipped. */
@@ -187,9 +238,8 @@ static ameir_status push_mkey(parser *p, uint64_t k) {
 
 /* ---- commit ---- */
 
-static int32_t part_of_row(parser *p) {
-  const ameir__schema *s = p->s;
-  int64_t i = p->b->n;
+int32_t ameir__row_part(const ameir__schema *s, int64_t i, int32_t file_index, int64_t train_file_rows) {
+  if (s->fixed) return AMEIR_SPLIT_TEST;
   switch (s->split) {
     case AMEIR__SPLIT_MODULO: {
       int64_t m = i % 10;
@@ -200,70 +250,28 @@ static int32_t part_of_row(parser *p) {
       return u < s->test ? AMEIR_SPLIT_TEST : u < s->test + s->valid ? AMEIR_SPLIT_VALID : AMEIR_SPLIT_TRAIN;
     }
     case AMEIR__SPLIT_FILE: {
-      int8_t r = s->role[p->file_index];
+      int8_t r = s->role[file_index];
       if (r >= 0) return r;
       if (s->has_valid_files) return AMEIR_SPLIT_TRAIN;
-      return p->b->train_file_rows % 10 == 9 ? AMEIR_SPLIT_VALID : AMEIR_SPLIT_TRAIN;
+      return train_file_rows % 10 == 9 ? AMEIR_SPLIT_VALID : AMEIR_SPLIT_TRAIN;
     }
-    case AMEIR__SPLIT_COLUMN:
-      return p->part;
     default:
       return AMEIR_SPLIT_TRAIN;
   }
 }
 
-static inline ameir_status put_id(parser *p, int32_t fi, const ameir__fspec *f, uint64_t key, int train,
-                                  int32_t *dst) {
-  uint64_t h = ameir__kmap_hash(key);
-  if (f->hash_buckets) {
-    *dst = 1 + (int32_t)(h % (uint64_t)f->hash_buckets);
-    return AMEIR_OK;
-  }
-  return ameir__kmap_add(p->ctx, &p->b->col[f->vocab_of].map, key, h, train && f->vocab_of == fi, dst);
+static int32_t part_of_row(parser *p) {
+  if (p->s->split == AMEIR__SPLIT_COLUMN && !p->s->fixed) return p->part;
+  return ameir__row_part(p->s, p->b->n, p->file_index, p->b->train_file_rows);
 }
 
 static ameir_status commit_row(parser *p) {
   ameir__build *b = p->b;
   const ameir__schema *s = p->s;
-  ameir_status st = ameir__build_reserve(b);
+  ameir__row row = {p->y, part_of_row(p), p->key, p->val, p->mkeys, p->moff, p->mcnt};
+  ameir_status st = ameir__build_commit(b, &row);
   if (st) return st;
-  int64_t i = b->n;
-  int32_t part = part_of_row(p);
-  int train = part == AMEIR_SPLIT_TRAIN;
-  b->label[i] = p->y;
-  b->part[i] = (uint8_t)part;
-  /* the maps are big and cold: fetch every field's slot before the first lookup */
-  for (int32_t fi = 0; fi < s->nf; fi++) {
-    const ameir__fspec *f = &s->f[fi];
-    if (f->kind == AMEIR_FIELD_CATEGORICAL && f->max_len == 1 && !f->hash_buckets)
-      ameir__kmap_prefetch(&b->col[f->vocab_of].map, ameir__kmap_hash(p->key[fi]));
-  }
-  for (int32_t fi = 0; fi < s->nf; fi++) {
-    const ameir__fspec *f = &s->f[fi];
-    ameir__col *c = &b->col[fi];
-    if (f->kind == AMEIR_FIELD_DENSE) {
-      double v = p->val[fi];
-      if (f->transform == AMEIR_DENSE_LOG) v = log1p(v > 0 ? v : 0);
-      if (f->transform == AMEIR_DENSE_MINMAX && train) {
-        if (!c->have_minmax || v < c->tmin) c->tmin = v;
-        if (!c->have_minmax || v > c->tmax) c->tmax = v;
-        c->have_minmax = 1;
-      }
-      c->values[i] = (float)v;
-    } else if (f->max_len == 1 && f->kind == AMEIR_FIELD_CATEGORICAL) {
-      if ((st = put_id(p, fi, f, p->key[fi], train, &c->ids[i]))) return st;
-    } else {
-      int64_t L = f->max_len, cnt = p->mcnt[fi];
-      int64_t start = f->keep_last && cnt > L ? cnt - L : 0;
-      int64_t take = cnt < L ? cnt : L;
-      int32_t *dst = c->ids + i * L;
-      for (int64_t j = 0; j < take; j++)
-        if ((st = put_id(p, fi, f, p->mkeys[p->moff[fi] + start + j], train, &dst[j]))) return st;
-      for (int64_t j = take; j < L; j++) dst[j] = -1;
-    }
-  }
   if (s->split == AMEIR__SPLIT_FILE && s->role[p->file_index] < 0) b->train_file_rows++;
-  b->n++;
   if ((b->n & ((1 << 20) - 1)) == 0 && ameir__progress(p->ctx, "load", b->n, 0, NAN))
     return ameir__error(p->ctx, AMEIR_ECANCELLED, "loading cancelled by the progress callback");
   return AMEIR_OK;

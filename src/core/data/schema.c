@@ -490,10 +490,131 @@ static ameir_status read_split(rd *r, ameir__schema *s, const char *data_dir) {
     if (!s->split_column) return cerr(r, "split", "method column needs column:");
     if (!s->n_valid_values && !s->n_test_values)
       return cerr(r, "split", "method column needs valid_values and/or test_values");
-    if (s->format == AMEIR__FMT_LIBFM) return cerr(r, "split.method", "libfm files have no columns");
+    if (s->format != AMEIR__FMT_DELIM) return cerr(r, "split.method", "%s files have no named columns", s->format_name);
   } else if (s->split_column || s->n_valid_values || s->n_test_values) {
     return cerr(r, "split", "column/valid_values/test_values are for method: column");
   }
+  return AMEIR_OK;
+}
+
+/* on_bad_row, cache and the default name: every format */
+static ameir_status read_misc(rd *r, ameir__schema *s) {
+  ameir_context *ctx = r->ctx;
+  ameir__config *cfg = r->cfg;
+  ameir_status st = AMEIR_OK;
+  const char *ob = get(r, "on_bad_row");
+  if (ob) {
+    if (!strcmp(ob, "skip")) s->skip_bad = 1;
+    else if (strcmp(ob, "error") != 0) return cerr(r, "on_bad_row", "'%s' is not error or skip", ob);
+  }
+  const char *cv = get(r, "cache");
+  if (cv) {
+    int b;
+    if (parse_bool(cv, &b)) return cerr(r, "cache", "expected true/false or {enabled:, dir:}");
+    s->cache = b;
+  } else {
+    int b = 1;
+    if ((st = get_bool(r, "cache.enabled", &b))) return st;
+    s->cache = b;
+    const char *cd = get(r, "cache.dir");
+    if (cd && *cd && !(s->cache_dir = ameir__config_path(ctx, cfg, cd))) return AMEIR_ENOMEM;
+  }
+  if (!s->name) {
+    const char *b = strrchr(s->files[0], '/');
+    b = b ? b + 1 : s->files[0];
+    size_t n = strcspn(b, ".");
+    s->name = ameir__malloc(ctx, n + 1);
+    if (!s->name) return AMEIR_ENOMEM;
+    memcpy(s->name, b, n);
+    s->name[n] = 0;
+  }
+  return st;
+}
+
+/* userseq, useritem, session, ml100k, mlsmall, dmr: the format defines the fields (docs/data.md
+ * "Retrieval formats" and "Rating logs and DMR rows"); only its own keys are read. */
+static ameir_status read_special(rd *r, ameir__schema *s) {
+  ameir_context *ctx = r->ctx;
+  ameir_status st = AMEIR_OK;
+  int fm = s->format, retr = ameir__fmt_retrieval(fm), ml = fm == AMEIR__FMT_ML100K || fm == AMEIR__FMT_MLSMALL;
+  s->max_len = 50;
+  if ((st = get_i32(r, "max_len", 1, 1 << 16, &s->max_len))) return st;
+  s->min_count = ml ? 10 : 1;  /* torch_ref's --min-count 10 for ml100k */
+  if (get(r, "min_count") && get(r, "min_categr_count"))
+    return cerr(r, "min_categr_count", "give min_count or min_categr_count, not both");
+  int mc_given = get(r, "min_count") || get(r, "min_categr_count");
+  if ((st = get_i32(r, "min_count", 1, INT32_MAX, &s->min_count))) return st;
+  if ((st = get_i32(r, "min_categr_count", 1, INT32_MAX, &s->min_count))) return st;
+  if (retr) {
+    s->vocab_identity = fm != AMEIR__FMT_SESSION;
+    const char *v = get(r, "vocab");
+    if (v && !strcmp(v, "identity")) s->vocab_identity = 1;
+    else if (v && !strcmp(v, "count")) s->vocab_identity = 0;
+    else if (v) return cerr(r, "vocab", "'%s' is not identity or count", v);
+    if (s->vocab_identity && mc_given)
+      return cerr(r, get(r, "min_count") ? "min_count" : "min_categr_count", "min_count is for vocab: count");
+  }
+  if (fm == AMEIR__FMT_SESSION) {
+    s->sep = '\t';
+    s->quote = 0;
+    s->header = 1;
+    if ((st = get_char(r, "separator", &s->sep, 0))) return st;
+    int hdr = 1;
+    if ((st = get_bool(r, "header", &hdr))) return st;
+    s->header = hdr;
+    if ((st = get_list(r, "columns", &s->columns, &s->n_columns))) return st;
+    s->columns_line = line_of(r, "columns");
+    if (!s->header && !s->n_columns) return cerr(r, "header", "a file without a header needs columns: [...]");
+    const char *dflt[3] = {"SessionId", "ItemId", "Time"}, *keys[3] = {"session_column", "item_column", "time_column"};
+    char **dst[3] = {&s->session_col, &s->item_col, &s->time_col};
+    for (int k = 0; k < 3; k++) {
+      const char *v = get(r, keys[k]);
+      if (!v) v = dflt[k];
+      if (!*v && k < 2) return cerr(r, keys[k], "needs a column name");
+      if (*v && !(*dst[k] = ameir__strdup(ctx, v))) return AMEIR_ENOMEM;
+    }
+  }
+  if (fm == AMEIR__FMT_DMR) {
+    const char *dt = get(r, "dense_transform");
+    if (dt && (s->transform = parse_transform(dt)) < 0)
+      return cerr(r, "dense_transform", "'%s' is not one of none, log, minmax, bucket", dt);
+    if (s->transform == AMEIR_DENSE_BUCKET) return cerr(r, "dense_transform", "price cannot be bucketed");
+  }
+  if (fm == AMEIR__FMT_ML100K && s->n_files != 3)
+    return cerr(r, "files", "ml100k needs 3 files: the ratings (u.data), users (u.user) and items (u.item)");
+  if (fm == AMEIR__FMT_MLSMALL && s->n_files != 2)
+    return cerr(r, "files", "mlsmall needs 2 files: ratings.csv and movies.csv");
+  if ((st = read_misc(r, s))) return st;
+  if ((st = check_unknown(r))) return st;
+  /* the fields */
+  static const char *const ml100k[] = {"user_id", "age", "gender", "occupation", "zip1", "movie_id", NULL};
+  static const char *const mlsmall[] = {"user_id", "movie_id", NULL};
+  static const char *const dmr[] = {"uid", "cms_segid", "cms_group_id", "final_gender_code", "age_level",
+                                    "pvalue_level", "shopping_level", "occupation", "new_user_class_level",
+                                    "mid", "cate_id", "campaign_id", "customer", "brand", NULL};
+  const char *const *uni = fm == AMEIR__FMT_ML100K ? ml100k : fm == AMEIR__FMT_MLSMALL ? mlsmall
+                           : fm == AMEIR__FMT_DMR ? dmr : NULL;
+  if (retr) {
+    st = ameir__schema_add_field(ctx, s, "hist", AMEIR_FIELD_SEQUENCE, s->max_len, "item");
+    if (!st) st = ameir__schema_add_field(ctx, s, "item", AMEIR_FIELD_CATEGORICAL, 1, NULL);
+  }
+  for (int i = 0; uni && uni[i] && !st; i++)
+    st = ameir__schema_add_field(ctx, s, uni[i], AMEIR_FIELD_CATEGORICAL, 1, NULL);
+  if (ml) {
+    /* the genres' length is the item table's largest genre count, known once it is read */
+    if (!st) st = ameir__schema_add_field(ctx, s, "genres", AMEIR_FIELD_MULTI, 1, NULL);
+    if (!st) st = ameir__schema_add_field(ctx, s, "hist_movie", AMEIR_FIELD_SEQUENCE, s->max_len, "movie_id");
+  }
+  if (fm == AMEIR__FMT_DMR) {
+    if (!st) st = ameir__schema_add_field(ctx, s, "price", AMEIR_FIELD_DENSE, 1, NULL);
+    if (!st) st = ameir__schema_add_field(ctx, s, "pid", AMEIR_FIELD_CATEGORICAL, 1, NULL);
+    if (!st) st = ameir__schema_add_field(ctx, s, "hist_btag", AMEIR_FIELD_SEQUENCE, s->max_len, NULL);
+    if (!st) st = ameir__schema_add_field(ctx, s, "hist_cate", AMEIR_FIELD_SEQUENCE, s->max_len, "cate_id");
+    if (!st) st = ameir__schema_add_field(ctx, s, "hist_brand", AMEIR_FIELD_SEQUENCE, s->max_len, "brand");
+  }
+  if (st) return st;
+  s->bound = 1;
+  ameir__schema_hash(s);
   return AMEIR_OK;
 }
 
@@ -533,8 +654,21 @@ ameir_status ameir__schema_read(ameir_context *ctx, ameir__config *cfg, const ch
     s->format = AMEIR__FMT_LIBFM;
     s->header = 0;
     s->label_mode = -1;  /* set below */
+  } else if (!strcmp(fmt, "userseq")) {
+    s->format = AMEIR__FMT_USERSEQ;
+  } else if (!strcmp(fmt, "useritem")) {
+    s->format = AMEIR__FMT_USERITEM;
+  } else if (!strcmp(fmt, "session")) {
+    s->format = AMEIR__FMT_SESSION;
+  } else if (!strcmp(fmt, "ml100k")) {
+    s->format = AMEIR__FMT_ML100K;
+  } else if (!strcmp(fmt, "mlsmall")) {
+    s->format = AMEIR__FMT_MLSMALL;
+  } else if (!strcmp(fmt, "dmr")) {
+    s->format = AMEIR__FMT_DMR;
   } else if (strcmp(fmt, "csv") != 0) {
-    return cerr(r, "format", "'%s' is not one of criteo, avazu, csv, tsv, libfm", fmt);
+    return cerr(r, "format", "'%s' is not one of criteo, avazu, csv, tsv, libfm, userseq, useritem, session, "
+                "ml100k, mlsmall, dmr", fmt);
   }
   if (st) return st;
   s->format_name = ameir__strdup(ctx, fmt);
@@ -554,7 +688,10 @@ ameir_status ameir__schema_read(ameir_context *ctx, ameir__config *cfg, const ch
     if (nfiles) st = cerr(r, "train_data", "give files or train_data, not both");
     else st = add_file(r, s, data_dir, fx_train, -1);
   }
-  if (!st) st = read_split(r, s, data_dir);
+  /* ml100k, mlsmall and the retrieval formats split by their own protocol */
+  if (!st && s->format <= AMEIR__FMT_LIBFM) st = read_split(r, s, data_dir);
+  if (!st && s->format == AMEIR__FMT_DMR) st = read_split(r, s, data_dir);
+  if (!st && s->format >= AMEIR__FMT_USERSEQ && s->format != AMEIR__FMT_DMR) s->split = AMEIR__SPLIT_NONE;
   free(data_dir);
   if (st) return st;
   if (s->n_files == 0) return cerr(r, "files", "no data files (files: [...])");
@@ -567,6 +704,8 @@ ameir_status ameir__schema_read(ameir_context *ctx, ameir__config *cfg, const ch
       s->files[i] = rp;
     }
   }
+
+  if (s->format >= AMEIR__FMT_USERSEQ) return read_special(r, s);
 
   /* text layout */
   if (is_delim) {
@@ -702,34 +841,7 @@ ameir_status ameir__schema_read(ameir_context *ctx, ameir__config *cfg, const ch
           return cerr(r, "features", "ranges of '%s' and '%s' overlap", s->f[j].name, s->f[i].name);
   }
 
-  /* misc */
-  const char *ob = get(r, "on_bad_row");
-  if (ob) {
-    if (!strcmp(ob, "skip")) s->skip_bad = 1;
-    else if (strcmp(ob, "error") != 0) return cerr(r, "on_bad_row", "'%s' is not error or skip", ob);
-  }
-  const char *cv = get(r, "cache");
-  if (cv) {
-    int b;
-    if (parse_bool(cv, &b)) return cerr(r, "cache", "expected true/false or {enabled:, dir:}");
-    s->cache = b;
-  } else {
-    int b = 1;
-    if ((st = get_bool(r, "cache.enabled", &b))) return st;
-    s->cache = b;
-    const char *cd = get(r, "cache.dir");
-    if (cd && *cd && !(s->cache_dir = ameir__config_path(ctx, cfg, cd))) return AMEIR_ENOMEM;
-  }
-  if (!s->name) {
-    const char *b = strrchr(s->files[0], '/');
-    b = b ? b + 1 : s->files[0];
-    size_t n = strcspn(b, ".");
-    s->name = ameir__malloc(ctx, n + 1);
-    if (!s->name) return AMEIR_ENOMEM;
-    memcpy(s->name, b, n);
-    s->name[n] = 0;
-  }
-
+  if ((st = read_misc(r, s))) return st;
   if ((st = check_unknown(r))) return st;
 
   /* columns known now (preset or columns:): bind early, so schema errors come before any I/O */
@@ -760,5 +872,8 @@ void ameir__schema_free(ameir__schema *s) {
   free_list(s->valid_values, s->n_valid_values);
   free_list(s->test_values, s->n_test_values);
   free(s->cache_dir);
+  free(s->session_col);
+  free(s->item_col);
+  free(s->time_col);
   memset(s, 0, sizeof *s);
 }
