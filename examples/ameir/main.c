@@ -15,7 +15,7 @@ static const char *USAGE =
     "commands:\n"
     "  train CONFIG.yaml    train a fixed architecture on a dataset\n"
     "  eval MODEL CONFIG.yaml   evaluate a saved model on the dataset's test split\n"
-    "  predict MODEL CONFIG.yaml   print one score a line for the test split\n"
+    "  predict MODEL FILE   print one score a line for the rows of a data file\n"
     "  inspect MODEL        print a saved model's architecture and sizes\n"
     "\n"
     "`ameir CMD --help` describes a command. Exit codes: 0 success, 1 runtime error, 2 usage error.\n";

@@ -311,28 +311,39 @@ int cmd_eval(int argc, char **argv) {
 }
 
 static const char *PREDICT_HELP =
-    "usage: ameir predict MODEL CONFIG.yaml [--split train|valid|test] [--threads N]\n"
-    "Prints one click probability a line for the rows of a split (default test) of the dataset.\n";
+    "usage: ameir predict MODEL FILE [--threads N]\n"
+    "Prints one click probability a line for every row of FILE, a data file in the format the\n"
+    "model was trained on (its dataset configuration and vocabularies travel in the model file;\n"
+    "unseen values take their field's out-of-vocabulary embedding).\n";
 
 int cmd_predict(int argc, char **argv) {
+  const char *model = NULL, *file = NULL;
+  long threads = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(PREDICT_HELP, stdout); return 0; }
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      if (parse_int_arg(argv[++i], 1, 1024, &threads)) { fputs(PREDICT_HELP, stderr); return EXIT_USAGE; }
+    } else if (argv[i][0] == '-') { fprintf(stderr, "unknown option '%s'\n%s", argv[i], PREDICT_HELP); return EXIT_USAGE; }
+    else if (!model) model = argv[i];
+    else if (!file) file = argv[i];
+    else { fputs(PREDICT_HELP, stderr); return EXIT_USAGE; }
+  }
+  if (!model || !file) { fputs(PREDICT_HELP, stderr); return EXIT_USAGE; }
+  cli_progress prog = {0};
   ameir_context *ctx = NULL;
   ameir_model *m = NULL;
-  ameir_dataset *ds = NULL;
-  int split, json = 0;
-  cli_progress prog = {0};
-  int rc = open_model_and_data(argc, argv, PREDICT_HELP, &ctx, &m, &ds, &split, &json, &prog);
-  if (rc == 0) {
-    int64_t n = ameir_dataset_rows(ds, split);
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (!p) { fprintf(stderr, "ameir: out of memory\n"); rc = EXIT_RUNTIME; }
-    else if (ameir_model_predict_split(m, ds, split, 0, n, p)) rc = cli_fail(ctx, "predict");
+  int rc = make_context(&ctx, threads, -1, &prog);
+  if (!rc && ameir_model_load(&m, ctx, model)) rc = cli_fail(ctx, "load");
+  if (!rc) {
+    float *p = NULL;
+    int64_t n = 0;
+    if (ameir_model_predict_file(m, file, &p, &n)) rc = cli_fail(ctx, "predict");
     else for (int64_t i = 0; i < n; i++) printf("%.6f\n", p[i]);
-    free(p);
+    ameir_free(p);
   }
   ameir_model_free(m);
-  ameir_dataset_free(ds);
   ameir_context_free(ctx);
-  return rc < 0 ? 0 : rc;
+  return rc;
 }
 
 int cmd_inspect(int argc, char **argv) {

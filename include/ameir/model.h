@@ -89,6 +89,15 @@ AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const
  *  AMEIR_ENOTFOUND for an unknown key. Since 0.1. */
 AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char *key, double *value);
 
+/** Scores every row of a data file in the format of the dataset the model was trained on (the
+ *  model carries that dataset's configuration and vocabularies: unseen categorical values go to
+ *  the field's out-of-vocabulary id). *out receives n click probabilities in file order (free
+ *  with ameir_free). CTR models only. @return AMEIR_OK; AMEIR_EIO / AMEIR_EFORMAT (the file,
+ *  with line and column); AMEIR_ESTATE (a model made from a dataset not opened from YAML);
+ *  AMEIR_EUNSUPPORTED (a retrieval model). Since 0.1. */
+AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *model, const char *path, float **out,
+                                                int64_t *n);
+
 /** Number of trainable parameters (embeddings included) and of those in embeddings. */
 AMEIR_API int64_t ameir_model_params(const ameir_model *model, int64_t *in_embeddings);
 

@@ -57,6 +57,9 @@ AMEIR_API void ameir_dataset_free(ameir_dataset *ds) {
   if (mapped) munmap(ds->map, ds->map_size);
   free(ds->owned);
   free(ds->name);
+  free(ds->config_text);
+  for (int32_t i = 0; i < ds->n_config_overrides; i++) free(ds->config_overrides[i]);
+  free(ds->config_overrides);
   free(ds);
 }
 
@@ -140,6 +143,13 @@ static ameir_status open_config(ameir_dataset **out, ameir_context *ctx, ameir__
 ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
                                       int32_t n_fields, const char *yaml, const char *base_dir,
                                       const char *const *files, int32_t n_files) {
+  return ameir__dataset_open_like_ov(out, ctx, schema, n_fields, yaml, NULL, 0, base_dir, files, n_files);
+}
+
+ameir_status ameir__dataset_open_like_ov(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
+                                         int32_t n_fields, const char *yaml, const char *const *overrides,
+                                         int32_t n_overrides, const char *base_dir, const char *const *files,
+                                         int32_t n_files) {
   if (!out) return ameir__error(ctx, AMEIR_EINVAL, "open_like: out is NULL");
   *out = NULL;
   if (!schema || n_fields < 1 || !yaml || !files || n_files < 1)
@@ -150,7 +160,7 @@ ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, c
   ameir__config *cfg = NULL;
   ameir_status st = ameir__config_parse(ctx, yaml, base_dir, &cfg);
   ameir__schema s;
-  if (!st) st = read_schema(ctx, cfg, NULL, 0, &s);
+  if (!st) st = read_schema(ctx, cfg, overrides, n_overrides, &s);
   if (st) {
     ameir__config_free(cfg);
     return st;
@@ -192,6 +202,41 @@ ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, c
   return AMEIR_OK;
 }
 
+ameir_status ameir__dataset_keep_config(ameir_dataset *ds, const char *yaml, const char *const *overrides,
+                                        int32_t n_overrides) {
+  ds->config_text = ameir__strdup(ds->ctx, yaml);
+  if (!ds->config_text) return AMEIR_ENOMEM;
+  if (n_overrides > 0) {
+    ds->config_overrides = ameir__calloc(ds->ctx, (size_t)n_overrides, sizeof *ds->config_overrides);
+    if (!ds->config_overrides) return AMEIR_ENOMEM;
+    ds->n_config_overrides = n_overrides;
+    for (int32_t i = 0; i < n_overrides; i++)
+      if (!(ds->config_overrides[i] = ameir__strdup(ds->ctx, overrides[i]))) return AMEIR_ENOMEM;
+  }
+  return AMEIR_OK;
+}
+
+/* The whole text of a (small) config file, or NULL. */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  size_t n = 0, cap = 0, r;
+  do {
+    if (n + 4096 + 1 > cap) {
+      cap = cap ? 2 * cap : 16384;
+      char *nb = cap > (16u << 20) ? NULL : realloc(buf, cap);
+      if (!nb) { free(buf); fclose(f); return NULL; }
+      buf = nb;
+    }
+    r = fread(buf + n, 1, cap - n - 1, f);
+    n += r;
+  } while (r > 0);
+  fclose(f);
+  buf[n] = 0;
+  return buf;
+}
+
 AMEIR_API ameir_status ameir_dataset_open(ameir_dataset **out, ameir_context *ctx, const char *path) {
   if (!out) return ameir__error(ctx, AMEIR_EINVAL, "ameir_dataset_open: out is NULL");
   *out = NULL;
@@ -200,6 +245,14 @@ AMEIR_API ameir_status ameir_dataset_open(ameir_dataset **out, ameir_context *ct
   ameir_status st = ameir__config_load(ctx, path, &cfg);
   if (!st) st = open_config(out, ctx, cfg, NULL, 0, t0);
   ameir__config_free(cfg);
+  if (!st) {
+    char *text = slurp(path);   /* kept for models made from it; not fatal when unreadable now */
+    if (text) {
+      st = ameir__dataset_keep_config(*out, text, NULL, 0);
+      free(text);
+      if (st) { ameir_dataset_free(*out); *out = NULL; }
+    }
+  }
   return st;
 }
 
@@ -215,6 +268,10 @@ AMEIR_API ameir_status ameir_dataset_open_yaml(ameir_dataset **out, ameir_contex
   ameir_status st = ameir__config_parse(ctx, yaml, base_dir, &cfg);
   if (!st) st = open_config(out, ctx, cfg, overrides, n_overrides, t0);
   ameir__config_free(cfg);
+  if (!st && (st = ameir__dataset_keep_config(*out, yaml, overrides, n_overrides))) {
+    ameir_dataset_free(*out);
+    *out = NULL;
+  }
   return st;
 }
 

@@ -78,6 +78,12 @@ struct ameir_dataset {
    * longer than T (cut to the most recent T), rows dropped because their target item is out of
    * the vocabulary (counted in `skipped` too, like the empty lines). */
   int64_t seq_empty, seq_short, seq_clipped, seq_unknown;
+  /* The configuration it was opened with (YAML text and overrides), kept so a model can carry
+   * it and encode new files the same way (ameir__dataset_open_like_ov). NULL when opened
+   * another way. */
+  char *config_text;
+  char **config_overrides;
+  int32_t n_config_overrides;
   /* ownership: */
   void *map;                 /* mmap of the cache, or NULL */
   size_t map_size;
@@ -93,6 +99,14 @@ struct ameir_dataset {
  * Retrieval formats keep their rows (protocol of the format) and drop, counted, those whose
  * target item is not in the schema's item vocabulary. Returns what ameir_dataset_open_yaml
  * returns. */
+/* open_like with "key=value" overrides applied to the config first (as ameir_dataset_open_yaml). */
+ameir_status ameir__dataset_open_like_ov(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
+                                         int32_t n_fields, const char *yaml, const char *const *overrides,
+                                         int32_t n_overrides, const char *base_dir, const char *const *files,
+                                         int32_t n_files);
+/* Copies the configuration text and overrides into ds (config_text ...). */
+ameir_status ameir__dataset_keep_config(ameir_dataset *ds, const char *yaml, const char *const *overrides,
+                                        int32_t n_overrides);
 ameir_status ameir__dataset_open_like(ameir_dataset **out, ameir_context *ctx, const ameir__field *schema,
                                       int32_t n_fields, const char *yaml, const char *base_dir,
                                       const char *const *files, int32_t n_files);

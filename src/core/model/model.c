@@ -97,6 +97,9 @@ AMEIR_API void ameir_model_free(ameir_model *m) {
   if (m->schema)
     for (int32_t i = 0; i < m->n_schema_fields; i++) { free(m->schema[i].name); free(m->schema[i].keys); }
   free(m->schema);
+  free(m->ds_config);
+  for (int32_t i = 0; i < m->n_ds_overrides; i++) free(m->ds_overrides[i]);
+  free(m->ds_overrides);
   free(m->cat_field); free(m->cat_len); free(m->cat_base); free(m->cat_vocab);
   free(m->dense_field); free(m->inter_fields); free(m->inter_order); free(m->mlp);
   free(m->seq_field); free(m->seq_base); free(m->seq_vocab); free(m->seq_target);
@@ -177,6 +180,15 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   m->schema_hash = ds->schema_hash;
   m->schema = calloc((size_t)nf + 1, sizeof *m->schema);
   if (!m->schema) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  if (ds->config_text) {
+    m->ds_config = strdup(ds->config_text);
+    m->ds_overrides = calloc((size_t)ds->n_config_overrides + 1, sizeof *m->ds_overrides);
+    if (!m->ds_config || !m->ds_overrides) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < ds->n_config_overrides; i++) {
+      if (!(m->ds_overrides[i] = strdup(ds->config_overrides[i]))) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      m->n_ds_overrides = i + 1;
+    }
+  }
   for (int32_t i = 0; i < nf; i++) {
     const ameir__field *f = &ds->fields[i];
     ameir__field *c = &m->schema[i];

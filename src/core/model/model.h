@@ -77,6 +77,9 @@ struct ameir_model {
   /* schema snapshot */
   int32_t n_schema_fields; /* fields of the dataset it was made for */
   ameir__field *schema;    /* copy of their metadata and vocabularies (no data) */
+  char *ds_config;         /* the dataset's YAML and overrides (to encode new files), or NULL */
+  char **ds_overrides;
+  int32_t n_ds_overrides;
   int32_t n_cat;           /* embedded non-sequential fields (univalent first, then multi) */
   int32_t *cat_field;      /* dataset field index per embedded slot */
   int32_t *cat_len;

@@ -121,6 +121,19 @@ AMEIR_API ameir_status ameir_model_save(const ameir_model *cm, const char *path)
     if (!st) { wsec(&pay, TAG('L', 'I', 'N', 'R'), h, 4 * (size_t)m->emb_rows); free(h); }
   }
   wsec(&pay, TAG('S', 'T', 'E', 'P'), &m->step, 8);
+  if (m->ds_config) {   /* the dataset config: lets `predict` encode raw files the same way */
+    wbuf dc = {0};
+    wu32(&dc, (uint32_t)m->n_ds_overrides);
+    wu32(&dc, (uint32_t)strlen(m->ds_config));
+    wput(&dc, m->ds_config, strlen(m->ds_config));
+    for (int32_t i = 0; i < m->n_ds_overrides; i++) {
+      wu32(&dc, (uint32_t)strlen(m->ds_overrides[i]));
+      wput(&dc, m->ds_overrides[i], strlen(m->ds_overrides[i]));
+    }
+    if (dc.oom) pay.oom = 1;
+    else wsec(&pay, TAG('D', 'C', 'F', 'G'), dc.p, dc.n);
+    free(dc.p);
+  }
   if (st || pay.oom) { free(pay.p); return st ? st : ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); }
 
   size_t plen = strlen(path);
@@ -199,15 +212,16 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
   if (sum != fnv1a(pay, (size_t)plen)) { free(pay); return ameir__error(ctx, AMEIR_EFORMAT, "%s: checksum mismatch (damaged file)", path); }
   /* sections */
   rbuf r = {pay, (size_t)plen, 0, 0};
-  const unsigned char *sec[8] = {0};
-  size_t seclen[8] = {0};
-  static const uint32_t tags[8] = {TAG('A', 'R', 'C', 'H'), TAG('O', 'P', 'T', 'S'), TAG('S', 'C', 'H', 'M'), TAG('P', 'A', 'R', 'M'),
-                                   TAG('S', 'T', 'A', 'T'), TAG('E', 'M', 'B', 'D'), TAG('L', 'I', 'N', 'R'), TAG('S', 'T', 'E', 'P')};
+  const unsigned char *sec[9] = {0};
+  size_t seclen[9] = {0};
+  static const uint32_t tags[9] = {TAG('A', 'R', 'C', 'H'), TAG('O', 'P', 'T', 'S'), TAG('S', 'C', 'H', 'M'), TAG('P', 'A', 'R', 'M'),
+                                   TAG('S', 'T', 'A', 'T'), TAG('E', 'M', 'B', 'D'), TAG('L', 'I', 'N', 'R'), TAG('S', 'T', 'E', 'P'),
+                                   TAG('D', 'C', 'F', 'G')};
   while (r.pos < r.n && !r.bad) {
     uint32_t tag = ru32(&r);
     uint64_t len = ru64(&r);
     if (r.bad || len > r.n - r.pos) { r.bad = 1; break; }
-    for (int i = 0; i < 8; i++) if (tags[i] == tag) { sec[i] = r.p + r.pos; seclen[i] = (size_t)len; }
+    for (int i = 0; i < 9; i++) if (tags[i] == tag) { sec[i] = r.p + r.pos; seclen[i] = (size_t)len; }
     r.pos += (size_t)len;   /* unknown sections are skipped: later minor versions may add some */
   }
   ameir_status st = AMEIR_OK;
@@ -268,6 +282,28 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
   if (!st) st = m->ops->upload(m->bs, m->E, sec[5], seclen[5]);
   if (!st && m->L) st = m->ops->upload(m->bs, m->L, sec[6], seclen[6]);
   if (!st && sec[7] && seclen[7] == 8) memcpy(&m->step, sec[7], 8);
+  if (!st && sec[8]) {
+    rbuf c = {sec[8], seclen[8], 0, 0};
+    uint32_t no = ru32(&c), tl = ru32(&c);
+    if (!c.bad && no <= 4096 && tl <= c.n - c.pos) {
+      m->ds_config = malloc((size_t)tl + 1);
+      m->ds_overrides = calloc((size_t)no + 1, sizeof *m->ds_overrides);
+      if (!m->ds_config || !m->ds_overrides) { st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); goto done; }
+      rget(&c, m->ds_config, tl);
+      m->ds_config[tl] = 0;
+      for (uint32_t i = 0; i < no && !c.bad; i++) {
+        uint32_t ol = ru32(&c);
+        if (c.bad || ol > c.n - c.pos) { c.bad = 1; break; }
+        if (!(m->ds_overrides[i] = malloc((size_t)ol + 1))) { st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); goto done; }
+        rget(&c, m->ds_overrides[i], ol);
+        m->ds_overrides[i][ol] = 0;
+        m->n_ds_overrides = (int32_t)i + 1;
+      }
+    } else {
+      c.bad = 1;
+    }
+    if (c.bad) { st = ameir__error(ctx, AMEIR_EFORMAT, "%s: malformed dataset-config section", path); goto done; }
+  }
 done:
   free(arch_text);
   free(opts);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../model/model.h"
 #include "../io/config.h"
@@ -590,3 +591,39 @@ AMEIR_API int64_t ameir_model_flops(const ameir_model *m) {
 }
 
 AMEIR_API const ameir_arch *ameir_model_arch(const ameir_model *m) { return m ? m->arch : NULL; }
+
+AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *m, const char *path, float **out, int64_t *n) {
+  if (!m || !path || !out || !n) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_predict_file: NULL argument");
+  *out = NULL;
+  *n = 0;
+  ameir_context *ctx = m->ctx;
+  if (m->task != AMEIR_TASK_CTR)
+    return ameir__error(ctx, AMEIR_EUNSUPPORTED, "predict_file scores CTR rows; a retrieval model ranks items");
+  if (!m->ds_config)
+    return ameir__error(ctx, AMEIR_ESTATE, "the model carries no dataset configuration (it was made from a dataset not opened from YAML)");
+  /* an absolute path, so the config's data_dir does not apply to the caller's file */
+  char *abs = NULL;
+  if (path[0] != '/') {
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) return ameir__error(ctx, AMEIR_EIO, "cannot read the current directory");
+    size_t len = strlen(cwd) + strlen(path) + 2;
+    abs = malloc(len);
+    if (!abs) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    snprintf(abs, len, "%s/%s", cwd, path);
+  }
+  const char *files[1] = {abs ? abs : path};
+  ameir_dataset *ds = NULL;
+  ameir_status st = ameir__dataset_open_like_ov(&ds, ctx, m->schema, m->n_schema_fields, m->ds_config,
+                                                (const char *const *)m->ds_overrides, m->n_ds_overrides, NULL, files, 1);
+  free(abs);
+  if (st) return st;
+  int64_t rows = ds->split_n[AMEIR_SPLIT_TEST];
+  float *p = malloc(sizeof(float) * (size_t)(rows > 0 ? rows : 1));
+  if (!p) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  if (!st && rows) st = ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, rows, p);
+  ameir_dataset_free(ds);
+  if (st) { free(p); return st; }
+  *out = p;
+  *n = rows;
+  return AMEIR_OK;
+}
