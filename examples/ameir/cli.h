@@ -27,5 +27,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
 
 #endif

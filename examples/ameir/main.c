@@ -17,6 +17,7 @@ static const char *USAGE =
     "  eval MODEL CONFIG.yaml   evaluate a saved model on the dataset's test split\n"
     "  predict MODEL FILE   print one score a line for the rows of a data file\n"
     "  inspect MODEL        print a saved model's architecture and sizes\n"
+    "  gen DIR [--rows N] [--seed N]   write a synthetic dataset with planted answers\n"
     "\n"
     "`ameir CMD --help` describes a command. Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
 
@@ -89,6 +90,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
   if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 1, argv + 1);
   fprintf(stderr, "ameir: unknown command '%s'\n\n%s", argv[1], USAGE);
   return EXIT_USAGE;
 }

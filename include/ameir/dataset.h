@@ -66,6 +66,15 @@ AMEIR_API int32_t ameir_dataset_field_kind(const ameir_dataset *ds, int32_t i);
 /** Vocabulary size of categorical field i including its out-of-vocabulary id (0 for dense). */
 AMEIR_API int64_t ameir_dataset_field_vocab(const ameir_dataset *ds, int32_t i);
 
+/** Writes a synthetic CTR dataset drawn from a known teacher into dir (created if needed):
+ *  dir/synthetic.csv and dir/synthetic.yaml, a config ameir_dataset_open reads. Eight
+ *  categorical fields c0..c7 with Zipf-like frequencies, three planted Hadamard interactions
+ *  (c0, c1), (c2, c3), (c4, c5, c6), and a behaviour sequence `hist` whose planted walk the
+ *  target `item` continues for half of the rows (which raises their click probability). The
+ *  same seed writes the same files. rows in [100, 1e8].
+ *  @return AMEIR_OK; AMEIR_EIO; AMEIR_EINVAL. Since 0.1. */
+AMEIR_API ameir_status ameir_dataset_generate(ameir_context *ctx, const char *dir, int64_t rows, uint64_t seed);
+
 /** The dataset's task (AMEIR_TASK_*), -1 for NULL. Since 0.1. */
 AMEIR_API int32_t ameir_dataset_task(const ameir_dataset *ds);
 
