@@ -765,15 +765,15 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->gemm(bs, 0, 0, B, K, K, 1.f, m->du, K, P + m->out_w + m->h_last, ld, 0.f, m->dhse, K));
     }
   } else {
-  CK(o->gemm(bs, 1, 0, 1, m->h_last, B, 1.f, m->dlogit, 1, hl, ldl, 1.f, G + m->out_w, m->h_last));
-  CK(o->bias_grad(bs, m->dlogit, 1, G + m->out_b, B, 1));
-  CK(o->gemm(bs, 0, 0, B, m->h_last, 1, 1.f, m->dlogit, 1, P + m->out_w, m->h_last, 0.f, dhl, ldl));
-  if (m->se_s) {
-    CK(o->gemm(bs, 1, 0, 1, K, B, 1.f, m->dlogit, 1, m->hse, K, 1.f, G + m->out_w + m->h_last, K));
-    CK(o->gemm(bs, 0, 0, B, K, 1, 1.f, m->dlogit, 1, P + m->out_w + m->h_last, K, 0.f, m->dhse, K));
-  }
-  if (m->dl_w >= 0)
-    CK(o->gemm(bs, 1, 0, 1, m->n_dense, B, 1.f, m->dlogit, 1, m->dense, m->n_dense, 1.f, G + m->dl_w, m->n_dense));
+    CK(o->gemm(bs, 1, 0, 1, m->h_last, B, 1.f, m->dlogit, 1, hl, ldl, 1.f, G + m->out_w, m->h_last));
+    CK(o->bias_grad(bs, m->dlogit, 1, G + m->out_b, B, 1));
+    CK(o->gemm(bs, 0, 0, B, m->h_last, 1, 1.f, m->dlogit, 1, P + m->out_w, m->h_last, 0.f, dhl, ldl));
+    if (m->se_s) {
+      CK(o->gemm(bs, 1, 0, 1, K, B, 1.f, m->dlogit, 1, m->hse, K, 1.f, G + m->out_w + m->h_last, K));
+      CK(o->gemm(bs, 0, 0, B, K, 1, 1.f, m->dlogit, 1, P + m->out_w + m->h_last, K, 0.f, m->dhse, K));
+    }
+    if (m->dl_w >= 0)
+      CK(o->gemm(bs, 1, 0, 1, m->n_dense, B, 1.f, m->dlogit, 1, m->dense, m->n_dense, 1.f, G + m->dl_w, m->n_dense));
   }
   /* MLP, top down. X holds the gradient of the current layer's output, Y is scratch; the
    * gradient of its input goes to whichever of the two the layer no longer reads. */
