@@ -43,7 +43,7 @@ AMEIR_API void ameir_model_free(ameir_model *model);
 
 /** Sets a training option from text. Keys (defaults in brackets): emb [16] (only before the
  *  first training step), batch [256], epochs [1], lr [1e-3], lr_schedule [constant|cosine],
- *  l2 [0], dropout [0; values > 0 are refused with AMEIR_EUNSUPPORTED in 0.1], optimizer [adam|sparse_adam], beta1 [0.9], beta2 [0.999], eps [1e-8],
+ *  l2 [0], dropout [0: rate on the MLP's hidden layers while training], optimizer [adam|sparse_adam], beta1 [0.9], beta2 [0.999], eps [1e-8],
  *  init [uniform (paper, +-init_range)|normal (init_std)] for embeddings, shuffle [1|0],
  *  patience [0 = no early stopping], early_metric [auc|logloss], restore_best [1],
  *  max_steps [0 = no limit], eval_batch [4096], init_range [0.05], mlp_init [he_normal|torch],

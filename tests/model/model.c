@@ -111,9 +111,15 @@ static ameir_model *make_model(ameir_context *ctx, ameir_dataset *ds, const char
 
 /* Whole-model gradient check: analytic gradients of every dense parameter and of touched
  * embedding rows against central differences of the batch loss. */
+static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *dropout);
 static void grad_check(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb) {
+  grad_check_drop(ctx, ds, arch, emb, NULL);
+}
+
+static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *dropout) {
   ameir_model *m = make_model(ctx, ds, arch, emb);
   T_OK(ameir_model_set_option(m, "lr", "0"));
+  if (dropout) T_OK(ameir_model_set_option(m, "dropout", dropout));
   T_OK(ameir_model_set_option(m, "init", "normal"));
   T_OK(ameir_model_set_option(m, "init_std", "0.5"));
   const int64_t B = 24;
@@ -124,6 +130,7 @@ static void grad_check(ameir_context *ctx, ameir_dataset *ds, const char *arch, 
   double loss0;
   T_OK(ameir__model_forward(m, B, 1, &loss0));
   T_OK(ameir__model_backward_step(m, B, 0.0));
+  m->step--;   /* dropout masks are drawn from the step: the checks below must see the same ones */
   const ameir_ops *o = m->ops;
   int64_t np = m->n_params;
   float *P = malloc(4 * (size_t)np), *G = malloc(4 * (size_t)np);
@@ -193,6 +200,8 @@ void test_model_model__gradient_check(void) {
   ameir_context *ctx = new_ctx(2);
   ameir_dataset *ds = synth_dataset(ctx, 64, 3, 5, 1, 2, 11);
   grad_check(ctx, ds, "interactions: (C0, C1) (C0, C1, C2)\nmlp: (7, swish) (5, dice) (4, gelu)\nshortcut: se\nextras: linear fm\n", "4");
+  /* the masks depend on (seed, step, layer) only, so finite differences see the same ones */
+  grad_check_drop(ctx, ds, "mlp: (9, swish) (6, gelu)\nshortcut: se\n", "4", "0.3");
   synth_free(ds);
   ameir_context_free(ctx);
 }

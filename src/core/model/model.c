@@ -72,10 +72,13 @@ static void free_workspace(ameir_model *m) {
       if (m->h[l] != m->z[l]) o->free(m->bs, m->h[l]);
       o->free(m->bs, m->z[l]);
       o->free(m->bs, m->dice_save[l]);
+      if (m->hd) o->free(m->bs, m->hd[l]);
+      if (m->dmask) o->free(m->bs, m->dmask[l]);
     }
   }
-  free(m->z); free(m->h); free(m->dice_save);
-  m->z = m->h = m->dice_save = NULL;
+  free(m->z); free(m->h); free(m->dice_save); free(m->hd); free(m->dmask);
+  m->z = m->h = m->dice_save = m->hd = NULL;
+  m->dmask = NULL;
   ameir__stage1_free_ws(m);
   m->dev_stage = NULL;
   m->ws_batch = 0;
@@ -565,6 +568,15 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     else CK(dev_alloc(m, &m->h[l], f4 * (size_t)(B * w)));
     if (m->mlp[l].act == AMEIR_ACT_DICE) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
   }
+  if (m->opt.dropout > 0 && a->n_mlp) {   /* dropout on the MLP's hidden layers (appendix D) */
+    m->hd = calloc((size_t)a->n_mlp, sizeof *m->hd);
+    m->dmask = calloc((size_t)a->n_mlp, sizeof *m->dmask);
+    if (!m->hd || !m->dmask) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t l = 0; l < a->n_mlp; l++) {
+      CK(dev_alloc(m, &m->hd[l], f4 * (size_t)(B * m->mlp[l].out)));
+      CK(dev_alloc(m, &m->dmask[l], (size_t)(B * m->mlp[l].out)));
+    }
+  }
   CK(ameir__stage1_workspace(m, B));
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     int64_t C = m->n_cand;
@@ -708,6 +720,12 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
       CK(o->act_fwd(bs, p->act, m->z[l], m->h[l], B * p->out));
     hin = m->h[l];
     ldin = p->out;
+    if (training && m->hd) {   /* masks drawn from (seed, step, layer): reproducible on every backend */
+      uint64_t off = ((uint64_t)m->step * (uint64_t)(a->n_mlp + 1) + (uint64_t)l) * (uint64_t)(B * p->out);
+      CK(o->dropout_fwd(bs, m->h[l], m->hd[l], m->dmask[l], B * p->out, (float)m->opt.dropout,
+                        m->ctx->seed ^ 0xd40b0u, off));
+      hin = m->hd[l];
+    }
   }
   if (m->se_s)
     CK(o->se_fwd(bs, e, D0, B, m->se_s, K, m->P + m->se_v, m->P + m->se_w1, m->P + m->se_b1, m->se_r,
@@ -750,7 +768,8 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   float *G = m->G, *P = m->P;
   CK(o->memset0(bs, G, sizeof(float) * (size_t)m->n_params));
   /* output layer */
-  const float *hl = a->n_mlp ? m->h[a->n_mlp - 1] : m->x0;
+  int drop = m->hd != NULL;   /* the forward of a training step used the dropped outputs */
+  const float *hl = a->n_mlp ? (drop ? m->hd[a->n_mlp - 1] : m->h[a->n_mlp - 1]) : m->x0;
   int64_t ldl = a->n_mlp ? m->h_last : D0;
   float *dhl = a->n_mlp ? m->dh0 : m->dx0;
   int64_t n_before_cand = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
@@ -780,6 +799,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   float *X = m->dh0, *Y = m->dh1;
   for (int32_t l = a->n_mlp - 1; l >= 0; l--) {
     const ameir__mlp_p *p = &m->mlp[l];
+    if (drop) CK(o->dropout_bwd(bs, X, X, m->dmask[l], B * p->out, (float)m->opt.dropout));
     float *dz = X;
     if (p->act == AMEIR_ACT_DICE) {
       CK(o->dice_bwd(bs, m->z[l], X, Y, B, p->out, P + p->alpha, G + p->alpha, 1e-8f, m->dice_save[l]));
@@ -788,7 +808,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->act_bwd(bs, p->act, m->z[l], m->h[l], X, Y, B * p->out));
       dz = Y;
     }
-    const float *hin = l ? m->h[l - 1] : m->x0;
+    const float *hin = l ? (drop ? m->hd[l - 1] : m->h[l - 1]) : m->x0;
     int64_t ldin = l ? m->mlp[l - 1].out : D0;
     CK(o->gemm(bs, 1, 0, p->out, p->in, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->in));
     CK(o->bias_grad(bs, dz, p->out, G + p->b, B, p->out));

@@ -145,6 +145,8 @@ struct ameir_model {
   float *y, *dense;
   float *x0, *dx0, *dh0, *dh1, *logit, *dlogit, *prob, *hse, *dhse, *se_save, *decomp;
   float **z, **h, **dice_save;
+  float **hd;              /* MLP outputs after dropout (training with dropout > 0) */
+  uint8_t **dmask;
   int32_t *inter_f_dev, *inter_o_dev;
   int32_t *uniq;
   int64_t last_nu;         /* unique embedding rows of the last step (tests read gradrows) */

@@ -94,8 +94,10 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
   if (!strcmp(key, "lr")) return parse_f64(ctx, key, value, 0, 10, &o->lr);
   if (!strcmp(key, "l2")) return parse_f64(ctx, key, value, 0, 10, &o->l2);
   if (!strcmp(key, "dropout")) {
-    CK(parse_f64(ctx, key, value, 0, 0.95, &o->dropout));
-    if (o->dropout > 0) { o->dropout = 0; return ameir__error(ctx, AMEIR_EUNSUPPORTED, "option dropout > 0 is not implemented in this version"); }
+    double v;
+    CK(parse_f64(ctx, key, value, 0, 0.95, &v));
+    if ((v > 0) != (o->dropout > 0)) ameir__model_drop_workspace(m);   /* masks come and go */
+    o->dropout = v;
     return AMEIR_OK;
   }
   if (!strcmp(key, "beta1")) return parse_f64(ctx, key, value, 0, 0.999999, &o->beta1);
