@@ -5,7 +5,8 @@
  *     'ARCH' architecture text     'OPTS' options "key=value\n"...
  *     'SCHM' schema: u32 n_fields, then per field: u32 name_len, name, i32 kind, i64 vocab,
  *            i32 max_len, i32 hash_buckets, i32 transform, f32 fill_na, f32 t_min, f32 t_max,
- *            u64 keys[vocab] (categorical kinds only), and u64 schema_hash at the end
+ *            u32 share_len, share (the field whose table it shares), u64 keys[vocab]
+ *            (categorical kinds only), and u64 schema_hash at the end
  *     'PARM' f32 flat parameters  'STAT' f32 Dice statistics  'EMBD' f32 table  'LINR' f32 table
  *     'STEP' i64 optimiser steps
  *   u64 FNV-1a hash of the payload
@@ -101,6 +102,9 @@ AMEIR_API ameir_status ameir_model_save(const ameir_model *cm, const char *path)
     wf32(&sch, f->fill_na);
     wf32(&sch, f->t_min);
     wf32(&sch, f->t_max);
+    uint32_t sl = (uint32_t)strnlen(f->share, sizeof f->share);
+    wu32(&sch, sl);   /* the field whose vocabulary and table this one shares */
+    wput(&sch, f->share, sl);
     if (f->kind != AMEIR_FIELD_DENSE) {
       for (int64_t k = 0; k < f->vocab; k++) wu64(&sch, f->keys ? f->keys[k] : 0);
     }
@@ -260,6 +264,10 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
     fd->fill_na = rf32(&s);
     fd->t_min = rf32(&s);
     fd->t_max = rf32(&s);
+    uint32_t sl = ru32(&s);
+    if (sl >= sizeof fd->share || sl > s.n - s.pos) { s.bad = 1; break; }
+    rget(&s, fd->share, sl);
+    fd->share[sl] = 0;
     if (fd->kind < AMEIR_FIELD_CATEGORICAL || fd->kind > AMEIR_FIELD_SEQUENCE || fd->vocab < 0 || fd->max_len < 0 || fd->max_len > 100000) { s.bad = 1; break; }
     if (fd->kind != AMEIR_FIELD_DENSE) {
       if ((uint64_t)fd->vocab > (s.n - s.pos) / 8) { s.bad = 1; break; }
