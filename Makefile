@@ -54,7 +54,8 @@ CUDA_LIB := lib/libameir_cuda.so
 
 EXAMPLES_SRC := $(sort $(wildcard examples/ameir/*.c))
 
-.PHONY: all lib cuda test test-fast check check-exports header-test install uninstall clean deps demo bench fuzz
+.PHONY: all lib cuda test test-fast check check-exports header-test install uninstall clean deps demo bench fuzz \
+        abi-dump abi-check
 
 all: lib build/ameir cuda
 
@@ -118,7 +119,7 @@ build/tests/run: $(LIB_OBJ) $(TEST_SRC) tests/runner.c tests/test.h build/tests/
 
 # `make test`: everything, sanitizers on. T=name filters tests by substring.
 test: deps-check all build/tests/run-san
-	@$(MAKE) --no-print-directory check-exports header-test check
+	@$(MAKE) --no-print-directory check-exports abi-check header-test check
 	set -o pipefail; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_WAIT_POLICY=passive \
 	  ./build/tests/run-san $(T) 2>&1 | tee build/tests/last.log
 
@@ -147,6 +148,24 @@ header-test:
 	  $(CC) -std=c11 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.c -o build/hdr/$$b.c11.o || exit 1; \
 	  c++ -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c build/hdr/$$b.cpp -o build/hdr/$$b.cxx.o || exit 1; \
 	done; echo "header-test: each header compiles alone as C99, C11 and C++11"
+
+# ---- ABI gate (STYLE.md "ABI discipline", abi/README.md) ----
+# `make abi-dump` writes the baseline abi/libameir.abi with abidw (Debian abigail-tools): the
+# exported functions with their types, without paths, source locations or DT_NEEDED, so the
+# same sources give the same file anywhere. `make abi-check` (part of `make test`) compares
+# the built library with it through abidiff and fails on anything but added functions.
+ABIDW ?= abidw
+ABIDIFF ?= abidiff
+ABI_BASELINE := abi/libameir.abi
+ABIDW_FLAGS := --no-corpus-path --no-comp-dir-path --no-show-locs --no-elf-needed --drop-undefined-syms \
+               --headers-dir include/ameir
+
+abi-dump: $(SHLIB)
+	$(ABIDW) $(ABIDW_FLAGS) --out-file $(ABI_BASELINE) $(SHLIB)
+	@echo "abi-dump: wrote $(ABI_BASELINE) ($$(grep -c '<elf-symbol ' $(ABI_BASELINE)) symbols); commit it"
+
+abi-check: $(SHLIB)
+	@ABIDIFF="$(ABIDIFF)" bash abi/check.sh $(ABI_BASELINE) $(SHLIB) include/ameir
 
 # ---- fuzzing ----
 # `make fuzz`: every tests/fuzz/fuzz_<name>.c built with clang's libFuzzer (ASan + UBSan) against
@@ -199,7 +218,7 @@ uninstall:
 
 # ---- dependencies ----
 # libopenblas-openmp-dev names the OpenMP flavour: libopenblas-dev alone pulls the pthreads one.
-APT_PKGS := build-essential pkg-config libopenblas-dev libopenblas-openmp-dev libopenblas0-openmp \
+APT_PKGS := build-essential pkg-config abigail-tools python3 libopenblas-dev libopenblas-openmp-dev libopenblas0-openmp \
             libyaml-dev liblzma-dev zlib1g-dev
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

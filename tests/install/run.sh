@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make check` (STYLE.md "Tests"): install libameir into a temporary prefix, build the examples
-# against that installed copy through pkg-config (shared and static), run them, uninstall, and
-# check that the prefix holds no ameir file any more. Prints one line per step; exits non-zero
-# at the first failure, with the output of the failing step.
+# against that installed copy through pkg-config (examples/predict.c shared and static, the C++
+# service of examples/cpp_service), run them and the Python module of examples/python on a model
+# trained here, uninstall, and check that the prefix holds no ameir file any more. Prints one
+# line per step; exits non-zero at the first failure, with the output of the failing step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MAKE=${MAKE:-make}
@@ -93,6 +94,50 @@ step "cc examples/predict.c libameir.a \$(pkg-config --static --libs ameir)" \
   $CC -std=c11 -Wall -Wextra -Werror examples/predict.c $cflags $static_link -o "$work/predict_static"
 step "predict_static does not need libameir.so" lacks "$work/predict_static" libameir
 step "predict_static runs" run_usage "$work/predict_static"
+
+# --- serving: a model trained here on generated data, scored from C++ and Python ---
+# The installed copy has no `ameir` program (make install does not install it): the tree's
+# build/ameir (built by make install) generates the data and trains.
+gen=$work/gen
+model=$work/model/model.ameir
+step "ameir gen (3000 rows)" ./build/ameir gen "$gen" --rows 3000
+step "ameir train synthetic.yaml --set epochs=1 --out $work/model" \
+  ./build/ameir train "$gen/synthetic.yaml" --out "$work/model" --set epochs=1
+reference() { ./build/ameir predict "$model" "$gen/synthetic.csv" >"$work/ref.txt"; }
+step "ameir predict: reference scores" reference
+same_scores() {  # same_scores FILE: one score a line, as many as the reference, each within 1e-5
+  paste "$1" "$work/ref.txt" | awk -v want="$(wc -l <"$work/ref.txt")" '
+    NF != 2 || $1 < 0 || $1 > 1 { bad++ }
+    { d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5) bad++ }
+    END { exit !(NR == want && want > 0 && !bad) }'
+}
+
+step "make -C examples/cpp_service (C++17 through pkg-config)" \
+  $MAKE --no-print-directory -C examples/cpp_service O="$work"
+step "ameir_service loads the installed libameir.so.0" resolves_to_prefix "$work/ameir_service"
+serve() {  # 4 threads, batches of 64 rows: 47 library calls in flight from several threads
+  with_lib "$work/ameir_service" "$model" --threads 4 --batch 64 --header \
+    <"$gen/synthetic.csv" >"$work/served.txt" 2>"$work/served.log" && same_scores "$work/served.txt"
+}
+step "ameir_service --threads 4 scores stdin as ameir predict does" serve
+echo "check:      $(tail -n 1 "$work/served.log")"
+serve_bad_row() {  # a malformed row: exit 1 and the library's message
+  local rc=0
+  { head -n 1 "$gen/synthetic.csv"; echo "1,2,3"; } |
+    with_lib "$work/ameir_service" "$model" --header >/dev/null 2>"$work/bad.log" || rc=$?
+  [ "$rc" = 1 ] && grep -q "malformed" "$work/bad.log"
+}
+step "ameir_service reports a malformed row (exit 1, the library's message)" serve_bad_row
+
+# Debian's python3: examples/python/ameir.py finds the library through pkg-config (no
+# LD_LIBRARY_PATH here, so that path is the one tested)
+if [ -x /usr/bin/python3 ]; then
+  step "/usr/bin/python3 examples/python/test_ameir.py (ctypes, pkg-config)" \
+    /usr/bin/python3 examples/python/test_ameir.py "$model" "$gen/synthetic.csv" "$work/ref.txt"
+  echo "check:      python: $(grep -c '^python: ok' "$work/step.log") checks ok, $(/usr/bin/python3 --version 2>&1)"
+else
+  echo "check: skip examples/python (no /usr/bin/python3)"
+fi
 
 # --- a real run, where the data is ---
 predict_frappe() {
