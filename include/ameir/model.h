@@ -47,7 +47,11 @@ AMEIR_API void ameir_model_free(ameir_model *model);
  *  init [uniform (paper, +-init_range)|normal (init_std)] for embeddings, shuffle [1|0],
  *  patience [0 = no early stopping], early_metric [auc|logloss], restore_best [1],
  *  max_steps [0 = no limit], eval_batch [4096], init_range [0.05], mlp_init [he_normal|torch],
- *  timing_warmup [0: steps left out of the train_samples_per_s statistic].
+ *  timing_warmup [0: steps left out of the train_samples_per_s statistic]; retrieval: neg [5]
+ *  sampled negatives per row, neg_sampling [uniform|unseen: items the user never touched],
+ *  positives [1: the next item; P > 1: the next P items of the training part, appendix D.2's
+ *  "last items as positives" with every prefix as a clipping point], eval_protocol
+ *  [full|sampled], eval_negatives [100]; gauc_field [user_id].
  *  @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_EINVAL (bad value, message says why);
  *  AMEIR_ESTATE (emb after training started). Since 0.1. */
 AMEIR_API ameir_status ameir_model_set_option(ameir_model *model, const char *key,

@@ -421,6 +421,7 @@ void test_model_model__gradient_check_retrieval(void) {
   ameir_context *ctx = new_ctx(2);
   ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 21);
   grad_check(ctx, ds, "blocks: (sa2, identity, ln) (conv1, swish, none)\nreadout: sum last\nmlp: (6, gelu)\n", "4");
+  grad_check_drop(ctx, ds, "blocks: (gru, identity, ln)\nreadout: last\n", "4", NULL);
   synth_free(ds);
   ameir_context_free(ctx);
 }
@@ -446,6 +447,20 @@ void test_model_model__retrieval_learns(void) {
   T_ASSERT(full[1] <= full[0] && full[2] > 0);
   float p;
   T_ASSERT_EQ_INT(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 1, &p), AMEIR_EUNSUPPORTED);
+  /* appendix D.2's recipe: 5 positives (the next items), 5 negatives the user never touched */
+  ameir_model *m2 = make_model(ctx, ds, "blocks: (sa2, identity, ln) (conv1, relu, ln)\nreadout: last\n", "32");
+  T_OK(ameir_model_set_option(m2, "epochs", "6"));
+  T_OK(ameir_model_set_option(m2, "batch", "128"));
+  T_OK(ameir_model_set_option(m2, "lr", "3e-3"));
+  T_OK(ameir_model_set_option(m2, "positives", "5"));
+  T_OK(ameir_model_set_option(m2, "neg_sampling", "unseen"));
+  T_OK(ameir_model_train(m2, ds));
+  double d2[3];
+  T_OK(ameir_model_set_option(m2, "eval_protocol", "full"));
+  T_OK(ameir_model_evaluate(m2, ds, AMEIR_SPLIT_TEST, 3, ids, d2));
+  printf("     D.2 recipe: HR@10 full %.4f\n", d2[0]);
+  T_ASSERT_MSG(d2[0] > 0.30, "D.2 recipe: full-ranking HR@10 %.4f", d2[0]);
+  ameir_model_free(m2);
   ameir_model_free(m);
   synth_free(ds);
   ameir_context_free(ctx);

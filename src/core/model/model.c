@@ -38,6 +38,7 @@ void ameir__train_opts_default(ameir__train_opts *o) {
   o->shuffle = 1;
   o->restore_best = 1;
   o->neg = 5;
+  o->positives = 1;
   o->eval_negatives = 100;
   snprintf(o->gauc_field, sizeof o->gauc_field, "user_id");
 }
@@ -518,7 +519,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   /* host/device staging: rows_fm (+ the sequence rows after it), src_fm (same), rows_lin,
    * src_lin (int32), y, dense (float) */
   int64_t ns = m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0;
-  m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? 1 + m->opt.neg : 0;
+  m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? m->opt.positives + m->opt.neg : 0;
   ns += B * m->n_cand;   /* retrieval: the candidates' rows follow the sequences */
   m->stage_cap = B * lt + ns;
   size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt);
@@ -587,7 +588,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     CK(dev_alloc(m, &m->cy, f4 * (size_t)(B * C)));
     float *hy = malloc(f4 * (size_t)(B * C));
     if (!hy) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < B * C; i++) hy[i] = i % C == 0 ? 1.f : 0.f;   /* positive first */
+    for (int64_t i = 0; i < B * C; i++) hy[i] = i % C < m->opt.positives ? 1.f : 0.f;   /* positives first */
     ameir_status st = m->ops->upload(m->bs, m->cy, hy, f4 * (size_t)(B * C));
     free(hy);
     if (st) return st;
@@ -653,21 +654,31 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
     for (int64_t b = 0; b < nb; b++) {
       int32_t t = tid[rows[b]];
       if (t < 0 || t >= V) t = 0;
+      int64_t P = m->opt.positives;
       cr[b * C] = (int32_t)(m->item_base + t);
-      const int32_t *hist = NULL;
-      int64_t nh = 0;
-      if (m->opt.neg_unseen && ds->items) {
+      const int32_t *seq = NULL;
+      int64_t n_seq_u = 0, pos = 0;
+      if (ds->items) {
         int32_t u = ds->row_user[rows[b]];
-        hist = ds->items + ds->user_off[u];
-        nh = ds->row_pos[rows[b]];
+        seq = ds->items + ds->user_off[u];
+        n_seq_u = ds->user_off[u + 1] - ds->user_off[u];
+        pos = ds->row_pos[rows[b]];
       }
-      for (int64_t j = 1; j < C; j++) {
+      /* appendix D.2: the next P items after the clipped history are positives; only items
+       * of the training part (before the valid and test targets) qualify; when fewer are left
+       * the last one is repeated */
+      int64_t last_train = n_seq_u >= 3 ? n_seq_u - 3 : n_seq_u - 1;
+      for (int64_t j = 1; j < P; j++) {
+        int32_t v = seq && pos + j <= last_train ? seq[pos + j] : -1;
+        cr[b * C + j] = v > 0 && v < V ? (int32_t)(m->item_base + v) : cr[b * C + j - 1];
+      }
+      for (int64_t j = P; j < C; j++) {
         int32_t v = 1;
         for (int tries = 0; tries < 100; tries++) {
           v = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)(V > 1 ? V - 1 : 1));
-          if (!hist) break;
-          int seen = v == t;
-          for (int64_t h = 0; h < nh && !seen; h++) seen = hist[h] == v;
+          if (!m->opt.neg_unseen || !seq) break;
+          int seen = v == t;   /* "items the user never touched": the whole sequence */
+          for (int64_t h = 0; h < n_seq_u && !seen; h++) seen = seq[h] == v;
           if (!seen) break;
         }
         cr[b * C + j] = (int32_t)(m->item_base + v);

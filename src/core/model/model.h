@@ -27,7 +27,8 @@ typedef struct {
   int32_t early_metric;    /* 0 auc, 1 logloss */
   int32_t restore_best;
   int64_t max_steps;       /* 0 = no limit */
-  int32_t neg;             /* retrieval: sampled negatives per positive (eq. 7) */
+  int32_t neg;             /* retrieval: sampled negatives per row (eq. 7) */
+  int32_t positives;       /* retrieval: the next `positives` items of a training row are positives (D.2) */
   int32_t neg_unseen;      /* retrieval: 0 uniform over all items, 1 items the user never touched */
   int32_t eval_sampled;    /* retrieval evaluation: 0 full ranking, 1 target + eval_negatives */
   int32_t eval_negatives;

@@ -81,6 +81,11 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
     if (i != o->neg) { o->neg = (int32_t)i; ameir__model_drop_workspace(m); }
     return AMEIR_OK;
   }
+  if (!strcmp(key, "positives")) {
+    CK(parse_i64(ctx, key, value, 1, 100, &i));
+    if (i != o->positives) { o->positives = (int32_t)i; ameir__model_drop_workspace(m); }
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "neg_sampling")) { CK(parse_choice(ctx, key, value, NEGS, &c)); o->neg_unseen = c; return AMEIR_OK; }
   if (!strcmp(key, "eval_protocol")) { CK(parse_choice(ctx, key, value, PROTO, &c)); o->eval_sampled = c; return AMEIR_OK; }
   if (!strcmp(key, "eval_negatives")) { CK(parse_i64(ctx, key, value, 1, 100000, &i)); o->eval_negatives = (int32_t)i; return AMEIR_OK; }
@@ -140,6 +145,7 @@ AMEIR_API ameir_status ameir_model_get_option(const ameir_model *m, const char *
   else if (!strcmp(key, "patience")) n = snprintf(buf, size, "%d", (int)o->patience);
   else if (!strcmp(key, "timing_warmup")) n = snprintf(buf, size, "%lld", (long long)o->timing_warmup);
   else if (!strcmp(key, "neg")) n = snprintf(buf, size, "%d", (int)o->neg);
+  else if (!strcmp(key, "positives")) n = snprintf(buf, size, "%d", (int)o->positives);
   else if (!strcmp(key, "neg_sampling")) n = snprintf(buf, size, "%s", NEGS[o->neg_unseen]);
   else if (!strcmp(key, "eval_protocol")) n = snprintf(buf, size, "%s", PROTO[o->eval_sampled]);
   else if (!strcmp(key, "eval_negatives")) n = snprintf(buf, size, "%d", (int)o->eval_negatives);
