@@ -201,8 +201,9 @@ class Model:
     def topk(self, rows, k):
         """The k best candidates for each row (retrieval models)."""
         raise NotImplementedError(
-            "Model.topk: libameir %s has no top-k call in its C API (ameir_model_topk is not "
-            "declared in include/ameir/model.h yet)" % version())
+            "Model.topk: libameir %s ranks items with ameir_model_topk over the rows of an opened "
+            "dataset; scoring raw text rows for top-k needs a row-encoding call the C API does not "
+            "have yet" % version())
 
     def close(self):
         """Frees the model and its context; later calls raise ValueError. Idempotent."""

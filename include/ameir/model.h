@@ -102,6 +102,17 @@ AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char
 AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *model, const char *path, float **out,
                                                 int64_t *n);
 
+/** Top-k retrieval: for rows first..first+n-1 of a split of a retrieval dataset (each row a
+ *  user's history), the k best items over all items, best first: items[n*k] receives item ids
+ *  of the target field's vocabulary (equal to the file's item ids with `vocab: identity`),
+ *  scores[n*k] (may be NULL) their scores e_i^T u. exclude_seen != 0 leaves out the items of
+ *  the user's history before the row's target. Fewer than k candidates pad with id 0 and score
+ *  -inf. One GEMM scores every item for a batch of rows. Serialised by a lock in this version.
+ *  @return AMEIR_OK; AMEIR_EINVAL; AMEIR_EUNSUPPORTED (a CTR model). Since 0.1. */
+AMEIR_API ameir_status ameir_model_topk(const ameir_model *model, const ameir_dataset *ds, int32_t split,
+                                        int64_t first, int64_t n, int32_t k, int32_t exclude_seen,
+                                        int32_t *items, float *scores);
+
 /** Number of trainable parameters (embeddings included) and of those in embeddings. */
 AMEIR_API int64_t ameir_model_params(const ameir_model *model, int64_t *in_embeddings);
 

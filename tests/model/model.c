@@ -447,6 +447,31 @@ void test_model_model__retrieval_learns(void) {
   T_ASSERT(full[1] <= full[0] && full[2] > 0);
   float p;
   T_ASSERT_EQ_INT(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 1, &p), AMEIR_EUNSUPPORTED);
+  /* top-k agrees with the ranking metrics: the full protocol keeps a target the user saw before
+   * while top-k excludes every seen item, so the hits may differ by exactly those rows */
+  {
+    int64_t nt = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+    int32_t *top = malloc(sizeof(int32_t) * (size_t)(nt * 10));
+    float *tsc = malloc(sizeof(float) * (size_t)(nt * 10));
+    T_OK(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, nt, 10, 1, top, tsc));
+    int64_t hits = 0, seen_target = 0;
+    for (int64_t r = 0; r < nt; r++) {
+      int64_t row = ds->split_rows[AMEIR_SPLIT_TEST][r];
+      int32_t t = ds->fields[1].ids[row];
+      const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
+      int seen = 0;
+      for (int32_t i = 0; i < ds->row_pos[row]; i++) seen |= h[i] == t;
+      seen_target += seen;
+      for (int j = 0; j < 10; j++) hits += top[r * 10 + j] == t;
+      for (int j = 1; j < 10; j++) T_ASSERT(tsc[r * 10 + j - 1] >= tsc[r * 10 + j]);
+    }
+    double hr = full[0] * (double)nt;
+    T_ASSERT_MSG((double)hits <= hr + 1e-6 && (double)hits >= hr - (double)seen_target - 1e-6,
+                 "top-10 hits %lld, HR@10 x rows %.1f, rows whose target was seen %lld", (long long)hits, hr, (long long)seen_target);
+    T_ASSERT_EQ_INT(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, 1, 100000, 1, top, tsc), AMEIR_EINVAL);
+    free(top);
+    free(tsc);
+  }
   /* appendix D.2's recipe: 5 positives (the next items), 5 negatives the user never touched */
   ameir_model *m2 = make_model(ctx, ds, "blocks: (sa2, identity, ln) (conv1, relu, ln)\nreadout: last\n", "32");
   T_OK(ameir_model_set_option(m2, "epochs", "6"));

@@ -635,3 +635,91 @@ AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *m, const char
   *n = rows;
   return AMEIR_OK;
 }
+
+/* Top-k over all items for rows of a retrieval split: one GEMM scores every item for a batch
+ * of histories; per row a k-element min-heap keeps the best (ties: the smaller id first). */
+typedef struct { float s; int32_t id; } scored;
+static int worse(scored a, scored b) { return a.s < b.s || (a.s == b.s && a.id > b.id); }
+static void heap_down(scored *h, int32_t n, int32_t i) {
+  for (;;) {
+    int32_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < n && worse(h[l], h[w])) w = l;
+    if (r < n && worse(h[r], h[w])) w = r;
+    if (w == i) return;
+    scored t = h[i]; h[i] = h[w]; h[w] = t;
+    i = w;
+  }
+}
+
+AMEIR_API ameir_status ameir_model_topk(const ameir_model *cm, const ameir_dataset *ds, int32_t split, int64_t first,
+                                        int64_t n, int32_t k, int32_t exclude_seen, int32_t *items, float *scores) {
+  ameir_model *m = (ameir_model *)cm;
+  if (!m || !ds || (n > 0 && !items) || k < 1) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_topk: bad argument");
+  ameir_context *ctx = m->ctx;
+  if (m->task != AMEIR_TASK_RETRIEVAL) return ameir__error(ctx, AMEIR_EUNSUPPORTED, "top-k needs a retrieval model");
+  if (split < 0 || split > 2 || first < 0 || n < 0 || first + n > ds->split_n[split])
+    return ameir__error(ctx, AMEIR_EINVAL, "rows [%lld, %lld) outside the split", (long long)first, (long long)(first + n));
+  CK(ameir__model_check_schema(m, ds));
+  int64_t V = m->item_vocab - 1, K = m->opt.emb;
+  if (k > V) return ameir__error(ctx, AMEIR_EINVAL, "k = %d exceeds the %lld items", (int)k, (long long)V);
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&lock);
+  const ameir_ops *o = m->ops;
+  const int64_t EB = 256;
+  ameir_status st = ameir__model_alloc_workspace(m, m->opt.batch > EB ? m->opt.batch : EB);
+  float *dev = NULL, *sc = malloc(sizeof(float) * (size_t)(EB * V));
+  scored *heaps = malloc(sizeof(scored) * (size_t)(EB * k));
+  if (!st && (!sc || !heaps)) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  if (!st) st = o->alloc(m->bs, sizeof(float) * (size_t)(EB * V), (void **)&dev);
+  const int64_t *rows = ds->split_rows[split] + first;
+  for (int64_t s0 = 0; s0 < n && !st; s0 += EB) {
+    int64_t nb = n - s0 < EB ? n - s0 : EB;
+    double loss;
+    st = ameir__model_stage(m, ds, rows + s0, nb);
+    if (!st) st = ameir__model_forward(m, nb, 0, &loss);
+    if (!st) st = o->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V);
+    if (!st) st = o->download(m->bs, sc, dev, sizeof(float) * (size_t)(nb * V));
+    if (st) break;
+#pragma omp parallel for num_threads(ctx->threads) schedule(dynamic, 8)
+    for (int64_t b = 0; b < nb; b++) {
+      float *srow = sc + b * V;
+      int64_t row = rows[s0 + b];
+      if (exclude_seen && ds->items) {   /* the user's history before the target */
+        const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
+        for (int64_t i = 0; i < ds->row_pos[row]; i++)
+          if (h[i] >= 1 && h[i] <= V) srow[h[i] - 1] = -INFINITY;
+      }
+      scored *hp = heaps + b * k;
+      int32_t hn = 0;
+      for (int64_t j = 0; j < V; j++) {
+        scored c = {srow[j], (int32_t)(j + 1)};
+        if (c.s == -INFINITY) continue;
+        if (hn < k) {
+          hp[hn++] = c;
+          if (hn == k)
+            for (int32_t i = k / 2 - 1; i >= 0; i--) heap_down(hp, k, i);
+        } else if (worse(hp[0], c)) {
+          hp[0] = c;
+          heap_down(hp, k, 0);
+        }
+      }
+      if (hn < k)
+        for (int32_t i = hn / 2 - 1; i >= 0; i--) heap_down(hp, hn, i);
+      /* pop into descending order */
+      int32_t *io = items + (s0 + b) * k;
+      float *so = scores ? scores + (s0 + b) * k : NULL;
+      for (int32_t i = hn; i < k; i++) { io[i] = 0; if (so) so[i] = -INFINITY; }
+      for (int32_t cnt = hn; cnt > 0; cnt--) {
+        io[cnt - 1] = hp[0].id;
+        if (so) so[cnt - 1] = hp[0].s;
+        hp[0] = hp[cnt - 1];
+        heap_down(hp, cnt - 1, 0);
+      }
+    }
+  }
+  if (dev) o->free(m->bs, dev);
+  free(sc);
+  free(heaps);
+  pthread_mutex_unlock(&lock);
+  return st;
+}
