@@ -241,13 +241,25 @@ static ameir_status score_rows(ameir_model *m, const ameir_dataset *ds, const in
   return AMEIR_OK;
 }
 
+/* Scores every item for rows[0..nb) of a retrieval dataset: stage, forward to u, one GEMM
+ * against the item table (ids 1..V), download into host[nb * V] (dev is device scratch). */
+static ameir_status score_all_items(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                    float *dev, float *host) {
+  int64_t V = m->item_vocab - 1, K = m->opt.emb;
+  double loss;
+  CK(ameir__model_stage(m, ds, rows, nb));
+  CK(ameir__model_forward(m, nb, 0, &loss));
+  CK(m->ops->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V));
+  return m->ops->download(m->bs, host, dev, sizeof(float) * (size_t)(nb * V));
+}
+
 /* Ranking metrics of a retrieval split: r[0..6] = HR@5, NDCG@5, HR@10, NDCG@10, MRR, HR@20,
  * NDCG@20. Full ranking: rank = items (not in the user's history) scoring strictly above the
  * target; sampled: rank = draws (uniform over the items, redrawn when in the history or equal
  * to the target) scoring strictly above it. One GEMM scores every item for a batch of users. */
 static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int32_t split, double *r) {
   const ameir_ops *o = m->ops;
-  int64_t n = ds->split_n[split], K = m->opt.emb, V = m->item_vocab - 1;
+  int64_t n = ds->split_n[split], V = m->item_vocab - 1;
   const int64_t *rows = ds->split_rows[split];
   for (int i = 0; i < 7; i++) r[i] = n ? 0 : NAN;
   if (!n || V < 1) return AMEIR_OK;
@@ -262,11 +274,7 @@ static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int3
   const int32_t *tid = ds->fields[m->item_field].ids;
   for (int64_t s0 = 0; s0 < n && !st; s0 += EB) {
     int64_t nb = n - s0 < EB ? n - s0 : EB;
-    double loss;
-    st = ameir__model_stage(m, ds, rows + s0, nb);
-    if (!st) st = ameir__model_forward(m, nb, 0, &loss);
-    if (!st) st = o->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V);
-    if (!st) st = o->download(m->bs, sc, dev, sizeof(float) * (size_t)(nb * V));
+    st = score_all_items(m, ds, rows + s0, nb, dev, sc);
     if (st) break;
     /* ranks of the batch's rows in parallel (host side), summed in row order afterwards so the
      * result does not depend on the thread count */
@@ -660,7 +668,7 @@ AMEIR_API ameir_status ameir_model_topk(const ameir_model *cm, const ameir_datas
   if (split < 0 || split > 2 || first < 0 || n < 0 || first + n > ds->split_n[split])
     return ameir__error(ctx, AMEIR_EINVAL, "rows [%lld, %lld) outside the split", (long long)first, (long long)(first + n));
   CK(ameir__model_check_schema(m, ds));
-  int64_t V = m->item_vocab - 1, K = m->opt.emb;
+  int64_t V = m->item_vocab - 1;
   if (k > V) return ameir__error(ctx, AMEIR_EINVAL, "k = %d exceeds the %lld items", (int)k, (long long)V);
   static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&lock);
@@ -674,11 +682,7 @@ AMEIR_API ameir_status ameir_model_topk(const ameir_model *cm, const ameir_datas
   const int64_t *rows = ds->split_rows[split] + first;
   for (int64_t s0 = 0; s0 < n && !st; s0 += EB) {
     int64_t nb = n - s0 < EB ? n - s0 : EB;
-    double loss;
-    st = ameir__model_stage(m, ds, rows + s0, nb);
-    if (!st) st = ameir__model_forward(m, nb, 0, &loss);
-    if (!st) st = o->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V);
-    if (!st) st = o->download(m->bs, sc, dev, sizeof(float) * (size_t)(nb * V));
+    st = score_all_items(m, ds, rows + s0, nb, dev, sc);
     if (st) break;
 #pragma omp parallel for num_threads(ctx->threads) schedule(dynamic, 8)
     for (int64_t b = 0; b < nb; b++) {
