@@ -104,6 +104,15 @@ cuda:
 	@echo "nvcc not found: skipped lib/libameir_cuda.so (the CPU backend is complete without it)"
 endif
 
+# ---- benchmarks (programs that print figures; bench/*.sh run them next to the reference) ----
+build/serve_bench: bench/serve_bench.c lib
+	@mkdir -p build
+	$(CC) -std=c11 $(WARN) $(OPT) -Iinclude -o $@ bench/serve_bench.c -Llib -lameir -Wl,-rpath,'$$ORIGIN/../lib'
+
+bench: all build/serve_bench
+	bash bench/bench_ctr.sh 2 1
+	bash bench/bench_seq.sh 2 1
+
 # ---- tests ----
 build/tests/registry.c: $(TEST_SRC) tests/gen_registry.sh
 	@mkdir -p build/tests
