@@ -183,19 +183,19 @@ abi-check: $(SHLIB)
 # crash-* in the current directory and fails the target).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-pass-failed
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := src/core/base/base.c $(sort $(wildcard src/core/io/*.c src/core/data/*.c))
+FUZZ_LIB_SRC := $(LIB_SRC)
 FUZZ_OBJ := $(patsubst src/%.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 
 $(FUZZ_OBJ): build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(DEP_CFLAGS) -DAMEIR__LINE_BUF=4096 -DSRC_IN_SIZE=4096 \
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(BLAS_CFLAGS) $(DEP_CFLAGS) -DAMEIR__LINE_BUF=4096 -DSRC_IN_SIZE=4096 \
 	  -MMD -MP -c $< -o $@
 
 $(FUZZ_BIN): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer $(FUZZ_SAN) $(DEP_CFLAGS) -o $@ $< $(FUZZ_OBJ) \
-	  $(DEP_LIBS) -lm -lpthread
+	  $(LIB_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for t in $(FUZZ_BIN); do n=$${t#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus_$$n; \

@@ -23,7 +23,11 @@ static void build(void) {
            "amx-bf16 %s",
            config ? config : "OpenBLAS", core ? core : "?", threading,
            yes_no(__builtin_cpu_supports("avx2")), yes_no(__builtin_cpu_supports("avx512f")),
+#if defined(__clang__)   /* clang 14 does not know these feature names */
+           "unknown", "unknown");
+#else
            yes_no(__builtin_cpu_supports("avx512bf16")), yes_no(__builtin_cpu_supports("amx-bf16")));
+#endif
 #else
   snprintf(g_desc, sizeof g_desc, "BLAS: %s (core %s, %s threading); cpu: not x86",
            config ? config : "OpenBLAS", core ? core : "?", threading);

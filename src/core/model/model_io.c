@@ -205,7 +205,15 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
   if (endian != 0x01020304u) { fclose(f); return ameir__error(ctx, AMEIR_EFORMAT, "%s: written on a machine of the other byte order", path); }
   if (ver > MODEL_VERSION) { fclose(f); return ameir__error(ctx, AMEIR_EVERSION, "%s: model format %u is newer than this library's %u", path, ver, MODEL_VERSION); }
   if (ver == 0) { fclose(f); return ameir__error(ctx, AMEIR_EFORMAT, "%s: bad model format version 0", path); }
-  if (plen > ((uint64_t)1 << 40)) { fclose(f); return ameir__error(ctx, AMEIR_EFORMAT, "%s: implausible payload size", path); }
+  /* never trust a length before checking it against the bytes present */
+  long fsize = -1;
+  if (fseek(f, 0, SEEK_END) == 0) fsize = ftell(f);
+  if (fsize < 0 || fseek(f, 24, SEEK_SET) != 0) { fclose(f); return ameir__error(ctx, AMEIR_EIO, "%s: cannot seek", path); }
+  if (plen > (uint64_t)fsize || (uint64_t)fsize - 24 < plen + 8) {
+    fclose(f);
+    return ameir__error(ctx, AMEIR_EFORMAT, "%s: truncated (%ld bytes, the header announces %llu)", path, fsize,
+                        (unsigned long long)(plen + 32));
+  }
   unsigned char *pay = malloc((size_t)plen + 8);
   if (!pay) { fclose(f); return ameir__error(ctx, AMEIR_ENOMEM, "out of memory reading %s", path); }
   size_t got = fread(pay, 1, (size_t)plen + 8, f);
