@@ -226,7 +226,6 @@ AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, co
   ameir_arch *a = calloc(1, sizeof *a);
   if (!a) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   a->readout = AMEIR_READOUT_SUM | AMEIR_READOUT_LAST | AMEIR_READOUT_ATT;
-  int seen = 0;
   const char *p = text;
   int line = 0;
   while (*p) {
@@ -252,12 +251,10 @@ AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, co
       lexer lx = {.s = p, .pos = (size_t)(colon - p) + 1, .len = l, .line = line};
       ameir_status st = parse_line(ctx, a, &lx, key);
       if (st) { ameir_arch_free(a); return st; }
-      seen++;
     }
     p += len;
     if (*p == '\n') p++;
   }
-  (void)seen;
   *out = a;
   return AMEIR_OK;
 }

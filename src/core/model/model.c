@@ -438,8 +438,6 @@ static ameir_status alloc_params(ameir_model *m) {
   return init_params(m);
 }
 
-/* Re-creates the parameters after an option that changes their shape (emb) was set. */
-ameir_status ameir__model_relayout(ameir_model *m, const ameir_dataset *ds);
 
 AMEIR_API ameir_status ameir_model_create(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
                                           const ameir_dataset *ds) {
