@@ -324,6 +324,11 @@ void test_model_model__save_load_roundtrip_and_damage(void) {
   T_OK(ameir_model_get_option(m2, "emb", e2, sizeof e2));
   T_OK(ameir_model_get_option(m, "emb", e1, sizeof e1));
   T_ASSERT(!strcmp(e1, e2));
+  /* a loaded model keeps its weights: shape options are refused, init options change nothing */
+  T_ASSERT_EQ_INT(ameir_model_set_option(m2, "emb", "9"), AMEIR_ESTATE);
+  T_OK(ameir_model_set_option(m2, "init_std", "0.5"));
+  T_OK(ameir_model_predict_split(m2, ds, AMEIR_SPLIT_TEST, 0, 50, b));
+  T_ASSERT(memcmp(a, b, sizeof a) == 0);
   ameir_model_free(m2);
   /* damage: flip a byte in the middle, truncate, bump the version, wrong magic */
   FILE *f = fopen(path, "rb");

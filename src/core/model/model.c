@@ -493,7 +493,8 @@ ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *c
   return AMEIR_OK;
 }
 
-/* Called by the option setter when emb changes before training: rebuild shapes and weights. */
+/* Called by the option setter when an option that shapes or draws the initial weights changes
+ * (emb, init, init_std, init_range, mlp_init) before any training: rebuild shapes and weights. */
 ameir_status ameir__model_reshape(ameir_model *m) {
   if (!m->P) return AMEIR_OK;   /* still being created: the layout is built later */
   free_workspace(m);

@@ -298,6 +298,7 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
   if (!st) st = m->ops->upload(m->bs, m->E, sec[5], seclen[5]);
   if (!st && m->L) st = m->ops->upload(m->bs, m->L, sec[6], seclen[6]);
   if (!st && sec[7] && seclen[7] == 8) memcpy(&m->step, sec[7], 8);
+  if (!st) m->started = 1;   /* trained weights: options must not re-draw them */
   if (!st && sec[8]) {
     rbuf c = {sec[8], seclen[8], 0, 0};
     uint32_t no = ru32(&c), tl = ru32(&c);
