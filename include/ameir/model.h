@@ -3,8 +3,9 @@
  * mini-batch Adam, evaluates, predicts, and saves to / loads from a versioned file.
  *
  * Thread safety: training and evaluation use one thread of the caller at a time per model (they
- * run the context's worker threads inside). ameir_model_predict_split may be called from many
- * threads at once on one model that is not being trained (serialised internally for now).
+ * run the context's worker threads inside). ameir_model_predict_split, ameir_model_predict_file
+ * and ameir_model_topk may be called from many threads at once on one model that is not being
+ * trained: each call has its own workspace.
  */
 #ifndef AMEIR_MODEL_H
 #define AMEIR_MODEL_H
@@ -80,8 +81,9 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *model, const ameir_data
                                             double *values);
 
 /** Predicts click probabilities for `n` rows of a split (rows first..first+n-1 of it) into
- *  out[n]. May be called from several threads; in this version calls are serialised by a lock
- *  (per-call workspaces come with the serving API). Since 0.1. */
+ *  out[n]. Thread safe: concurrent calls on one model (not being trained) each use a
+ *  workspace of their own, allocated for the call, and share only the read-only parameters;
+ *  no lock is taken. Since 0.1. */
 AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *model, const ameir_dataset *ds,
                                                  int32_t split, int64_t first, int64_t n,
                                                  float *out);
@@ -107,7 +109,7 @@ AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *model, const 
  *  of the target field's vocabulary (equal to the file's item ids with `vocab: identity`),
  *  scores[n*k] (may be NULL) their scores e_i^T u. exclude_seen != 0 leaves out the items of
  *  the user's history before the row's target. Fewer than k candidates pad with id 0 and score
- *  -inf. One GEMM scores every item for a batch of rows. Serialised by a lock in this version.
+ *  -inf. One GEMM scores every item for a batch of rows. Thread safe like predict_split.
  *  @return AMEIR_OK; AMEIR_EINVAL; AMEIR_EUNSUPPORTED (a CTR model). Since 0.1. */
 AMEIR_API ameir_status ameir_model_topk(const ameir_model *model, const ameir_dataset *ds, int32_t split,
                                         int64_t first, int64_t n, int32_t k, int32_t exclude_seen,

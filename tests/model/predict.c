@@ -68,3 +68,57 @@ void test_model_predict__file_matches_split_and_handles_unseen(void) {
   ameir_dataset_free(ds);
   ameir_context_free(ctx);
 }
+
+/* Concurrent predictions on one model give the serial results (each call has its own
+ * workspace; the parameters are shared read-only). */
+#include <pthread.h>
+#include "../model/synth.h"
+
+typedef struct { const ameir_model *m; const ameir_dataset *ds; int64_t first, n; float *out; int rc; } job;
+
+static void *run_job(void *arg) {
+  job *j = arg;
+  for (int rep = 0; rep < 20 && !j->rc; rep++)
+    for (int64_t i = 0; i < j->n && !j->rc; i += 7) {
+      int64_t k = j->n - i < 7 ? j->n - i : 7;
+      j->rc = ameir_model_predict_split(j->m, j->ds, AMEIR_SPLIT_TEST, j->first + i, k, j->out + i);
+    }
+  return NULL;
+}
+
+static void concurrent(int threads) {
+  ameir_context *ctx = NULL;
+  T_OK(ameir_context_create(&ctx, "cpu"));
+  ameir_context_set_int(ctx, "threads", threads);
+  ameir_dataset *ds = synth_seq_dataset(ctx, 2000, 3, 20, 6, 0, 5);
+  ameir_arch *a = NULL;
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv3, relu, ln) (sa2, gelu, none)\nreadout: sum last att\ninteractions: (C0, C1)\nmlp: (16, dice)\nshortcut: se\n"));
+  ameir_model *m = NULL;
+  T_OK(ameir_model_create(&m, ctx, a, ds));
+  T_OK(ameir_model_set_option(m, "emb", "4"));
+  T_OK(ameir_model_train(m, ds));
+  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+  float *want = malloc(sizeof(float) * (size_t)n), *got = malloc(sizeof(float) * (size_t)n);
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, want));
+  pthread_t th[4];
+  job jobs[4];
+  for (int t = 0; t < 4; t++) {
+    int64_t lo = n * t / 4, hi = n * (t + 1) / 4;
+    jobs[t] = (job){m, ds, lo, hi - lo, got + lo, 0};
+    T_ASSERT(pthread_create(&th[t], NULL, run_job, &jobs[t]) == 0);
+  }
+  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < 4; t++) T_ASSERT_EQ_INT(jobs[t].rc, 0);
+  for (int64_t i = 0; i < n; i++) T_ASSERT_NEAR(got[i], want[i], 1e-5);
+  free(want);
+  free(got);
+  ameir_model_free(m);
+  ameir_arch_free(a);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+void test_model_predict__concurrent_calls_match_serial(void) {
+  concurrent(1);
+  concurrent(2);   /* each call's OpenMP team and BLAS calls run side by side */
+}

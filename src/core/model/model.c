@@ -16,6 +16,7 @@ ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out);
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,10 +86,69 @@ static void free_workspace(ameir_model *m) {
   m->ws_batch = 0;
 }
 
-void ameir__model_drop_workspace(ameir_model *m) { free_workspace(m); }
+static void drop_ws_pool(ameir_model *m);
+static ameir_status new_ws_pool(ameir_model *m);
+void ameir__model_drop_workspace(ameir_model *m) {
+  free_workspace(m);
+  drop_ws_pool(m);   /* the kept copies hold the old options */
+  new_ws_pool(m);
+}
+
+void ameir__model_clone_ws(const ameir_model *m, ameir_model *copy) {
+  *copy = *m;
+  char *b = (char *)&copy->ws_begin_, *e = (char *)&copy->ws_end_;
+  memset(b, 0, (size_t)(e - b));
+}
+
+void ameir__model_clone_release(ameir_model *copy) { free_workspace(copy); }
+
+#define AMEIR_WS_POOL 8
+struct ameir__ws_slot {
+  atomic_int busy;
+  int ready;
+  ameir_model copy;
+};
+
+ameir_status ameir__model_ws_acquire(const ameir_model *m, ameir_model **out) {
+  for (int i = 0; m->ws_pool && i < AMEIR_WS_POOL; i++) {
+    struct ameir__ws_slot *s = &m->ws_pool[i];
+    if (atomic_exchange(&s->busy, 1) == 0) {
+      if (!s->ready) { ameir__model_clone_ws(m, &s->copy); s->ready = 1; }
+      *out = &s->copy;
+      return AMEIR_OK;
+    }
+  }
+  ameir_model *c = malloc(sizeof *c);   /* every kept one is busy: a fresh one for this call */
+  if (!c) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  ameir__model_clone_ws(m, c);
+  *out = c;
+  return AMEIR_OK;
+}
+
+void ameir__model_ws_release(const ameir_model *m, ameir_model *ws) {
+  for (int i = 0; m->ws_pool && i < AMEIR_WS_POOL; i++)
+    if (ws == &m->ws_pool[i].copy) { atomic_store(&m->ws_pool[i].busy, 0); return; }
+  free_workspace(ws);
+  free(ws);
+}
+
+/* Frees the kept workspaces (the parameters they point to are about to change or go). */
+static void drop_ws_pool(ameir_model *m) {
+  if (!m->ws_pool) return;
+  for (int i = 0; i < AMEIR_WS_POOL; i++)
+    if (m->ws_pool[i].ready) free_workspace(&m->ws_pool[i].copy);
+  free(m->ws_pool);
+  m->ws_pool = NULL;
+}
+
+static ameir_status new_ws_pool(ameir_model *m) {
+  m->ws_pool = calloc(AMEIR_WS_POOL, sizeof *m->ws_pool);
+  return m->ws_pool ? AMEIR_OK : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+}
 
 AMEIR_API void ameir_model_free(ameir_model *m) {
   if (!m) return;
+  drop_ws_pool(m);
   free_workspace(m);
   const ameir_ops *o = m->ops;
   if (o) {
@@ -452,6 +512,7 @@ AMEIR_API ameir_status ameir_model_create(ameir_model **out, ameir_context *ctx,
   ameir_status st = ameir__arch_copy(ctx, arch, &m->arch);
   if (!st) st = build_layout(m, ds);
   if (!st) st = alloc_params(m);
+  if (!st) st = new_ws_pool(m);
   if (st) { ameir_model_free(m); return st; }
   *out = m;
   return AMEIR_OK;
@@ -488,6 +549,7 @@ ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *c
   }
   if (!st) st = build_layout(m, stub);
   if (!st) st = alloc_params(m);
+  if (!st) st = new_ws_pool(m);
   if (st) { ameir_model_free(m); return st; }
   *out = m;
   return AMEIR_OK;
@@ -497,6 +559,7 @@ ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *c
  * (emb, init, init_std, init_range, mlp_init) before any training: rebuild shapes and weights. */
 ameir_status ameir__model_reshape(ameir_model *m) {
   if (!m->P) return AMEIR_OK;   /* still being created: the layout is built later */
+  drop_ws_pool(m);
   free_workspace(m);
   const ameir_ops *o = m->ops;
   float **bufs[] = {&m->P, &m->G, &m->M, &m->V, &m->stats, &m->E, &m->EM, &m->EV, &m->L, &m->LM, &m->LV};
@@ -506,6 +569,7 @@ ameir_status ameir__model_reshape(ameir_model *m) {
   m->inter_f_dev = NULL;
   m->inter_o_dev = NULL;
   CK(layout_params(m));
+  CK(new_ws_pool(m));
   return alloc_params(m);
 }
 

@@ -72,7 +72,6 @@ struct ameir_model {
   int64_t item_base, item_vocab;   /* retrieval: its embedding rows (ids 1..vocab-1 = items) */
   int32_t n_cand;          /* retrieval: 1 positive + neg negatives per row */
   int64_t out_ld;          /* retrieval: row stride of the [K, h_last (+ K)] output matrix */
-  float *u, *du, *cscore, *dcscore, *cy;   /* retrieval workspace */
   double last_gauc;        /* GAUC of the last CTR evaluation */
 
   /* schema snapshot */
@@ -104,12 +103,6 @@ struct ameir_model {
   int32_t din_a1, din_a2;
   int64_t *blk_g, *blk_b, *blk_p;       /* per block: LN gamma, beta, layer params (-1 none) */
   int64_t ro_att;          /* read-out attention parameters, -1 none */
-  /* stage 1 workspace */
-  int32_t *len_dev;
-  float **H, **nrm, **ly, **la, **lsave, **lnsave;
-  int32_t **psave;
-  float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
-  int32_t *host_len;
 
   /* stage 2 */
   int32_t n_inter, max_order;
@@ -134,9 +127,16 @@ struct ameir_model {
   float *L, *LM, *LV;      /* dev: first-order table (extras linear) */
   int64_t step;            /* optimiser steps taken */
   ameir__train_stats stats_;
-  void *predict_lock;      /* pthread mutex serialising predictions (shared workspace) */
+  int32_t *inter_f_dev, *inter_o_dev;   /* dev: stage 2 field lists (uploaded with the params) */
+  /* Workspaces kept for predictions (see ameir__model_ws_acquire): a call takes a free one
+   * with an atomic exchange, or makes a fresh one when all are busy; no call ever waits. */
+  struct ameir__ws_slot *ws_pool;
 
-  /* workspace, sized for ws_batch rows */
+  /* Workspace, sized for ws_batch rows. Everything between ws_begin_ and ws_end_ is scratch a
+   * forward/backward writes; the parameters above are only read by a forward. A prediction
+   * runs on a shallow copy of the model with this range zeroed (its own workspace), so
+   * concurrent predictions share nothing mutable. Keep every workspace member inside. */
+  int32_t ws_begin_;
   int64_t ws_batch;
   void *host_stage;        /* host staging for one batch's ids, labels, dense */
   size_t stage_bytes;
@@ -148,14 +148,31 @@ struct ameir_model {
   float **z, **h, **dice_save;
   float **hd;              /* MLP outputs after dropout (training with dropout > 0) */
   uint8_t **dmask;
-  int32_t *inter_f_dev, *inter_o_dev;
   int32_t *uniq;
   int64_t last_nu;         /* unique embedding rows of the last step (tests read gradrows) */
   float *gradrows;
   int32_t *uniq_l;
   float *gradrows_l;
   float *lin_out;
+  float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
+  /* stage 1 */
+  int32_t *len_dev;
+  float **H, **nrm, **ly, **la, **lsave, **lnsave;
+  int32_t **psave;
+  float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
+  int32_t *host_len;
+  int32_t ws_end_;
 };
+
+/* A workspace for one prediction: *out points to a model copy with its own workspace. Release
+ * with ameir__model_ws_release. Thread safe with other acquires on the same model. */
+ameir_status ameir__model_ws_acquire(const ameir_model *m, ameir_model **out);
+void ameir__model_ws_release(const ameir_model *m, ameir_model *ws);
+
+/* A shallow copy of m with an empty workspace of its own (see ws_begin_); free its workspace
+ * with ameir__model_clone_release, never the copy's parameters. */
+void ameir__model_clone_ws(const ameir_model *m, ameir_model *copy);
+void ameir__model_clone_release(ameir_model *copy);
 
 ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);
 ameir_status ameir__model_backward_step(ameir_model *m, int64_t nb, double lr);

@@ -226,6 +226,7 @@ static ameir_status snap_restore(ameir_model *m, const snapshot *s) {
 static ameir_status score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
                                float *prob, double *mean_loss) {
   int64_t EB = m->opt.eval_batch > m->opt.batch ? m->opt.eval_batch : m->opt.batch;
+  if (m->ws_batch < EB && n < EB) EB = n > 0 ? n : 1;   /* a small request gets a small workspace */
   CK(ameir__model_alloc_workspace(m, EB));
   EB = m->ws_batch;
   double lsum = 0;
@@ -435,18 +436,19 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *m, const ameir_dataset 
 
 AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *cm, const ameir_dataset *ds, int32_t split,
                                                  int64_t first, int64_t n, float *out) {
-  ameir_model *m = (ameir_model *)cm;   /* the workspace is mutable; guarded by the lock */
+  const ameir_model *m = cm;
   if (!m || !ds || (n > 0 && !out)) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_predict_split: NULL argument");
   if (split < 0 || split > 2) return ameir__error(m->ctx, AMEIR_EINVAL, "unknown split %d", (int)split);
   if (m->task != AMEIR_TASK_CTR)
-    return ameir__error(m->ctx, AMEIR_EUNSUPPORTED, "a retrieval model ranks items: use ameir_model_evaluate (top-k scoring comes with the serving API)");
+    return ameir__error(m->ctx, AMEIR_EUNSUPPORTED, "a retrieval model ranks items: use ameir_model_topk or ameir_model_evaluate");
   if (first < 0 || n < 0 || first + n > ds->split_n[split])
     return ameir__error(m->ctx, AMEIR_EINVAL, "rows [%lld, %lld) outside the split's %lld rows", (long long)first, (long long)(first + n), (long long)ds->split_n[split]);
-  CK(ameir__model_check_schema(m, ds));
-  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&lock);
-  ameir_status st = score_rows(m, ds, ds->split_rows[split] + first, n, out, NULL);
-  pthread_mutex_unlock(&lock);
+  CK(ameir__model_check_schema((ameir_model *)m, ds));
+  /* a workspace of its own: concurrent predictions share only the read-only parameters */
+  ameir_model *c = NULL;
+  CK(ameir__model_ws_acquire(m, &c));
+  ameir_status st = score_rows(c, ds, ds->split_rows[split] + first, n, out, NULL);
+  ameir__model_ws_release(m, c);
   return st;
 }
 
@@ -670,11 +672,12 @@ AMEIR_API ameir_status ameir_model_topk(const ameir_model *cm, const ameir_datas
   CK(ameir__model_check_schema(m, ds));
   int64_t V = m->item_vocab - 1;
   if (k > V) return ameir__error(ctx, AMEIR_EINVAL, "k = %d exceeds the %lld items", (int)k, (long long)V);
-  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&lock);
+  ameir_model *clone = NULL;
+  CK(ameir__model_ws_acquire(cm, &clone));   /* its own workspace: concurrent calls share no scratch */
+  m = clone;
   const ameir_ops *o = m->ops;
-  const int64_t EB = 256;
-  ameir_status st = ameir__model_alloc_workspace(m, m->opt.batch > EB ? m->opt.batch : EB);
+  const int64_t EB = n < 256 ? (n > 0 ? n : 1) : 256;
+  ameir_status st = ameir__model_alloc_workspace(m, EB);
   float *dev = NULL, *sc = malloc(sizeof(float) * (size_t)(EB * V));
   scored *heaps = malloc(sizeof(scored) * (size_t)(EB * k));
   if (!st && (!sc || !heaps)) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
@@ -724,6 +727,6 @@ AMEIR_API ameir_status ameir_model_topk(const ameir_model *cm, const ameir_datas
   if (dev) o->free(m->bs, dev);
   free(sc);
   free(heaps);
-  pthread_mutex_unlock(&lock);
+  ameir__model_ws_release(cm, clone);
   return st;
 }
