@@ -382,6 +382,7 @@ void test_model_model__options(void) {
   int64_t pe = 0;
   T_ASSERT(ameir_model_params(m, &pe) > pe);
   T_ASSERT_EQ_INT(pe, (1 + 5 + 5) * 5);
+  T_ASSERT_EQ_INT(ameir_model_flops(m), 2 * 10 * 8 + 2 * 8);   /* x0 = 2 fields x emb 5; MLP 8; output */
   ameir_model_free(m);
   synth_free(ds);
   ameir_context_free(ctx);
@@ -491,6 +492,41 @@ void test_model_model__retrieval_learns(void) {
   printf("     D.2 recipe: HR@10 full %.4f\n", d2[0]);
   T_ASSERT_MSG(d2[0] > 0.30, "D.2 recipe: full-ranking HR@10 %.4f", d2[0]);
   ameir_model_free(m2);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* GAUC: the AUC of each user's rows, weighted by their count, users with one class left out;
+ * recomputed here from the predictions, grouping by the C0 field. */
+void test_model_model__gauc(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 3000, 3, 6, 0, 1, 8);
+  ameir_model *m = make_model(ctx, ds, "mlp: (8, relu)\nextras: fm\n", "4");
+  T_OK(ameir_model_train(m, ds));
+  int32_t id = AMEIR_METRIC_GAUC;
+  double g;
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 1, &id, &g));
+  T_ASSERT(isnan(g));   /* no user_id field */
+  T_OK(ameir_model_set_option(m, "gauc_field", "C0"));
+  T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 1, &id, &g));
+  int64_t n = ds->split_n[AMEIR_SPLIT_TEST];
+  float *p = malloc(sizeof(float) * (size_t)n), *yy = malloc(sizeof(float) * (size_t)n), *pp = malloc(sizeof(float) * (size_t)n);
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, p));
+  const int32_t *u = ds->fields[0].ids;
+  double num = 0, den = 0;
+  for (int32_t user = 1; user < ds->fields[0].vocab; user++) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+      int64_t row = ds->split_rows[AMEIR_SPLIT_TEST][i];
+      if (u[row] == user) { yy[k] = ds->label[row]; pp[k] = p[i]; k++; }
+    }
+    double a = ameir__auc(yy, pp, k);
+    if (!isnan(a)) { num += a * (double)k; den += (double)k; }
+  }
+  T_ASSERT(den > 0);
+  T_ASSERT_NEAR(g, num / den, 1e-12);
+  free(p); free(yy); free(pp);
   ameir_model_free(m);
   synth_free(ds);
   ameir_context_free(ctx);

@@ -146,17 +146,23 @@ static ameir_status new_ws_pool(ameir_model *m) {
   return m->ws_pool ? AMEIR_OK : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
 }
 
+/* Frees the device parameters, optimiser state and stage-2 lists, leaving NULLs. */
+static void free_params(ameir_model *m) {
+  const ameir_ops *o = m->ops;
+  if (!o) return;
+  float **bufs[] = {&m->P, &m->G, &m->M, &m->V, &m->stats, &m->E, &m->EM, &m->EV, &m->L, &m->LM, &m->LV};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { o->free(m->bs, *bufs[i]); *bufs[i] = NULL; }
+  o->free(m->bs, m->inter_f_dev);
+  o->free(m->bs, m->inter_o_dev);
+  m->inter_f_dev = NULL;
+  m->inter_o_dev = NULL;
+}
+
 AMEIR_API void ameir_model_free(ameir_model *m) {
   if (!m) return;
   drop_ws_pool(m);
   free_workspace(m);
-  const ameir_ops *o = m->ops;
-  if (o) {
-    float *bufs[] = {m->P, m->G, m->M, m->V, m->stats, m->E, m->EM, m->EV, m->L, m->LM, m->LV};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->bs, bufs[i]);
-    o->free(m->bs, m->inter_f_dev);
-    o->free(m->bs, m->inter_o_dev);
-  }
+  free_params(m);
   ameir_arch_free(m->arch);
   if (m->schema)
     for (int32_t i = 0; i < m->n_schema_fields; i++) { free(m->schema[i].name); free(m->schema[i].keys); }
@@ -394,18 +400,19 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   return layout_params(m);
 }
 
-#define fill_uniform ameir__init_uniform
-#define fill_normal ameir__init_normal
-
-/* Linear layer init: He normal (appendix D) or torch's default; biases zero for He. */
-static void init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t in, int64_t out) {
-  if (m->opt.mlp_init == 0) {
-    ameir__init_he_normal(r, w, out, in);
-    if (b) memset(b, 0, sizeof(float) * (size_t)out);
-  } else {
+/* A linear layer's weight [out, in] (+ bias [out], may be NULL) by the model's init mode:
+ * torch's default U(+-1/sqrt(in)) for weight and bias, or appendix D (He normal, or U(+-0.05)
+ * for attention with paper_uniform, and zero biases). */
+void ameir__model_init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t out, int64_t in,
+                              int paper_uniform) {
+  if (m->opt.mlp_init == 1) {
     double bound = 1.0 / sqrt((double)in);
-    fill_uniform(r, w, in * out, bound);
-    if (b) fill_uniform(r, b, out, bound);
+    ameir__init_uniform(r, w, out * in, bound);
+    if (b) ameir__init_uniform(r, b, out, bound);
+  } else {
+    if (paper_uniform) ameir__init_uniform(r, w, out * in, 0.05);
+    else ameir__init_he_normal(r, w, out, in);
+    if (b) memset(b, 0, sizeof(float) * (size_t)out);
   }
 }
 
@@ -419,19 +426,19 @@ static ameir_status init_params(ameir_model *m) {
   ameir__rng_seed(&r, ctx->seed, 1);
   for (int32_t l = 0; l < a->n_mlp; l++) {
     ameir__mlp_p *p = &m->mlp[l];
-    init_linear(m, &r, hp + p->w, hp + p->b, p->in, p->out);
+    ameir__model_init_linear(m, &r, hp + p->w, hp + p->b, p->out, p->in, 0);
     /* Dice alpha starts at 0 (torch_ref, DIN) */
   }
   int64_t out_in = m->h_last + (m->se_v >= 0 ? K : 0);
-  init_linear(m, &r, hp + m->out_w, m->task == AMEIR_TASK_RETRIEVAL ? NULL : hp + m->out_b, out_in,
-              m->task == AMEIR_TASK_RETRIEVAL ? K : 1);
+  ameir__model_init_linear(m, &r, hp + m->out_w, m->task == AMEIR_TASK_RETRIEVAL ? NULL : hp + m->out_b,
+                           m->task == AMEIR_TASK_RETRIEVAL ? K : 1, out_in, 0);
   if (m->se_v >= 0) {
-    fill_normal(&r, hp + m->se_v, K, 1.0 / sqrt((double)K));
+    ameir__init_normal(&r, hp + m->se_v, K, 1.0 / sqrt((double)K));
     double b1 = 1.0 / sqrt((double)m->se_s), b2 = 1.0 / sqrt((double)m->se_r);
-    fill_uniform(&r, hp + m->se_w1, m->se_r * m->se_s, b1);
-    fill_uniform(&r, hp + m->se_b1, m->se_r, b1);
-    fill_uniform(&r, hp + m->se_w2, m->se_s * m->se_r, b2);
-    fill_uniform(&r, hp + m->se_b2, m->se_s, b2);
+    ameir__init_uniform(&r, hp + m->se_w1, m->se_r * m->se_s, b1);
+    ameir__init_uniform(&r, hp + m->se_b1, m->se_r, b1);
+    ameir__init_uniform(&r, hp + m->se_w2, m->se_s * m->se_r, b2);
+    ameir__init_uniform(&r, hp + m->se_b2, m->se_s, b2);
   }
   /* first-order dense weights start at zero (torch_ref) */
   ameir_status st = ameir__stage1_init(m, hp, &r);
@@ -459,8 +466,8 @@ static ameir_status init_params(ameir_model *m) {
   if (!buf) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   for (int64_t r0 = 0; r0 < m->emb_rows; r0 += chunk) {
     int64_t n = m->emb_rows - r0 < chunk ? m->emb_rows - r0 : chunk;
-    if (m->opt.emb_init == 0) fill_normal(&re, buf, n * K, m->opt.init_std);
-    else fill_uniform(&re, buf, n * K, m->opt.init_range);
+    if (m->opt.emb_init == 0) ameir__init_normal(&re, buf, n * K, m->opt.init_std);
+    else ameir__init_uniform(&re, buf, n * K, m->opt.init_range);
     if (r0 == 0) memset(buf, 0, sizeof(float) * (size_t)K);
     st = m->ops->upload(m->bs, m->E + r0 * K, buf, sizeof(float) * (size_t)(n * K));
     if (st) { free(buf); return st; }
@@ -561,13 +568,7 @@ ameir_status ameir__model_reshape(ameir_model *m) {
   if (!m->P) return AMEIR_OK;   /* still being created: the layout is built later */
   drop_ws_pool(m);
   free_workspace(m);
-  const ameir_ops *o = m->ops;
-  float **bufs[] = {&m->P, &m->G, &m->M, &m->V, &m->stats, &m->E, &m->EM, &m->EV, &m->L, &m->LM, &m->LV};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { o->free(m->bs, *bufs[i]); *bufs[i] = NULL; }
-  o->free(m->bs, m->inter_f_dev);
-  o->free(m->bs, m->inter_o_dev);
-  m->inter_f_dev = NULL;
-  m->inter_o_dev = NULL;
+  free_params(m);
   CK(layout_params(m));
   CK(new_ws_pool(m));
   return alloc_params(m);
@@ -680,6 +681,7 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
   /* field-major ids (for the per-field lookups and the sparse gradient) */
   int32_t *rp = rows_fm, *sp = src_fm;
   int64_t loff = 0;
+  const int lin = m->L != NULL;
   for (int32_t s = 0; s < F; s++) {
     const ameir__field *f = &ds->fields[m->cat_field[s]];
     int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s];
@@ -690,8 +692,10 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
         int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
         *rp++ = g;
         *sp++ = (int32_t)(b * F + s);
-        rows_lin[b * lt + loff + l] = g;
-        src_lin[b * lt + loff + l] = (int32_t)b;
+        if (lin) {   /* sample-major copy for the first-order term */
+          rows_lin[b * lt + loff + l] = g;
+          src_lin[b * lt + loff + l] = (int32_t)b;
+        }
       }
     }
     loff += L;

@@ -72,7 +72,6 @@ struct ameir_model {
   int64_t item_base, item_vocab;   /* retrieval: its embedding rows (ids 1..vocab-1 = items) */
   int32_t n_cand;          /* retrieval: 1 positive + neg negatives per row */
   int64_t out_ld;          /* retrieval: row stride of the [K, h_last (+ K)] output matrix */
-  double last_gauc;        /* GAUC of the last CTR evaluation */
 
   /* schema snapshot */
   int32_t n_schema_fields; /* fields of the dataset it was made for */
@@ -163,6 +162,10 @@ struct ameir_model {
   int32_t *host_len;
   int32_t ws_end_;
 };
+
+/* A linear weight [out, in] and bias [out] (NULL: none) drawn by the model's init option. */
+void ameir__model_init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t out, int64_t in,
+                              int paper_uniform);
 
 /* A workspace for one prediction: *out points to a model copy with its own workspace. Release
  * with ameir__model_ws_release. Thread safe with other acquires on the same model. */

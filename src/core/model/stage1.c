@@ -83,25 +83,12 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
   return AMEIR_OK;
 }
 
-/* Linear weight [out, in] (+ bias) by the model's init mode. */
-static void lin_init(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t out, int64_t in, int paper_uniform) {
-  if (m->opt.mlp_init == 1) {
-    double bound = 1.0 / sqrt((double)in);
-    ameir__init_uniform(r, w, out * in, bound);
-    if (b) ameir__init_uniform(r, b, out, bound);
-  } else {
-    if (paper_uniform) ameir__init_uniform(r, w, out * in, 0.05);   /* appendix D: attention */
-    else ameir__init_he_normal(r, w, out, in);
-    if (b) memset(b, 0, sizeof(float) * (size_t)out);
-  }
-}
-
 static void din_init(const ameir_model *m, ameir__rng *r, float *p, int64_t d) {
   int64_t a1 = m->din_a1, a2 = m->din_a2;
   float *w1 = p, *b1 = w1 + a1 * 4 * d, *w2 = b1 + a1, *b2 = w2 + a2 * a1, *w3 = b2 + a2, *b3 = w3 + a2;
-  lin_init(m, r, w1, b1, a1, 4 * d, 0);
-  lin_init(m, r, w2, b2, a2, a1, 0);
-  lin_init(m, r, w3, b3, 1, a2, 0);
+  ameir__model_init_linear(m, r, w1, b1, a1, 4 * d, 0);
+  ameir__model_init_linear(m, r, w2, b2, a2, a1, 0);
+  ameir__model_init_linear(m, r, w3, b3, 1, a2, 0);
 }
 
 ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
@@ -118,10 +105,10 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
     int32_t k, dil, heads;
     layer_shape(b->layer, &k, &dil, &heads);
     if (k) {
-      lin_init(m, r, p, p + d * d * k, d, d * k, 0);          /* He normal over fan_in d*k */
+      ameir__model_init_linear(m, r, p, p + d * d * k, d, d * k, 0);          /* He normal over fan_in d*k */
     } else if (heads) {
-      lin_init(m, r, p, p + 3 * d * d, 3 * d, d, 1);           /* fused q, k, v */
-      lin_init(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
+      ameir__model_init_linear(m, r, p, p + 3 * d * d, 3 * d, d, 1);           /* fused q, k, v */
+      ameir__model_init_linear(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
     } else if (b->layer == AMEIR_LAYER_GRU) {
       int64_t hd = d / 2, per = ameir__gru_params(d);
       for (int dir = 0; dir < 2; dir++) {

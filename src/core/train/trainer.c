@@ -369,12 +369,13 @@ static double gauc(const ameir_dataset *ds, const ameir_model *m, const int64_t 
   return den > 0 ? num / den : NAN;
 }
 
-static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t split, double *auc,
+static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t split, double *gauc_out, double *auc,
                                double *logloss, double *loss, double *ctr, int64_t *rows_out) {
   int64_t n = ds->split_n[split];
   const int64_t *rows = ds->split_rows[split];
   if (rows_out) *rows_out = n;
   if (n == 0) {
+    if (gauc_out) *gauc_out = NAN;
     if (auc) *auc = NAN;
     if (logloss) *logloss = NAN;
     if (loss) *loss = NAN;
@@ -393,7 +394,7 @@ static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t 
       if (*auc == -2) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
     }
     if (logloss) *logloss = ameir__logloss(y, prob, n);
-    m->last_gauc = gauc(ds, m, rows, n, y, prob);
+    if (gauc_out) *gauc_out = gauc(ds, m, rows, n, y, prob);   /* only when asked: it sorts by user */
   }
   free(prob);
   free(y);
@@ -408,15 +409,18 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *m, const ameir_dataset 
   for (int32_t i = 0; i < n; i++)
     if (ids[i] < AMEIR_METRIC_AUC || ids[i] > AMEIR_METRIC_NDCG20)
       return ameir__error(m->ctx, AMEIR_EINVAL, "unknown metric id %d", (int)ids[i]);
-  double auc = NAN, ll = NAN, loss = NAN, ctr = NAN, rk[7];
+  double auc = NAN, ll = NAN, loss = NAN, ctr = NAN, gauc_v = NAN, rk[7];
   int64_t rows = ds->split_n[split];
   for (int i = 0; i < 7; i++) rk[i] = NAN;
-  m->last_gauc = NAN;
   if (m->task == AMEIR_TASK_RETRIEVAL) CK(eval_retrieval(m, ds, split, rk));
-  else CK(eval_split(m, ds, split, &auc, &ll, &loss, &ctr, &rows));
+  else {
+    int want_gauc = 0;
+    for (int32_t i = 0; i < n; i++) want_gauc |= ids[i] == AMEIR_METRIC_GAUC;
+    CK(eval_split(m, ds, split, want_gauc ? &gauc_v : NULL, &auc, &ll, &loss, &ctr, &rows));
+  }
   for (int32_t i = 0; i < n; i++) {
     switch (ids[i]) {
-      case AMEIR_METRIC_GAUC: values[i] = m->last_gauc; break;
+      case AMEIR_METRIC_GAUC: values[i] = gauc_v; break;
       case AMEIR_METRIC_HR5: values[i] = rk[0]; break;
       case AMEIR_METRIC_NDCG5: values[i] = rk[1]; break;
       case AMEIR_METRIC_HR10: values[i] = rk[2]; break;
@@ -530,7 +534,7 @@ AMEIR_API ameir_status ameir_model_train(ameir_model *m, const ameir_dataset *ds
         metric = rk[3];   /* NDCG@10 */
         if (!st) ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid HR@10 %.5f NDCG@10 %.5f", (int)ep + 1, rk[2], rk[3]);
       } else {
-        st = eval_split(m, ds, AMEIR_SPLIT_VALID, &auc, &ll, NULL, NULL, NULL);
+        st = eval_split(m, ds, AMEIR_SPLIT_VALID, NULL, &auc, &ll, NULL, NULL, NULL);
         metric = o->early_metric == 0 ? auc : -ll;
         if (!st) ameir__log(ctx, AMEIR_LOG_INFO, "epoch %d: valid AUC %.5f logloss %.5f", (int)ep + 1, auc, ll);
       }
