@@ -205,6 +205,7 @@ static ameir_status layout_params(ameir_model *m) {
     p->out = a->mlp[l].width;
     p->act = a->mlp[l].act;
     p->w = off; off += p->in * p->out;
+    p->ldw = p->in;
     p->b = off; off += p->out;
     p->alpha = p->rmean = p->rvar = -1;
     if (p->act == AMEIR_ACT_DICE) {
@@ -218,6 +219,7 @@ static ameir_status layout_params(ameir_model *m) {
   int se = a->shortcut == AMEIR_SHORTCUT_SE && (m->n_cat + m->n_inter) > 0;
   m->out_ld = m->h_last + (se ? K : 0);
   m->out_w = off;
+  m->out_se = m->out_w + m->h_last;
   /* CTR: w^T [h_mlp, h_se] + b (eq. 6); retrieval: u = W [h_mlp, h_se], W [K, out_ld] (eq. 7) */
   off += m->task == AMEIR_TASK_RETRIEVAL ? K * m->out_ld : m->out_ld;
   m->out_b = off; off += 1;
@@ -509,35 +511,25 @@ static ameir_status alloc_params(ameir_model *m) {
 AMEIR_API ameir_status ameir_model_create(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
                                           const ameir_dataset *ds) {
   if (!out || !ctx || !arch || !ds) return ameir__error(ctx, AMEIR_EINVAL, "ameir_model_create: NULL argument");
-  *out = NULL;
-  ameir_model *m = calloc(1, sizeof *m);
-  if (!m) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  m->ctx = ctx;
-  m->ops = ctx->ops;
-  m->bs = ctx->bstate;
-  ameir__train_opts_default(&m->opt);
-  ameir_status st = ameir__arch_copy(ctx, arch, &m->arch);
-  if (!st) st = build_layout(m, ds);
-  if (!st) st = alloc_params(m);
-  if (!st) st = new_ws_pool(m);
-  if (st) { ameir_model_free(m); return st; }
-  *out = m;
-  return AMEIR_OK;
+  return ameir__model_create_ex(out, ctx, arch, ds, NULL, NULL, NULL);
 }
 
-/* Makes a model for a schema-only dataset (loading a file); opts_text holds "key=value" lines
- * applied before the parameters are laid out. */
-ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
-                                             ameir_dataset *stub, const char *opts_text) {
+/* Makes a model for a dataset (or a schema-only stub when loading a file); opts_text holds
+ * "key=value" lines applied before the parameters are laid out; bank reserves a supernet's
+ * extra parameters after the layout. */
+ameir_status ameir__model_create_ex(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
+                                    const ameir_dataset *ds, const char *opts_text, ameir__bank_fn bank,
+                                    void *user) {
   *out = NULL;
   ameir_model *m = calloc(1, sizeof *m);
   if (!m) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   m->ctx = ctx;
   m->ops = ctx->ops;
   m->bs = ctx->bstate;
+  m->sn_pj = -1;
   ameir__train_opts_default(&m->opt);
   ameir_status st = ameir__arch_copy(ctx, arch, &m->arch);
-  const char *p = opts_text;
+  const char *p = opts_text ? opts_text : "";
   while (!st && *p) {
     const char *e = strchr(p, '\n');
     size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -554,12 +546,18 @@ ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *c
     }
     p += len + (e ? 1 : 0);
   }
-  if (!st) st = build_layout(m, stub);
+  if (!st) st = build_layout(m, ds);
+  if (!st && bank) m->n_params += bank(m, m->n_params, user);
   if (!st) st = alloc_params(m);
   if (!st) st = new_ws_pool(m);
   if (st) { ameir_model_free(m); return st; }
   *out = m;
   return AMEIR_OK;
+}
+
+ameir_status ameir__model_create_from_schema(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
+                                             ameir_dataset *stub, const char *opts_text) {
+  return ameir__model_create_ex(out, ctx, arch, stub, opts_text, NULL, NULL);
 }
 
 /* Called by the option setter when an option that shapes or draws the initial weights changes
@@ -629,9 +627,9 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   for (int32_t l = 0; l < a->n_mlp; l++) {
     int64_t w = m->mlp[l].out;
     CK(dev_alloc(m, &m->z[l], f4 * (size_t)(B * w)));
-    if (m->mlp[l].act == AMEIR_ACT_IDENTITY) m->h[l] = m->z[l];
+    if (m->mlp[l].act == AMEIR_ACT_IDENTITY && !m->sn_max) m->h[l] = m->z[l];
     else CK(dev_alloc(m, &m->h[l], f4 * (size_t)(B * w)));
-    if (m->mlp[l].act == AMEIR_ACT_DICE) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
+    if (m->mlp[l].act == AMEIR_ACT_DICE || m->sn_max) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
   }
   if (m->opt.dropout > 0 && a->n_mlp) {   /* dropout on the MLP's hidden layers (appendix D) */
     m->hd = calloc((size_t)a->n_mlp, sizeof *m->hd);
@@ -789,18 +787,28 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   int64_t ldin = D0;
   for (int32_t l = 0; l < a->n_mlp; l++) {
     const ameir__mlp_p *p = &m->mlp[l];
-    CK(o->gemm(bs, 0, 1, B, p->out, p->in, 1.f, hin, ldin, m->P + p->w, p->in, 0.f, m->z[l], p->out));
+    if (l == 0 && m->sn_pj >= 0) {
+      /* supernet step 2, the linearity trick of section 2.3: W [e | p_j | dense] = W_e e +
+       * W_j p_j + W_d dense, with the sampled interaction's own projection W_j */
+      int64_t nd = D0 - m->off_d;
+      CK(o->gemm(bs, 0, 1, B, p->out, m->off_p, 1.f, hin, ldin, m->P + p->w, p->ldw, 0.f, m->z[0], p->out));
+      CK(o->gemm(bs, 0, 1, B, p->out, K, 1.f, hin + m->off_p, ldin, m->P + m->sn_pj, K, 1.f, m->z[0], p->out));
+      if (nd)
+        CK(o->gemm(bs, 0, 1, B, p->out, nd, 1.f, hin + m->off_d, ldin, m->P + p->w + m->off_d, p->ldw, 1.f, m->z[0], p->out));
+    } else {
+      CK(o->gemm(bs, 0, 1, B, p->out, p->in, 1.f, hin, ldin, m->P + p->w, p->ldw, 0.f, m->z[l], p->out));
+    }
     CK(o->add_bias(bs, m->z[l], p->out, m->P + p->b, B, p->out));
     if (p->act == AMEIR_ACT_DICE)
       CK(o->dice_fwd(bs, m->z[l], m->h[l], B, p->out, m->P + p->alpha, m->stats + p->rmean,
                      m->stats + p->rvar, 1e-8f, training, m->dice_save[l]));
     else if (p->act != AMEIR_ACT_IDENTITY)
       CK(o->act_fwd(bs, p->act, m->z[l], m->h[l], B * p->out));
-    hin = m->h[l];
+    hin = p->act == AMEIR_ACT_IDENTITY ? m->z[l] : m->h[l];
     ldin = p->out;
     if (training && m->hd) {   /* masks drawn from (seed, step, layer): reproducible on every backend */
       uint64_t off = ((uint64_t)m->step * (uint64_t)(a->n_mlp + 1) + (uint64_t)l) * (uint64_t)(B * p->out);
-      CK(o->dropout_fwd(bs, m->h[l], m->hd[l], m->dmask[l], B * p->out, (float)m->opt.dropout,
+      CK(o->dropout_fwd(bs, hin, m->hd[l], m->dmask[l], B * p->out, (float)m->opt.dropout,
                         m->ctx->seed ^ 0xd40b0u, off));
       hin = m->hd[l];
     }
@@ -823,7 +831,7 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   /* output: w^T [h_mlp, h_se] + b */
   CK(o->gemm(bs, 0, 1, B, 1, m->h_last, 1.f, hin, ldin, m->P + m->out_w, m->h_last, 0.f, m->logit, 1));
   if (m->se_s) {
-    CK(o->gemm(bs, 0, 1, B, 1, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, K, 1.f, m->logit, 1));
+    CK(o->gemm(bs, 0, 1, B, 1, K, 1.f, m->hse, K, m->P + m->out_se, K, 1.f, m->logit, 1));
   }
   CK(o->add_bias(bs, m->logit, 1, m->P + m->out_b, B, 1));
   if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_fwd(bs, e, D0, B, F, K, m->logit, 1));
@@ -836,6 +844,12 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   return o->bce_logits(bs, m->logit, m->y, B, 1.f / (float)B, loss, training ? m->dlogit : NULL, m->prob);
 }
 
+/* The output of MLP layer l as the next layer reads it (identity layers leave it in z). */
+static const float *mlp_out(const ameir_model *m, int32_t l, int drop) {
+  if (drop) return m->hd[l];
+  return m->mlp[l].act == AMEIR_ACT_IDENTITY ? m->z[l] : m->h[l];
+}
+
 ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   const ameir_ops *o = m->ops;
   void *bs = m->bs;
@@ -844,10 +858,14 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   int64_t K = m->opt.emb, F = m->n_cat, D0 = m->d0;
   float *e = m->x0 + m->off_e, *de = m->dx0 + m->off_e;
   float *G = m->G, *P = m->P;
-  CK(o->memset0(bs, G, sizeof(float) * (size_t)m->n_params));
+  if (m->sn_nseg)
+    for (int32_t i = 0; i < m->sn_nseg; i++)
+      CK(o->memset0(bs, G + m->sn_seg[2 * i], sizeof(float) * (size_t)m->sn_seg[2 * i + 1]));
+  else
+    CK(o->memset0(bs, G, sizeof(float) * (size_t)m->n_params));
   /* output layer */
   int drop = m->hd != NULL;   /* the forward of a training step used the dropped outputs */
-  const float *hl = a->n_mlp ? (drop ? m->hd[a->n_mlp - 1] : m->h[a->n_mlp - 1]) : m->x0;
+  const float *hl = a->n_mlp ? mlp_out(m, a->n_mlp - 1, drop) : m->x0;
   int64_t ldl = a->n_mlp ? m->h_last : D0;
   float *dhl = a->n_mlp ? m->dh0 : m->dx0;
   int64_t n_before_cand = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
@@ -866,8 +884,8 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     CK(o->bias_grad(bs, m->dlogit, 1, G + m->out_b, B, 1));
     CK(o->gemm(bs, 0, 0, B, m->h_last, 1, 1.f, m->dlogit, 1, P + m->out_w, m->h_last, 0.f, dhl, ldl));
     if (m->se_s) {
-      CK(o->gemm(bs, 1, 0, 1, K, B, 1.f, m->dlogit, 1, m->hse, K, 1.f, G + m->out_w + m->h_last, K));
-      CK(o->gemm(bs, 0, 0, B, K, 1, 1.f, m->dlogit, 1, P + m->out_w + m->h_last, K, 0.f, m->dhse, K));
+      CK(o->gemm(bs, 1, 0, 1, K, B, 1.f, m->dlogit, 1, m->hse, K, 1.f, G + m->out_se, K));
+      CK(o->gemm(bs, 0, 0, B, K, 1, 1.f, m->dlogit, 1, P + m->out_se, K, 0.f, m->dhse, K));
     }
     if (m->dl_w >= 0)
       CK(o->gemm(bs, 1, 0, 1, m->n_dense, B, 1.f, m->dlogit, 1, m->dense, m->n_dense, 1.f, G + m->dl_w, m->n_dense));
@@ -886,12 +904,24 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->act_bwd(bs, p->act, m->z[l], m->h[l], X, Y, B * p->out));
       dz = Y;
     }
-    const float *hin = l ? (drop ? m->hd[l - 1] : m->h[l - 1]) : m->x0;
+    const float *hin = l ? mlp_out(m, l - 1, drop) : m->x0;
     int64_t ldin = l ? m->mlp[l - 1].out : D0;
-    CK(o->gemm(bs, 1, 0, p->out, p->in, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->in));
     CK(o->bias_grad(bs, dz, p->out, G + p->b, B, p->out));
     float *dhin = l ? (dz == X ? Y : X) : m->dx0;
-    CK(o->gemm(bs, 0, 0, B, p->in, p->out, 1.f, dz, p->out, P + p->w, p->in, 0.f, dhin, ldin));
+    if (l == 0 && m->sn_pj >= 0) {   /* supernet step 2: see the forward */
+      int64_t nd = D0 - m->off_d;
+      CK(o->gemm(bs, 1, 0, p->out, m->off_p, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->ldw));
+      CK(o->gemm(bs, 1, 0, p->out, K, B, 1.f, dz, p->out, hin + m->off_p, ldin, 1.f, G + m->sn_pj, K));
+      CK(o->gemm(bs, 0, 0, B, m->off_p, p->out, 1.f, dz, p->out, P + p->w, p->ldw, 0.f, dhin, ldin));
+      CK(o->gemm(bs, 0, 0, B, K, p->out, 1.f, dz, p->out, P + m->sn_pj, K, 0.f, dhin + m->off_p, ldin));
+      if (nd) {
+        CK(o->gemm(bs, 1, 0, p->out, nd, B, 1.f, dz, p->out, hin + m->off_d, ldin, 1.f, G + p->w + m->off_d, p->ldw));
+        CK(o->gemm(bs, 0, 0, B, nd, p->out, 1.f, dz, p->out, P + p->w + m->off_d, p->ldw, 0.f, dhin + m->off_d, ldin));
+      }
+    } else {
+      CK(o->gemm(bs, 1, 0, p->out, p->in, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->ldw));
+      CK(o->gemm(bs, 0, 0, B, p->in, p->out, 1.f, dz, p->out, P + p->w, p->ldw, 0.f, dhin, ldin));
+    }
     if (l) { X = dhin; Y = (dhin == m->dh0) ? m->dh1 : m->dh0; }
   }
   /* Stage 1 backward: d H_0 lands after the e part of the embedding-gradient buffer */
@@ -908,7 +938,13 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
   /* optimiser: dense parameters */
   float lr_f = (float)lr, b1 = (float)op->beta1, b2 = (float)op->beta2, eps = (float)op->eps, l2 = (float)op->l2;
   m->step++;
-  CK(o->adam_dense(bs, P, G, m->M, m->V, m->n_params, lr_f, b1, b2, eps, l2, m->step));
+  if (m->sn_nseg)   /* supernet: only the sampled child's parameters (torch skips grad-less ones) */
+    for (int32_t i = 0; i < m->sn_nseg; i++) {
+      int64_t so = m->sn_seg[2 * i];
+      CK(o->adam_dense(bs, P + so, G + so, m->M + so, m->V + so, m->sn_seg[2 * i + 1], lr_f, b1, b2, eps, l2, m->step));
+    }
+  else
+    CK(o->adam_dense(bs, P, G, m->M, m->V, m->n_params, lr_f, b1, b2, eps, l2, m->step));
   /* embeddings: sparse row gradients */
   if (F || m->stage1) {
     int64_t count = n_before_cand + B * m->n_cand, nu = 0;

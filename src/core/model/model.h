@@ -57,6 +57,7 @@ typedef struct {
   int64_t in, out;
   int32_t act;
   int64_t w, b, alpha;     /* offsets in the flat parameter buffer (alpha: Dice, else -1) */
+  int64_t ldw;             /* row stride of w: in, or the supernet's K0 when w is a slice */
   int64_t rmean, rvar;     /* offsets in the stats buffer (Dice), else -1 */
 } ameir__mlp_p;
 
@@ -116,6 +117,8 @@ struct ameir_model {
   int64_t n_params;        /* flat dense parameters */
   ameir__mlp_p *mlp;
   int64_t out_w, out_b;    /* out_w has h_last (+ K with SE) entries */
+  int64_t out_se;          /* CTR: the SE part of the output weights (out_w + h_last, or the
+                            * supernet's slot after its widest MLP) */
   int64_t se_v, se_w1, se_b1, se_w2, se_b2, se_r, se_s;
   int64_t dl_w;            /* dense first-order weights, -1 if none */
   int64_t n_stats;
@@ -127,6 +130,14 @@ struct ameir_model {
   int64_t step;            /* optimiser steps taken */
   ameir__train_stats stats_;
   int32_t *inter_f_dev, *inter_o_dev;   /* dev: stage 2 field lists (uploaded with the params) */
+  /* Supernet hooks (src/core/search): a supernet is one model whose flat buffer also holds a
+   * bank of every candidate; a child is this model with the offsets and arch set to its
+   * choices. Ordinary models leave these at their defaults (sn_pj -1, no segments). */
+  int32_t sn_max;          /* workspaces sized for any child (every buffer of every block/layer) */
+  int64_t sn_pj;           /* step 2: projection W_j [mlp[0].out, K] of the sampled interaction,
+                            * used for x0's p columns instead of the first layer's own ones */
+  int32_t sn_nseg;         /* >0: the optimiser and the gradient reset touch only these ranges */
+  int64_t *sn_seg;         /* [2 * sn_nseg] (offset, length) in the flat buffer */
   /* Workspaces kept for predictions (see ameir__model_ws_acquire): a call takes a free one
    * with an atomic exchange, or makes a fresh one when all are busy; no call ever waits. */
   struct ameir__ws_slot *ws_pool;
@@ -184,6 +195,26 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
 ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds);
 ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t batch);
 void ameir__train_opts_default(ameir__train_opts *o);
+
+/* Supernet support. bank(m, off, user) runs after the layout (final K) and returns how many
+ * extra flat parameters to reserve from offset off (the supernet initialises them itself). */
+typedef int64_t (*ameir__bank_fn)(ameir_model *m, int64_t off, void *user);
+ameir_status ameir__model_create_ex(ameir_model **out, ameir_context *ctx, const ameir_arch *arch,
+                                    const ameir_dataset *ds, const char *opts_text, ameir__bank_fn bank,
+                                    void *user);
+/* The parameters of one Stage-1 layer kind at the model's behaviour width, and whether that kind
+ * fits the data (NULL) or why not. */
+int64_t ameir__stage1_layer_params(const ameir_model *m, int32_t layer);
+const char *ameir__stage1_layer_unfit(const ameir_model *m, int32_t layer);
+/* Initialises one block's parameters in the host copy hp (layer at poff, LN at goff/boff, -1 none). */
+ameir_status ameir__stage1_init_block(ameir_model *m, float *hp, ameir__rng *r, int32_t layer, int64_t poff,
+                                      int64_t goff, int64_t boff);
+/* AUC (CTR) or HR@10 under the model's eval protocol (retrieval) of rows[0..n) of a dataset. */
+ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                      double *metric);
+/* Ranking metrics of rows[0..n): r[0..6] = HR@5, NDCG@5, HR@10, NDCG@10, MRR, HR@20, NDCG@20. */
+ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                    double *r);
 
 #endif
 

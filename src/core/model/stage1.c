@@ -30,6 +30,18 @@ static void layer_shape(int32_t layer, int32_t *k, int32_t *dil, int32_t *heads)
 }
 
 /* Number of parameters of a block's layer (d = S*K). */
+static int64_t layer_params(const ameir_model *m, int32_t layer, int64_t d);
+int64_t ameir__stage1_layer_params(const ameir_model *m, int32_t layer) { return layer_params(m, layer, m->d_seq); }
+
+const char *ameir__stage1_layer_unfit(const ameir_model *m, int32_t layer) {
+  int32_t k, dil, heads;
+  layer_shape(layer, &k, &dil, &heads);
+  if (heads && m->d_seq % heads) return "the behaviour width is not a multiple of the heads";
+  if (layer == AMEIR_LAYER_GRU && m->d_seq % 2) return "the Bi-GRU needs an even behaviour width";
+  if (layer == AMEIR_LAYER_TARGET_ATT && !m->has_target) return "no target tied to the behaviours";
+  return NULL;
+}
+
 static int64_t layer_params(const ameir_model *m, int32_t layer, int64_t d) {
   int32_t k, dil, heads;
   layer_shape(layer, &k, &dil, &heads);
@@ -91,43 +103,45 @@ static void din_init(const ameir_model *m, ameir__rng *r, float *p, int64_t d) {
   ameir__model_init_linear(m, r, w3, b3, 1, a2, 0);
 }
 
+ameir_status ameir__stage1_init_block(ameir_model *m, float *hp, ameir__rng *r, int32_t layer, int64_t poff,
+                                      int64_t goff, int64_t boff) {
+  int64_t d = m->d_seq;
+  if (goff >= 0)
+    for (int64_t i = 0; i < d; i++) { hp[goff + i] = 1.f; hp[boff + i] = 0.f; }
+  if (poff < 0) return AMEIR_OK;
+  float *p = hp + poff;
+  int32_t k, dil, heads;
+  layer_shape(layer, &k, &dil, &heads);
+  if (k) {
+    ameir__model_init_linear(m, r, p, p + d * d * k, d, d * k, 0);          /* He normal over fan_in d*k */
+  } else if (heads) {
+    ameir__model_init_linear(m, r, p, p + 3 * d * d, 3 * d, d, 1);           /* fused q, k, v */
+    ameir__model_init_linear(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
+  } else if (layer == AMEIR_LAYER_GRU) {
+    int64_t hd = d / 2, per = ameir__gru_params(d);
+    for (int dir = 0; dir < 2; dir++) {
+      float *q = p + dir * per, *wih = q, *whh = wih + 3 * hd * d, *bih = whh + 3 * hd * hd;
+      if (m->opt.mlp_init == 1) {
+        double bound = 1.0 / sqrt((double)hd);
+        ameir__init_uniform(r, q, per, bound);
+      } else {   /* appendix D: orthogonal */
+        CK(ameir__init_orthogonal(r, wih, 3 * hd, d, 1.0));
+        CK(ameir__init_orthogonal(r, whh, 3 * hd, hd, 1.0));
+        memset(bih, 0, sizeof(float) * (size_t)(6 * hd));
+      }
+    }
+  } else if (layer == AMEIR_LAYER_TARGET_ATT) {
+    din_init(m, r, p, d);
+  }
+  return AMEIR_OK;
+}
+
 ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
   if (!m->stage1) return AMEIR_OK;
   const ameir_arch *a = m->arch;
-  int64_t d = m->d_seq;
-  for (int32_t l = 0; l < a->n_blocks; l++) {
-    const ameir__block *b = &a->blocks[l];
-    if (m->blk_g[l] >= 0) {
-      for (int64_t i = 0; i < d; i++) { hp[m->blk_g[l] + i] = 1.f; hp[m->blk_b[l] + i] = 0.f; }
-    }
-    if (m->blk_p[l] < 0) continue;
-    float *p = hp + m->blk_p[l];
-    int32_t k, dil, heads;
-    layer_shape(b->layer, &k, &dil, &heads);
-    if (k) {
-      ameir__model_init_linear(m, r, p, p + d * d * k, d, d * k, 0);          /* He normal over fan_in d*k */
-    } else if (heads) {
-      ameir__model_init_linear(m, r, p, p + 3 * d * d, 3 * d, d, 1);           /* fused q, k, v */
-      ameir__model_init_linear(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
-    } else if (b->layer == AMEIR_LAYER_GRU) {
-      int64_t hd = d / 2, per = ameir__gru_params(d);
-      for (int dir = 0; dir < 2; dir++) {
-        float *q = p + dir * per, *wih = q, *whh = wih + 3 * hd * d, *bih = whh + 3 * hd * hd, *bhh = bih + 3 * hd;
-        if (m->opt.mlp_init == 1) {
-          double bound = 1.0 / sqrt((double)hd);
-          ameir__init_uniform(r, q, per, bound);
-        } else {   /* appendix D: orthogonal */
-          CK(ameir__init_orthogonal(r, wih, 3 * hd, d, 1.0));
-          CK(ameir__init_orthogonal(r, whh, 3 * hd, hd, 1.0));
-          memset(bih, 0, sizeof(float) * (size_t)(6 * hd));
-          (void)bhh;
-        }
-      }
-    } else if (b->layer == AMEIR_LAYER_TARGET_ATT) {
-      din_init(m, r, p, d);
-    }
-  }
-  if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, d);
+  for (int32_t l = 0; l < a->n_blocks; l++)
+    CK(ameir__stage1_init_block(m, hp, r, a->blocks[l].layer, m->blk_p[l], m->blk_g[l], m->blk_b[l]));
+  if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, m->d_seq);
   return AMEIR_OK;
 }
 
@@ -178,23 +192,32 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
     return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)B, (void **)&m->len_dev));
   CK(dalloc(m, &m->H[0], n));
+  /* a supernet's blocks change kind from batch to batch: every block gets every buffer */
+  int64_t save_max = 0;
+  if (m->sn_max) {
+    int64_t cand[4] = {ameir__gru_save(B, T, d), ameir__mha_save(B, T, d, 2), ameir__mha_save(B, T, d, 4),
+                       m->has_target ? ameir__din_save(B, T, d, m->din_a1, m->din_a2) : 0};
+    for (int i = 0; i < 4; i++) if (cand[i] > save_max) save_max = cand[i];
+  }
   for (int32_t l = 0; l < L; l++) {
     const ameir__block *b = &a->blocks[l];
-    if (b->layer == AMEIR_LAYER_ZERO) { m->H[l + 1] = NULL; continue; }
+    int sn = m->sn_max;
+    if (b->layer == AMEIR_LAYER_ZERO && !sn) { m->H[l + 1] = NULL; continue; }
     CK(dalloc(m, &m->H[l + 1], n));
     CK(dalloc(m, &m->ly[l], n));
-    if (b->act == AMEIR_ACT_IDENTITY) m->la[l] = m->ly[l];
+    if (b->act == AMEIR_ACT_IDENTITY && !sn) m->la[l] = m->ly[l];
     else CK(dalloc(m, &m->la[l], n));
-    if (b->norm == AMEIR_NORM_LN) {
+    if (b->norm == AMEIR_NORM_LN || sn) {
       CK(dalloc(m, &m->nrm[l], n));
       CK(dalloc(m, &m->lnsave[l], 2 * B * T));
     }
-    int64_t save = 0;
+    int64_t save = sn ? save_max : 0;
     if (b->layer == AMEIR_LAYER_GRU) save = ameir__gru_save(B, T, d);
     else if (b->layer == AMEIR_LAYER_SA2 || b->layer == AMEIR_LAYER_SA4) save = ameir__mha_save(B, T, d, b->layer == AMEIR_LAYER_SA2 ? 2 : 4);
     else if (b->layer == AMEIR_LAYER_TARGET_ATT) save = ameir__din_save(B, T, d, m->din_a1, m->din_a2);
+    if (sn && save < save_max) save = save_max;
     if (save) CK(dalloc(m, &m->lsave[l], save));
-    if (b->layer == AMEIR_LAYER_MAXPOOL3) CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)n, (void **)&m->psave[l]));
+    if (b->layer == AMEIR_LAYER_MAXPOOL3 || sn) CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)n, (void **)&m->psave[l]));
   }
   CK(dalloc(m, &m->dHs, n));
   CK(dalloc(m, &m->dt1, n));
@@ -210,7 +233,7 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
 
 /* The last H (blocks of `zero` pass their input through). */
 static float *h_at(const ameir_model *m, int32_t l) {
-  while (l > 0 && !m->H[l]) l--;
+  while (l > 0 && m->arch->blocks[l - 1].layer == AMEIR_LAYER_ZERO) l--;
   return m->H[l];
 }
 
@@ -275,7 +298,7 @@ ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, 
     else if (b->layer == AMEIR_LAYER_TARGET_ATT)
       CK(o->din_fwd(bs, in, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, p, NULL, 0, m->ly[l], m->lsave[l]));
     if (b->act != AMEIR_ACT_IDENTITY) CK(o->act_fwd(bs, b->act, m->ly[l], m->la[l], n));
-    CK(o->copy(bs, m->H[l + 1], m->la[l], sizeof(float) * (size_t)n));
+    CK(o->copy(bs, m->H[l + 1], b->act != AMEIR_ACT_IDENTITY ? m->la[l] : m->ly[l], sizeof(float) * (size_t)n));
     CK(o->axpby(bs, n, 1.f, x, 1.f, m->H[l + 1]));
     CK(o->seq_mask(bs, m->H[l + 1], m->H[l + 1], m->len_dev, B, T, d));
   }

@@ -259,9 +259,13 @@ static ameir_status score_all_items(ameir_model *m, const ameir_dataset *ds, con
  * target; sampled: rank = draws (uniform over the items, redrawn when in the history or equal
  * to the target) scoring strictly above it. One GEMM scores every item for a batch of users. */
 static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int32_t split, double *r) {
+  return ameir__model_rank_rows(m, ds, ds->split_rows[split], ds->split_n[split], r);
+}
+
+ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                    double *r) {
   const ameir_ops *o = m->ops;
-  int64_t n = ds->split_n[split], V = m->item_vocab - 1;
-  const int64_t *rows = ds->split_rows[split];
+  int64_t V = m->item_vocab - 1;
   for (int i = 0; i < 7; i++) r[i] = n ? 0 : NAN;
   if (!n || V < 1) return AMEIR_OK;
   int64_t EB = 256;
@@ -336,6 +340,27 @@ static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int3
   if (st) return st;
   for (int i = 0; i < 7; i++) r[i] /= (double)n;
   return AMEIR_OK;
+}
+
+ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                      double *metric) {
+  if (m->task == AMEIR_TASK_RETRIEVAL) {
+    double r[7];
+    CK(ameir__model_rank_rows(m, ds, rows, n, r));
+    *metric = r[2];
+    return AMEIR_OK;
+  }
+  float *prob = malloc(4 * (size_t)(n + 1)), *y = malloc(4 * (size_t)(n + 1));
+  if (!prob || !y) { free(prob); free(y); return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory"); }
+  ameir_status st = score_rows(m, ds, rows, n, prob, NULL);
+  if (!st) {
+    for (int64_t i = 0; i < n; i++) y[i] = ds->label[rows[i]];
+    *metric = ameir__auc(y, prob, n);
+    if (*metric == -2) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
+  }
+  free(prob);
+  free(y);
+  return st;
 }
 
 /* AUC per user, weighted by the user's rows; users with one class are left out (DIN). */
