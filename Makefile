@@ -242,13 +242,7 @@ DATA ?= ../shared/data
 # The main job: DeepFM on Frappe from ../shared/data; where that is absent (a user's fresh clone),
 # on a synthetic dataset the library writes itself, saying so.
 demo: deps all
-	@if [ -d "$${AMEIR_DATA_DIR:-$(DATA)}/frappe" ]; then \
-	  ./build/ameir train examples/configs/frappe.yaml --model deepfm; \
-	else \
-	  echo "demo: $${AMEIR_DATA_DIR:-$(DATA)} not found: training on a synthetic dataset (ameir gen build/demo-data)"; \
-	  ./build/ameir gen build/demo-data --rows 100000 >/dev/null && \
-	  ./build/ameir train build/demo-data/synthetic.yaml --model deepfm; \
-	fi
+	@sh examples/demo.sh
 
 clean:
 	rm -rf build lib/*.so* lib/*.a pkgconfig/ameir.pc

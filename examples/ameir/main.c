@@ -14,6 +14,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  train CONFIG.yaml    train a fixed architecture on a dataset\n"
+    "  search CONFIG.yaml   search an architecture (blocks, interactions, MLP) and derive the model\n"
     "  eval MODEL CONFIG.yaml   evaluate a saved model on the dataset's test split\n"
     "  predict MODEL FILE   print one score a line for the rows of a data file\n"
     "  inspect MODEL        print a saved model's architecture and sizes\n"
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
   if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 1, argv + 1);
   if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "search")) return cmd_search(argc - 1, argv + 1);
   fprintf(stderr, "ameir: unknown command '%s'\n\n%s", argv[1], USAGE);
   return EXIT_USAGE;
 }

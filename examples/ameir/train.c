@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,15 +27,6 @@ static double peak_rss_mb(void) {
   return (double)ru.ru_maxrss / 1024.0;
 }
 
-static int parse_int_arg(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 typedef struct {
   const char *config, *model, *arch, *mlp, *out;
   const char *sets[256];
@@ -44,18 +34,6 @@ typedef struct {
   long threads, seed;
   int json;
 } train_args;
-
-static int make_context(ameir_context **ctx, long threads, long seed, cli_progress *prog) {
-  if (ameir_context_create(ctx, NULL)) {
-    fprintf(stderr, "ameir: %s\n", ameir_last_error());
-    return EXIT_RUNTIME;
-  }
-  if (threads > 0 && ameir_context_set_int(*ctx, "threads", threads)) return cli_fail(*ctx, "threads");
-  if (seed >= 0 && ameir_context_set_int(*ctx, "seed", seed)) return cli_fail(*ctx, "seed");
-  ameir_context_set_log_callback(*ctx, cli_log_fn, prog);
-  ameir_context_set_progress_callback(*ctx, cli_progress_fn, prog);
-  return 0;
-}
 
 int cmd_train(int argc, char **argv) {
   train_args a;
@@ -90,51 +68,14 @@ int cmd_train(int argc, char **argv) {
   ameir_dataset *ds = NULL;
   ameir_arch *arch = NULL;
   ameir_model *m = NULL;
-  int rc = make_context(&ctx, a.threads, a.seed, &prog);
+  int rc = cli_make_context(&ctx, a.threads, a.seed, cli_progress_fn, &prog);
   if (rc) { ameir_context_free(ctx); return rc; }
-  char buf[512];
-  if (a.seed < 0 && !ameir_config_get_string(ctx, a.config, "train.seed", buf, sizeof buf)) {
-    long sd;
-    if (parse_int_arg(buf, 0, 2147483647L, &sd) || ameir_context_set_int(ctx, "seed", sd)) { rc = cli_fail(ctx, "train.seed"); goto out; }
-  }
-  if (a.threads <= 0 && !ameir_config_get_string(ctx, a.config, "train.threads", buf, sizeof buf)) {
-    long th;
-    if (parse_int_arg(buf, 1, 1024, &th) || ameir_context_set_int(ctx, "threads", th)) { rc = cli_fail(ctx, "train.threads"); goto out; }
-  }
-  /* dataset, with dataset.* overrides */
-  const char *dsets[256];
-  int nd = 0;
-  for (int i = 0; i < a.n_sets; i++) if (!strncmp(a.sets[i], "dataset.", 8)) dsets[nd++] = a.sets[i];
-  if (nd == 0) {
-    if (ameir_dataset_open(&ds, ctx, a.config)) { rc = cli_fail(ctx, "dataset"); goto out; }
-  } else {
-    /* read the YAML text and apply the overrides */
-    FILE *f = fopen(a.config, "rb");
-    if (!f) { fprintf(stderr, "ameir: %s: %s\n", a.config, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
-    char *text = NULL;
-    size_t n = 0, cap = 0, r;
-    do {
-      if (n + 4096 >= cap) { cap = cap ? 2 * cap : 65536; char *t = realloc(text, cap); if (!t) { free(text); fclose(f); rc = EXIT_RUNTIME; goto out; } text = t; }
-      r = fread(text + n, 1, cap - n - 1, f);
-      n += r;
-    } while (r > 0);
-    fclose(f);
-    text[n] = 0;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", a.config);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
-    ameir_status st = ameir_dataset_open_yaml(&ds, ctx, text, dir, dsets, nd);
-    free(text);
-    if (st) { rc = cli_fail(ctx, "dataset"); goto out; }
-  }
+  if ((rc = cli_config_defaults(ctx, a.config, a.seed, a.threads))) goto out;
+  if ((rc = cli_open_dataset(ctx, a.config, a.sets, a.n_sets, a.json, &ds))) goto out;
   int32_t fc = 0;
   double load_s = ameir_dataset_load_seconds(ds, &fc);
-  if (!a.json) fprintf(stderr, "dataset: %lld rows (train %lld, valid %lld, test %lld), %d fields, loaded in %.2fs%s\n",
-                       (long long)ameir_dataset_rows(ds, -1), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TRAIN),
-                       (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID), (long long)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST),
-                       (int)ameir_dataset_fields(ds), load_s, fc ? " (cache)" : "");
   /* architecture */
+  char buf[512];
   int retrieval = ameir_dataset_task(ds) == AMEIR_TASK_RETRIEVAL;
   char model_name[600] = "deepfm", mlp[600] = "";
   if (retrieval) snprintf(model_name, sizeof model_name, "sasrec");
@@ -155,13 +96,8 @@ int cmd_train(int argc, char **argv) {
   for (int i = 0; i < a.n_sets; i++) {
     if (!strncmp(a.sets[i], "dataset.", 8)) continue;
     char key[128];
-    const char *eq = strchr(a.sets[i], '=');
-    size_t kl = (size_t)(eq - a.sets[i]);
-    if (kl >= sizeof key) kl = sizeof key - 1;
-    memcpy(key, a.sets[i], kl);
-    key[kl] = 0;
-    const char *k = !strncmp(key, "train.", 6) ? key + 6 : key;
-    if (ameir_model_set_option(m, k, eq + 1)) { cli_fail(ctx, a.sets[i]); rc = EXIT_USAGE; goto out; }
+    const char *k = cli_set_key(a.sets[i], "train.", key, sizeof key);
+    if (ameir_model_set_option(m, k, strchr(a.sets[i], '=') + 1)) { cli_fail(ctx, a.sets[i]); rc = EXIT_USAGE; goto out; }
   }
   if (ameir_model_train(m, ds)) { rc = cli_fail(ctx, "train"); goto out; }
   int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
@@ -211,12 +147,7 @@ int cmd_train(int argc, char **argv) {
     json_str(stdout, model_name);
     printf(", \"config\": ");
     json_str(stdout, a.config);
-    printf(", \"backend\": ");
-    json_str(stdout, ameir_context_backend(ctx));
-    int64_t th = 0, sd = 0;
-    ameir_context_get_int(ctx, "threads", &th);
-    ameir_context_get_int(ctx, "seed", &sd);
-    printf(", \"threads\": %lld, \"seed\": %lld", (long long)th, (long long)sd);
+    cli_json_context(stdout, ctx);
     if (retrieval) {
       for (int p = 0; p < 2; p++)
         for (int sp = 0; sp < 2; sp++)
@@ -283,7 +214,7 @@ static int open_model_and_data(int argc, char **argv, const char *help, ameir_co
   }
   if (!model || !config) { fputs(help, stderr); return EXIT_USAGE; }
   prog->tty = isatty(2);
-  int rc = make_context(ctx, threads, -1, prog);
+  int rc = cli_make_context(ctx, threads, -1, cli_progress_fn, prog);
   if (rc) return rc;
   if (ameir_model_load(m, *ctx, model)) return cli_fail(*ctx, "load");
   if (ameir_dataset_open(ds, *ctx, config)) return cli_fail(*ctx, "dataset");
@@ -332,7 +263,7 @@ int cmd_predict(int argc, char **argv) {
   cli_progress prog = {0};
   ameir_context *ctx = NULL;
   ameir_model *m = NULL;
-  int rc = make_context(&ctx, threads, -1, &prog);
+  int rc = cli_make_context(&ctx, threads, -1, cli_progress_fn, &prog);
   if (!rc && ameir_model_load(&m, ctx, model)) rc = cli_fail(ctx, "load");
   if (!rc) {
     float *p = NULL;

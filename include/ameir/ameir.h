@@ -20,5 +20,6 @@
 #include "arch.h"
 #include "model.h"
 #include "config.h"
+#include "search.h"
 
 #endif

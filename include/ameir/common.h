@@ -84,9 +84,9 @@ typedef struct ameir_context ameir_context;   /**< backend, threads, seed, callb
 typedef struct ameir_dataset ameir_dataset;   /**< a schema plus loaded, encoded, split rows */
 typedef struct ameir_arch ameir_arch;         /**< an architecture in the paper's notation */
 typedef struct ameir_model ameir_model;       /**< a trainable / trained fixed architecture */
-typedef struct ameir_space ameir_space;       /**< a search space (search issue) */
-typedef struct ameir_supernet ameir_supernet; /**< the one-shot model (search issue) */
-typedef struct ameir_searcher ameir_searcher; /**< the three-step search (search issue) */
+typedef struct ameir_space ameir_space;       /**< a search space */
+typedef struct ameir_supernet ameir_supernet; /**< the one-shot model */
+typedef struct ameir_searcher ameir_searcher; /**< the three-step search */
 
 /** Log levels passed to the log callback. */
 #define AMEIR_LOG_ERROR 0

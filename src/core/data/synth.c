@@ -75,7 +75,7 @@ AMEIR_API ameir_status ameir_dataset_generate(ameir_context *ctx, const char *di
         for (int j = 0; j < 3 && PLANT[p][j] >= 0; j++) prod *= lat[PLANT[p][j]][id[PLANT[p][j]] * LAT + k];
         s += prod;
       }
-      logit += 0.6 * s;
+      logit += 1.2 * s;
     }
     /* behaviour: a walk of 1..HIST_T items with a per-row step of 1 or 2 */
     int len = 1 + (int)ameir__rng_below(&r, HIST_T), step = 1 + (int)ameir__rng_below(&r, 2);

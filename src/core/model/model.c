@@ -132,6 +132,18 @@ void ameir__model_ws_release(const ameir_model *m, ameir_model *ws) {
   free(ws);
 }
 
+static void drop_ws_pool(ameir_model *m);
+static ameir_status new_ws_pool(ameir_model *m);
+
+/* A supernet changed its child: the kept copies describe the previous one. */
+ameir_status ameir__model_ws_pool_reset(ameir_model *m) {
+  int any = 0;
+  for (int i = 0; m->ws_pool && i < AMEIR_WS_POOL; i++) any |= m->ws_pool[i].ready;
+  if (!any) return AMEIR_OK;
+  drop_ws_pool(m);
+  return new_ws_pool(m);
+}
+
 /* Frees the kept workspaces (the parameters they point to are about to change or go). */
 static void drop_ws_pool(ameir_model *m) {
   if (!m->ws_pool) return;
@@ -771,17 +783,27 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   float *e = m->x0 + m->off_e;
   /* Stage 0: one lookup per field into its K columns of x0 */
   int64_t fm_off = 0;
-  for (int32_t s = 0; s < F; s++) {
+  for (int32_t s = 0; s < F && m->sn_reuse_x0; s++) fm_off += B * m->cat_len[s];
+  for (int32_t s = 0; s < F && !m->sn_reuse_x0; s++) {
     CK(o->emb_sum_fwd(bs, m->E, K, m->rows_fm + fm_off, B, m->cat_len[s], e + s * K, D0));
     fm_off += B * m->cat_len[s];
   }
-  if (m->n_dense) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
+  if (m->n_dense && !m->sn_reuse_x0) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
   /* Stage 1: behaviours (reads the target's embedding from e) */
-  CK(ameir__stage1_forward(m, B, training, m->rows_fm + fm_off));
+  if (!m->sn_reuse_x0) CK(ameir__stage1_forward(m, B, training, m->rows_fm + fm_off));
   /* Stage 2: Hadamard products */
-  if (m->n_inter)
+  if (m->sn_reuse_x0) {
+    /* x0 holds this batch's Stages 0-2 already */
+  } else if (m->sn_ngroup) {
+    for (int32_t g = 0; g < m->sn_ngroup; g++) {
+      int64_t r0 = m->sn_group[3 * g], nr = m->sn_group[3 * g + 1];
+      CK(o->hadamard_fwd(bs, e + r0 * D0, D0, nr, K, m->inter_f_dev + g * m->max_order, m->inter_o_dev + g, 1,
+                         m->max_order, m->x0 + r0 * D0 + m->off_p, D0));
+    }
+  } else if (m->n_inter) {
     CK(o->hadamard_fwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
                        m->x0 + m->off_p, D0));
+  }
   /* Stage 3: MLP, eq. (4) */
   const float *hin = m->x0;
   int64_t ldin = D0;
@@ -792,7 +814,12 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
        * W_j p_j + W_d dense, with the sampled interaction's own projection W_j */
       int64_t nd = D0 - m->off_d;
       CK(o->gemm(bs, 0, 1, B, p->out, m->off_p, 1.f, hin, ldin, m->P + p->w, p->ldw, 0.f, m->z[0], p->out));
-      CK(o->gemm(bs, 0, 1, B, p->out, K, 1.f, hin + m->off_p, ldin, m->P + m->sn_pj, K, 1.f, m->z[0], p->out));
+      for (int32_t g = 0; g < (m->sn_ngroup ? m->sn_ngroup : 1); g++) {
+        int64_t r0 = m->sn_ngroup ? m->sn_group[3 * g] : 0, nr = m->sn_ngroup ? m->sn_group[3 * g + 1] : B;
+        int64_t pj = m->sn_ngroup ? m->sn_group[3 * g + 2] : m->sn_pj;
+        CK(o->gemm(bs, 0, 1, nr, p->out, K, 1.f, hin + r0 * ldin + m->off_p, ldin, m->P + pj, K, 1.f,
+                   m->z[0] + r0 * p->out, p->out));
+      }
       if (nd)
         CK(o->gemm(bs, 0, 1, B, p->out, nd, 1.f, hin + m->off_d, ldin, m->P + p->w + m->off_d, p->ldw, 1.f, m->z[0], p->out));
     } else {
@@ -911,9 +938,13 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     if (l == 0 && m->sn_pj >= 0) {   /* supernet step 2: see the forward */
       int64_t nd = D0 - m->off_d;
       CK(o->gemm(bs, 1, 0, p->out, m->off_p, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->ldw));
-      CK(o->gemm(bs, 1, 0, p->out, K, B, 1.f, dz, p->out, hin + m->off_p, ldin, 1.f, G + m->sn_pj, K));
       CK(o->gemm(bs, 0, 0, B, m->off_p, p->out, 1.f, dz, p->out, P + p->w, p->ldw, 0.f, dhin, ldin));
-      CK(o->gemm(bs, 0, 0, B, K, p->out, 1.f, dz, p->out, P + m->sn_pj, K, 0.f, dhin + m->off_p, ldin));
+      for (int32_t g = 0; g < (m->sn_ngroup ? m->sn_ngroup : 1); g++) {
+        int64_t r0 = m->sn_ngroup ? m->sn_group[3 * g] : 0, nr = m->sn_ngroup ? m->sn_group[3 * g + 1] : B;
+        int64_t pj = m->sn_ngroup ? m->sn_group[3 * g + 2] : m->sn_pj;
+        CK(o->gemm(bs, 1, 0, p->out, K, nr, 1.f, dz + r0 * p->out, p->out, hin + r0 * ldin + m->off_p, ldin, 1.f, G + pj, K));
+        CK(o->gemm(bs, 0, 0, nr, K, p->out, 1.f, dz + r0 * p->out, p->out, P + pj, K, 0.f, dhin + r0 * ldin + m->off_p, ldin));
+      }
       if (nd) {
         CK(o->gemm(bs, 1, 0, p->out, nd, B, 1.f, dz, p->out, hin + m->off_d, ldin, 1.f, G + p->w + m->off_d, p->ldw));
         CK(o->gemm(bs, 0, 0, B, nd, p->out, 1.f, dz, p->out, P + p->w + m->off_d, p->ldw, 0.f, dhin + m->off_d, ldin));
@@ -932,9 +963,16 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
                  P + m->se_b2, m->dhse, K, m->se_save, de, G + m->se_v, G + m->se_w1, G + m->se_b1,
                  G + m->se_w2, G + m->se_b2));
   if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_bwd(bs, e, D0, B, F, K, m->dlogit, de));
-  if (m->n_inter)
+  if (m->sn_ngroup) {
+    for (int32_t g = 0; g < m->sn_ngroup; g++) {
+      int64_t r0 = m->sn_group[3 * g], nr = m->sn_group[3 * g + 1];
+      CK(o->hadamard_bwd(bs, e + r0 * D0, D0, nr, K, m->inter_f_dev + g * m->max_order, m->inter_o_dev + g, 1,
+                         m->max_order, m->dx0 + r0 * D0 + m->off_p, D0, de + r0 * D0));
+    }
+  } else if (m->n_inter) {
     CK(o->hadamard_bwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
                        m->dx0 + m->off_p, D0, de));
+  }
   /* optimiser: dense parameters */
   float lr_f = (float)lr, b1 = (float)op->beta1, b2 = (float)op->beta2, eps = (float)op->eps, l2 = (float)op->l2;
   m->step++;

@@ -136,7 +136,13 @@ struct ameir_model {
   int32_t sn_max;          /* workspaces sized for any child (every buffer of every block/layer) */
   int64_t sn_pj;           /* step 2: projection W_j [mlp[0].out, K] of the sampled interaction,
                             * used for x0's p columns instead of the first layer's own ones */
+  int32_t sn_ngroup;       /* >0 (step 2 training): the batch's rows in groups, each with its own
+                            * interaction (fields at inter_f_dev + g * max_order, order at
+                            * inter_o_dev + g) and projection */
+  int64_t *sn_group;       /* [3 * sn_ngroup]: first row, rows, projection offset */
   int32_t sn_nseg;         /* >0: the optimiser and the gradient reset touch only these ranges */
+  int32_t sn_reuse_x0;     /* the forward keeps x0 (Stages 0-2) from the previous forward of the
+                            * same rows: step 3 scores many MLPs over fixed blocks and interactions */
   int64_t *sn_seg;         /* [2 * sn_nseg] (offset, length) in the flat buffer */
   /* Workspaces kept for predictions (see ameir__model_ws_acquire): a call takes a free one
    * with an atomic exchange, or makes a fresh one when all are busy; no call ever waits. */
@@ -187,6 +193,8 @@ void ameir__model_ws_release(const ameir_model *m, ameir_model *ws);
  * with ameir__model_clone_release, never the copy's parameters. */
 void ameir__model_clone_ws(const ameir_model *m, ameir_model *copy);
 void ameir__model_clone_release(ameir_model *copy);
+/* Forgets the kept prediction workspaces (a supernet's child changed the shapes they copied). */
+ameir_status ameir__model_ws_pool_reset(ameir_model *m);
 
 ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);
 ameir_status ameir__model_backward_step(ameir_model *m, int64_t nb, double lr);

@@ -355,8 +355,9 @@ ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, c
   ameir_status st = score_rows(m, ds, rows, n, prob, NULL);
   if (!st) {
     for (int64_t i = 0; i < n; i++) y[i] = ds->label[rows[i]];
-    *metric = ameir__auc(y, prob, n);
-    if (*metric == -2) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
+    /* higher is better: AUC, or minus the log loss when that is the model's early metric */
+    *metric = m->opt.early_metric == 1 ? -ameir__logloss(y, prob, n) : ameir__auc(y, prob, n);
+    if (*metric == -2 && m->opt.early_metric != 1) st = ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory computing AUC");
   }
   free(prob);
   free(y);

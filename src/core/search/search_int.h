@@ -1,0 +1,122 @@
+/* Internal layout of the search: the space, the supernet and its children. */
+#ifndef AMEIR_CORE_SEARCH_INT_H
+#define AMEIR_CORE_SEARCH_INT_H
+
+#include "../base/base.h"
+#include "../model/model.h"
+#include "ameir/search.h"
+
+#define SN_MAX_BLOCKS 8
+#define SN_MAX_MLP 8
+#define SN_MAX_CHOICES 16
+#define SN_MAX_ORDER 8
+
+struct ameir_space {
+  ameir_context *ctx;
+  int32_t blocks;                          /* L_a */
+  int32_t n_layers, layers[SN_MAX_CHOICES];   /* AMEIR_LAYER_* */
+  int32_t n_bacts, bacts[SN_MAX_CHOICES];     /* AMEIR_ACT_* of the blocks */
+  int32_t n_norms, norms[2];               /* AMEIR_NORM_* */
+  int32_t readout;                         /* AMEIR_READOUT_* bits */
+  char predefined_mlp[256];                /* the MLP of steps 1 and 2 */
+  int32_t mlp_layers;                      /* L_c */
+  int32_t n_ratios;
+  double ratios[SN_MAX_CHOICES];           /* of K0 */
+  int32_t n_macts, macts[SN_MAX_CHOICES];  /* AMEIR_ACT_* of the MLP */
+  int32_t shortcut;
+  int32_t inter_topk, cycles, inter_m;
+  int32_t per_batch;                       /* step 2: interactions per training batch (0: all) */
+  int32_t inherit3;                        /* step 3's supernet starts from step 1's weights */
+  int32_t sn_patience;                     /* one-shot training stops after this many epochs without
+                                            * progress on the validation subset (0: never) */
+  int32_t samples, topk;
+  int64_t score_rows;
+  int32_t epochs[4];                       /* one-shot epochs of steps 1..3 (per cycle for 2) */
+  int32_t finetune_epochs, patience;
+  int32_t n_train;                         /* "key=value" options of every model (train: section) */
+  char **train;
+};
+
+/* A child: the choices of one step (the other stages are fixed by the supernet). */
+typedef struct {
+  int32_t layer[SN_MAX_BLOCKS], act[SN_MAX_BLOCKS], norm[SN_MAX_BLOCKS];   /* step 1: indices into the choice lists */
+  int32_t width[SN_MAX_MLP], mact[SN_MAX_MLP];                             /* step 3: ratio index, act index */
+  int32_t inter;                                                          /* step 2: candidate index */
+} sn_child;
+
+/* A candidate interaction of step 2: sorted slot indices of the model's embedded fields. */
+typedef struct {
+  int32_t order;
+  int32_t f[SN_MAX_ORDER];
+  int32_t slot;            /* its projection's bank slot */
+  double score;
+} sn_inter;
+
+/* Fair sampling of one decision: a random permutation of its choices, drawn in turn. */
+typedef struct { int32_t n, pos, perm[SN_MAX_CHOICES * 4]; } sn_fair;
+
+struct ameir_supernet {
+  ameir_context *ctx;
+  const ameir_space *sp;
+  const ameir_dataset *ds;
+  int32_t step;
+  ameir_model *m;
+  ameir_arch *fixed;       /* the architecture with the other stages fixed (owned) */
+  /* step 1 */
+  int32_t L;               /* block positions */
+  int32_t n_kinds, kinds[SN_MAX_CHOICES];
+  int64_t *bp, *bg, *bb;   /* [L * n_kinds] bank offsets: layer params, LN gamma, LN beta (-1 none) */
+  /* step 3 */
+  int64_t K0;
+  int32_t n_mlp;
+  int64_t widths[SN_MAX_CHOICES];
+  /* step 2 */
+  int32_t n_slots, n_cand, n_free;
+  int64_t pj0;             /* first projection: slot s at pj0 + s * out1 * K */
+  int64_t out1;
+  sn_inter *cand;          /* [n_slots] the current cycle's candidates */
+  int32_t *free_slots, *slot_used;
+  int32_t n_eligible, *eligible;   /* embedded slots an interaction may use */
+  /* training */
+  int64_t base_params;     /* [0, base_params): parameters every child uses */
+  int64_t sched_total, sched_done;   /* the single cosine schedule */
+  double es_best;          /* early stopping of the one-shot training: best validation mean so far */
+  int32_t es_bad;          /* epochs since it improved */
+  int32_t es_stopped;      /* the current training stopped early */
+  char *best_buf;          /* the training state at the best epoch so far (restored at the end) */
+  size_t best_len;
+  sn_fair fair[3 * SN_MAX_BLOCKS + 2 * SN_MAX_MLP + 1];
+  ameir__rng fair_rng;
+  int64_t *seg;            /* optimiser segments of the current child(ren) */
+  int64_t *groups;         /* step 2: [3 * n] row groups of a training batch */
+  sn_child cur;
+  const int64_t *x0_rows;   /* the rows whose x0 the workspace holds (step 3 scoring) */
+  int64_t x0_n, x0_step;
+};
+
+/* internal API between supernet.c and searcher.c */
+ameir_status ameir__sn_child_from_arch(ameir_supernet *sn, const ameir_arch *a, sn_child *c);
+ameir_status ameir__sn_child_to_arch(ameir_supernet *sn, const sn_child *c, ameir_arch **out);
+void ameir__sn_random_child(ameir_supernet *sn, ameir__rng *r, sn_child *c);
+/* the next child of the fair schedule (training draws them; tests check the counts) */
+void ameir__sn_fair_child(ameir_supernet *sn, sn_child *c);
+/* a searcher's supernet of a step, or NULL */
+ameir_supernet *ameir__searcher_supernet(ameir_searcher *s, int32_t step);
+ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c);
+ameir_status ameir__sn_score(ameir_supernet *sn, const sn_child *c, const int64_t *rows, int64_t n, double *metric);
+ameir_status ameir__sn_train(ameir_supernet *sn, int32_t epochs, int32_t cycle, int32_t first_epoch,
+                             ameir_status (*on_epoch)(void *u, int32_t epoch), void *u);
+/* step 2: replace the candidate set (projections of kept ones stay, new ones are drawn) */
+ameir_status ameir__sn_set_candidates(ameir_supernet *sn, const sn_inter *c, int32_t n);
+/* copies every parameter of src's current child that has a counterpart in dst */
+ameir_status ameir__model_inherit(ameir_model *dst, const ameir_model *src);
+/* the space's train options as "key=value\n" lines */
+char *ameir__space_opts(const ameir_space *sp);
+/* raw training state of a supernet (checkpoints) */
+ameir_status ameir__sn_save_state(ameir_supernet *sn, FILE *f);
+ameir_status ameir__sn_load_state(ameir_supernet *sn, FILE *f);
+/* the best-epoch snapshot as part of a checkpoint */
+ameir_status ameir__sn_save_best(ameir_supernet *sn, FILE *f);
+ameir_status ameir__sn_load_best(ameir_supernet *sn, FILE *f);
+
+#endif
