@@ -32,7 +32,8 @@ struct ameir_space {
   int32_t samples, topk;
   int64_t score_rows;
   int32_t epochs[4];                       /* one-shot epochs of steps 1..3 (per cycle for 2) */
-  int32_t finetune_epochs, patience;
+  int32_t finetune_epochs, patience;        /* finetune_epochs 0: train_epochs, else 10 */
+  int32_t train_epochs;                    /* the train: section's epochs (0: none given) */
   int32_t n_train;                         /* "key=value" options of every model (train: section) */
   char **train;
 };

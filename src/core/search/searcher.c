@@ -718,21 +718,23 @@ static ameir_status derive(ameir_searcher *s) {
   double t0 = now_s();
   ameir_context *ctx = s->ctx;
   const ameir_arch *fin = s->result[3] ? s->result[3] : s->result[2] ? s->result[2] : s->result[1];
+  int32_t epochs = s->sp->finetune_epochs ? s->sp->finetune_epochs : s->sp->train_epochs ? s->sp->train_epochs : 10;
   if (!fin) return ameir__error(ctx, AMEIR_ESTATE, "nothing to derive: no step has run");
   slog(s, "derivation: %s, %d epochs at most, patience %d", s->from_scratch ? "from random weights" : "from the one-shot weights",
-       (int)s->sp->finetune_epochs, (int)s->sp->patience);
+       (int)epochs, (int)s->sp->patience);
   char *base = ameir__space_opts(s->sp);
   if (!base) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   size_t n = strlen(base) + 128;
   char *opts = malloc(n);
   if (!opts) { free(base); return ameir__error(ctx, AMEIR_ENOMEM, "out of memory"); }
-  snprintf(opts, n, "%sepochs=%d\npatience=%d\nrestore_best=1\n", base, (int)s->sp->finetune_epochs, (int)s->sp->patience);
+  snprintf(opts, n, "%sepochs=%d\npatience=%d\nrestore_best=1\n", base, (int)epochs, (int)s->sp->patience);
   free(base);
   ameir_model_free(s->model);
   s->model = NULL;
   ameir_status st = ameir__model_create_ex(&s->model, ctx, fin, s->ds, opts, NULL, NULL);
   free(opts);
   CK(st);
+  ameir_supernet *inherited = NULL;
   if (!s->from_scratch) {
     /* the last supernet with the chosen child in place holds exactly the derived parameters */
     ameir_supernet *src = NULL;
@@ -740,8 +742,22 @@ static ameir_status derive(ameir_searcher *s) {
     else if (s->result[1] && !s->result[2]) { CK(trained_supernet(s, 1, NULL, &src)); CK(ameir__sn_set_child(src, &s->best[1])); }
     if (src) CK(ameir__model_inherit(s->model, src->m));
     else slog(s, "derivation: no supernet holds this architecture's weights; starting from random weights");
+    inherited = src;
   }
+  /* early stopping counts the inherited weights as epoch 0: on small data one more epoch on
+   * top of the one-shot training can only overfit, and then the inherited model is the answer */
+  double v0 = NAN, v1 = NAN;
+  const int64_t *vr = s->ds->split_rows[AMEIR_SPLIT_VALID];
+  int64_t nv = s->ds->split_n[AMEIR_SPLIT_VALID];
+  if (inherited && nv > 0) CK(ameir__model_metric_rows(s->model, s->ds, vr, nv, &v0));
   CK(ameir_model_train(s->model, s->ds));
+  if (inherited && nv > 0) {
+    CK(ameir__model_metric_rows(s->model, s->ds, vr, nv, &v1));
+    if (v0 >= v1) {
+      slog(s, "derivation: the inherited weights (validation %.5f) beat every fine-tuned epoch (%.5f): kept", v0, v1);
+      CK(ameir__model_inherit(s->model, inherited->m));
+    }
+  }
   ameir__step_report *r = &s->rep.step[4];
   r->seconds = now_s() - t0;
   if (s->ds->task == AMEIR_TASK_RETRIEVAL) {

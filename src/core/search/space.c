@@ -41,7 +41,7 @@ static void set_defaults(ameir_space *s) {
   s->score_rows = 4096;
   s->epochs[1] = s->epochs[2] = s->epochs[3] = 10;   /* at most: see sn_patience */
   s->sn_patience = 1;
-  s->finetune_epochs = 10;
+  s->finetune_epochs = 0;   /* the baselines' budget: train.epochs (else 10) */
   s->patience = 2;
 }
 
@@ -263,6 +263,13 @@ AMEIR_API ameir_status ameir_space_load(ameir_space **out, ameir_context *ctx, c
   for (int32_t i = 0; i < cfg->n && !st; i++) {
     const ameir__kv *kv = &cfg->kv[i];
     char key[256];
+    if (!strcmp(kv->key, "train.epochs")) {   /* the derivation's default budget */
+      int64_t e;
+      st = parse_int(ctx, kv->key, kv->value, 1, 100000, &e);
+      if (st) ameir__error_prefix(ctx, "%s:%d", cfg->path, (int)kv->line);
+      else s->train_epochs = (int32_t)e;
+      continue;
+    }
     if (!strncmp(kv->key, prefix, pl)) snprintf(key, sizeof key, "%s", kv->key + pl);
     else if (!strncmp(kv->key, "train.", 6) && !is_program_key(kv->key + 6)) snprintf(key, sizeof key, "%s", kv->key);
     else continue;
