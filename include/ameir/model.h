@@ -3,9 +3,11 @@
  * mini-batch Adam, evaluates, predicts, and saves to / loads from a versioned file.
  *
  * Thread safety: training and evaluation use one thread of the caller at a time per model (they
- * run the context's worker threads inside). ameir_model_predict_split, ameir_model_predict_file
- * and ameir_model_topk may be called from many threads at once on one model that is not being
- * trained: each call has its own workspace.
+ * run the context's worker threads inside). ameir_model_predict, ameir_model_predict_text,
+ * ameir_model_predict_split, ameir_model_predict_file and ameir_model_topk may be called from
+ * many threads at once on one model that is not being trained or changed: each call has its own
+ * workspace (the caller's, or one the model keeps or makes for it) and shares only the read-only
+ * parameters; no lock is taken. The context's last-error message is shared by those threads.
  */
 #ifndef AMEIR_MODEL_H
 #define AMEIR_MODEL_H
@@ -103,6 +105,101 @@ AMEIR_API ameir_status ameir_model_get_stat(const ameir_model *model, const char
  *  AMEIR_EUNSUPPORTED (a retrieval model). Since 0.1. */
 AMEIR_API ameir_status ameir_model_predict_file(const ameir_model *model, const char *path, float **out,
                                                 int64_t *n);
+
+/* ---- Serving: rows held in memory (since 0.2) ----
+ *
+ * An encoded row is every input field of the model's schema, in the schema's order (the order
+ * of the dataset the model was made from: ameir_dataset_field_name(ds, i) is field i), split
+ * into two row-major arrays:
+ *   ids   [n, n_ids] int32: each categorical, multi-valued and behaviour-sequence field in field
+ *         order, `width` columns each (1 for a univalent field, max_len for a multi-valued or a
+ *         sequence field). Values are the field's ids as an opened dataset stores them: 0 the
+ *         out-of-vocabulary id, 1..vocab-1 the values kept from the training data, a negative id
+ *         no value (padding: a multi-valued field pads with -1 after its values, a sequence
+ *         field is left-aligned and ends at its first negative id; a negative id in a univalent
+ *         field gives it a zero embedding). An id >= vocab is read as 0 (out of vocabulary),
+ *         as the staging of a dataset's rows does. A hashed field's ids are 1 + key % buckets.
+ *   dense [n, n_dense] float: each numeric field in field order, the raw value as it appears in
+ *         a data file; the model applies the field's stored transform (log, min-max with the
+ *         training data's bounds, or none) and reads NaN as missing (the field's fill_na), as
+ *         the loader does for text. A value that float cannot hold exactly may round otherwise
+ *         than the same number parsed from text.
+ * ameir_model_input_layout gives n_ids and n_dense, ameir_model_input_field where each field
+ * lies. These functions are for CTR models; a retrieval model ranks items (ameir_model_topk):
+ * they return AMEIR_EUNSUPPORTED for it. */
+
+/** The shape of an encoded row (above): the number of input fields, of int32 id columns and
+ *  of float dense columns. Any output may be NULL. Thread safe.
+ *  @return AMEIR_OK; AMEIR_EINVAL (model NULL); AMEIR_EUNSUPPORTED (a retrieval model). Since 0.2. */
+AMEIR_API ameir_status ameir_model_input_layout(const ameir_model *model, int32_t *n_fields, int32_t *n_ids,
+                                                int32_t *n_dense);
+
+/** Input field `field` (0 <= field < n_fields, the schema's order): its name (borrowed: valid
+ *  while the model lives), kind (AMEIR_FIELD_*), first column in the ids array (for
+ *  AMEIR_FIELD_DENSE: in the dense array), width in columns (1 for a dense field) and vocabulary
+ *  size (ids 0..vocab-1; 0 for a dense field). Any output may be NULL. Thread safe.
+ *  @return AMEIR_OK; AMEIR_EINVAL (model NULL, field out of range); AMEIR_EUNSUPPORTED (a
+ *  retrieval model). Since 0.2. */
+AMEIR_API ameir_status ameir_model_input_field(const ameir_model *model, int32_t field, const char **name,
+                                               int32_t *kind, int32_t *column, int32_t *width, int64_t *vocab);
+
+/** Bytes of a workspace with which ameir_model_predict scores up to `batch` rows without
+ *  allocating (the size grows with batch; a block for `batch` rows serves any smaller call).
+ *  Computed without allocating. 0 when the model cannot predict in a caller's workspace: model
+ *  NULL, batch < 1 or larger than one call takes (about 2^31 ids), a retrieval model, a backend
+ *  other than the CPU one, or Stage-1 layers whose CPU kernels take scratch memory of their
+ *  own (convolution, self-attention, Bi-GRU, target attention, the attention read-out): such a
+ *  model predicts with workspace NULL. Thread safe. Since 0.2. */
+AMEIR_API size_t ameir_model_workspace_size(const ameir_model *model, int64_t batch);
+
+/** Click probabilities of n encoded rows (layout above) into out[n]: ids [n, n_ids] and dense
+ *  [n, n_dense] row-major (either may be NULL when its width is 0). The result for a row is the
+ *  one ameir_model_predict_split gives for the same row of a dataset: bit for bit when both
+ *  score the same rows in one batch (up to the eval_batch option, 4096), else up to float
+ *  rounding (a GEMM may round a row otherwise in another batch).
+ *
+ *  workspace NULL: the call uses a workspace the model keeps (as ameir_model_predict_split) and
+ *  allocates what it needs; workspace_size is ignored.
+ *  workspace non-NULL: a block of at least ameir_model_workspace_size(model, n) bytes, any
+ *  alignment, used by this call only (one block per thread for concurrent calls); its contents
+ *  need no initialisation and are scratch afterwards. The call then allocates nothing: no
+ *  malloc, no backend allocation, every buffer (the rows in the model's internal layout, the
+ *  activations, the staging) is carved from the block. This holds for libameir's own code: the
+ *  OpenMP runtime (libgomp) allocates bookkeeping for a parallel region that runs on one
+ *  thread, and OpenBLAS keeps buffers per thread, inside the compute kernels.
+ *
+ *  Thread safe: many threads may predict on one model at once, no lock is taken.
+ *  @return AMEIR_OK; AMEIR_EINVAL (NULL model, out, ids or dense where needed; n < 0; a
+ *  workspace smaller than needed: the message gives the bytes needed; more rows than one call
+ *  with a workspace takes); AMEIR_EUNSUPPORTED (a retrieval model: use ameir_model_topk; a
+ *  workspace given for a model ameir_model_workspace_size returns 0 for: the message says why);
+ *  AMEIR_ENOMEM (workspace NULL). Since 0.2. */
+AMEIR_API ameir_status ameir_model_predict(const ameir_model *model, int64_t n, const int32_t *ids,
+                                           const float *dense, float *out, void *workspace,
+                                           size_t workspace_size);
+
+/** Click probabilities of n text rows into out[n]. Each row is one line exactly as in the data
+ *  files the model was trained on (a Criteo TSV line, a CSV line, a libFM line), without its
+ *  line break, label column included: its value must be valid for the format (0 or 1 for
+ *  0/1 labels) but does not change the prediction; this is what ameir_model_predict_file reads
+ *  too. The model's stored configuration and vocabularies encode the rows as that function
+ *  does: an unseen categorical value gets its field's out-of-vocabulary id, numeric fields take
+ *  the stored transform. `header`: the header line of those files when the configuration says
+ *  the files start with one that names the columns (csv, tsv and avazu with `header: true`,
+ *  the default, and no `columns:`), else NULL; with `columns:` it may be given (its number of
+ *  columns is checked) or NULL. Formats whose rows are built from several files or lines
+ *  (ml100k, mlsmall, dmr) are scored with ameir_model_predict_file.
+ *
+ *  Rows are not skipped, whatever on_bad_row says: each gets its score or the call fails. The
+ *  lines go through an in-memory file (memfd; nothing is written to disk) and the data layer's
+ *  parser, so the call allocates; ameir_model_predict is the allocation-free path. Thread safe.
+ *  @return AMEIR_OK; AMEIR_EFORMAT (a malformed row: the message starts "row I:" with its
+ *  0-based index and says what is wrong; "header:" for the header); AMEIR_EINVAL (NULL
+ *  arguments, a header missing or not expected); AMEIR_ESTATE (a model made from a dataset not
+ *  opened from YAML); AMEIR_EUNSUPPORTED (a retrieval model, or a format above); AMEIR_ECONFIG
+ *  (the header does not name the configured columns); AMEIR_EIO; AMEIR_ENOMEM. Since 0.2. */
+AMEIR_API ameir_status ameir_model_predict_text(const ameir_model *model, const char *header, int64_t n,
+                                                const char *const *lines, float *out);
 
 /** Top-k retrieval: for rows first..first+n-1 of a split of a retrieval dataset (each row a
  *  user's history), the k best items over all items, best first: items[n*k] receives item ids

@@ -57,14 +57,14 @@ static_libs=$(pkg-config --static --libs ameir)
 with_lib() {  # runs a command with the installed library first on the loader path
   LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
 }
-needs() { readelf -d "$1" | grep -q "NEEDED.*$2"; }
-lacks() { ! readelf -d "$1" | grep -q "NEEDED.*$2"; }
+needs() { readelf -d "$1" | grep "NEEDED.*$2" >/dev/null; }
+lacks() { ! readelf -d "$1" | grep "NEEDED.*$2" >/dev/null; }
 run_usage() {  # the program starts and answers with its usage line (exit 2)
   local rc=0
   "$@" >/dev/null 2>"$work/usage.txt" || rc=$?
   [ "$rc" = 2 ] && grep -q usage "$work/usage.txt"
 }
-resolves_to_prefix() { with_lib ldd "$1" | grep -q "$prefix/lib/libameir.so.0"; }
+resolves_to_prefix() { with_lib ldd "$1" | grep "$prefix/lib/libameir.so.0" >/dev/null; }
 step "cc examples/predict.c \$(pkg-config --cflags --libs ameir)" \
   $CC -std=c11 -Wall -Wextra -Werror -pedantic examples/predict.c $cflags $libs -o "$work/predict"
 step "predict needs libameir.so.0" needs "$work/predict" libameir.so.0

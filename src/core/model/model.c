@@ -55,30 +55,76 @@ static int32_t slot_of(const ameir_model *m, const ameir_dataset *ds, const char
 }
 
 void ameir__model_drop_workspace(ameir_model *m);
+
+void *ameir__arena_take(ameir__arena *a, size_t bytes) {
+  size_t sz = bytes ? (bytes + 63) & ~(size_t)63 : 64;   /* whole cache lines, as ops->alloc */
+  if (sz < bytes) sz = SIZE_MAX;
+  if (!a->base) {   /* measuring: saturate rather than wrap, so a huge request stays huge */
+    a->used = a->used > SIZE_MAX - sz ? SIZE_MAX : a->used + sz;
+    return NULL;
+  }
+  if (a->used > a->cap || sz > a->cap - a->used) return NULL;
+  void *p = a->base + a->used;
+  a->used += sz;
+  return p;
+}
+
+ameir_status ameir__ws_dev(ameir_model *m, void *pp, size_t bytes) {
+  void **p = pp;
+  if (!m->arena) return m->ops->alloc(m->bs, bytes ? bytes : 64, p);
+  void *q = ameir__arena_take(m->arena, bytes);
+  if (m->arena->base && !q)   /* the block was checked against the measured size before */
+    return ameir__error(m->ctx, AMEIR_EINVAL, "the workspace is too small");
+  if (p) *p = q;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__ws_host(ameir_model *m, void *pp, size_t bytes, int zero) {
+  void **p = pp;
+  if (!m->arena) {
+    *p = zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
+    return *p ? AMEIR_OK : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  }
+  void *q = ameir__arena_take(m->arena, bytes);
+  if (m->arena->base && !q) return ameir__error(m->ctx, AMEIR_EINVAL, "the workspace is too small");
+  if (q && zero) memset(q, 0, bytes);
+  if (p) *p = q;
+  return AMEIR_OK;
+}
+
+/* An arena's pieces go with the caller's block: nothing to free. */
+void ameir__ws_dev_free(ameir_model *m, void *p) {
+  if (!m->arena) m->ops->free(m->bs, p);
+}
+
+void ameir__ws_host_free(ameir_model *m, void *p) {
+  if (!m->arena) free(p);
+}
+
 static void free_workspace(ameir_model *m) {
-  const ameir_ops *o = m->ops;
-  if (!o) return;
-  free(m->host_stage);
+  if (!m->ops) return;
+  ameir__ws_host_free(m, m->host_stage);
   m->host_stage = NULL;
-  o->free(m->bs, m->dev_stage);
+  ameir__ws_dev_free(m, m->dev_stage);
   float **bufs[] = {&m->x0, &m->dx0, &m->dh0, &m->dh1, &m->logit, &m->dlogit, &m->prob, &m->hse,
                     &m->dhse, &m->se_save, &m->decomp, &m->gradrows, &m->gradrows_l, &m->lin_out};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { o->free(m->bs, *bufs[i]); *bufs[i] = NULL; }
-  o->free(m->bs, m->uniq);
-  o->free(m->bs, m->uniq_l);
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { ameir__ws_dev_free(m, *bufs[i]); *bufs[i] = NULL; }
+  ameir__ws_dev_free(m, m->uniq);
+  ameir__ws_dev_free(m, m->uniq_l);
   m->uniq = m->uniq_l = NULL;
   float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy};
-  for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { o->free(m->bs, *rb[i]); *rb[i] = NULL; }
+  for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { ameir__ws_dev_free(m, *rb[i]); *rb[i] = NULL; }
   if (m->z) {
     for (int32_t l = 0; l < m->arch->n_mlp; l++) {
-      if (m->h[l] != m->z[l]) o->free(m->bs, m->h[l]);
-      o->free(m->bs, m->z[l]);
-      o->free(m->bs, m->dice_save[l]);
-      if (m->hd) o->free(m->bs, m->hd[l]);
-      if (m->dmask) o->free(m->bs, m->dmask[l]);
+      if (m->h[l] != m->z[l]) ameir__ws_dev_free(m, m->h[l]);
+      ameir__ws_dev_free(m, m->z[l]);
+      ameir__ws_dev_free(m, m->dice_save[l]);
+      if (m->hd) ameir__ws_dev_free(m, m->hd[l]);
+      if (m->dmask) ameir__ws_dev_free(m, m->dmask[l]);
     }
   }
-  free(m->z); free(m->h); free(m->dice_save); free(m->hd); free(m->dmask);
+  ameir__ws_host_free(m, m->z); ameir__ws_host_free(m, m->h); ameir__ws_host_free(m, m->dice_save);
+  ameir__ws_host_free(m, m->hd); ameir__ws_host_free(m, m->dmask);
   m->z = m->h = m->dice_save = m->hd = NULL;
   m->dmask = NULL;
   ameir__stage1_free_ws(m);
@@ -590,6 +636,8 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, F = m->n_cat;
   int64_t lt = m->lin_total;
+  /* an inference-only copy leaves out what only the backward reads (NULL stays NULL) */
+  const int train = !m->ws_infer;
   /* host/device staging: rows_fm (+ the sequence rows after it), src_fm (same), rows_lin,
    * src_lin (int32), y, dense (float) */
   int64_t ns = m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0;
@@ -599,73 +647,82 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt);
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
-  m->host_stage = malloc(m->stage_bytes + 64);
-  if (!m->host_stage) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-  CK(dev_alloc(m, &m->dev_stage, m->stage_bytes + 64));
-  int32_t *ip = m->dev_stage;
-  m->rows_fm = ip; ip += B * lt + ns;
-  m->src_fm = ip; ip += B * lt + ns;
-  m->rows_lin = ip; ip += B * lt;
-  m->src_lin = ip; ip += B * lt;
-  float *fp = (float *)ip;
-  m->y = fp; fp += B;
-  m->dense = fp;
+  CK(ameir__ws_host(m, &m->host_stage, m->stage_bytes + 64, 0));
+  CK(ameir__ws_dev(m, &m->dev_stage, m->stage_bytes + 64));
+  if (m->dev_stage) {   /* NULL while an arena measures */
+    int32_t *ip = m->dev_stage;
+    m->rows_fm = ip; ip += B * lt + ns;
+    m->src_fm = ip; ip += B * lt + ns;
+    m->rows_lin = ip; ip += B * lt;
+    m->src_lin = ip; ip += B * lt;
+    float *fp = (float *)ip;
+    m->y = fp; fp += B;
+    m->dense = fp;
+  }
   int64_t maxw = m->d0;
   for (int32_t l = 0; l < a->n_mlp; l++) if (m->mlp[l].out > maxw) maxw = m->mlp[l].out;
   size_t f4 = sizeof(float);
-  CK(dev_alloc(m, &m->x0, f4 * (size_t)(B * m->d0)));
-  CK(dev_alloc(m, &m->dx0, f4 * (size_t)(B * m->d0)));
-  CK(dev_alloc(m, &m->dh0, f4 * (size_t)(B * maxw)));
-  CK(dev_alloc(m, &m->dh1, f4 * (size_t)(B * maxw)));
-  CK(dev_alloc(m, &m->logit, f4 * (size_t)B));
-  CK(dev_alloc(m, &m->dlogit, f4 * (size_t)B));
-  CK(dev_alloc(m, &m->prob, f4 * (size_t)B));
-  CK(dev_alloc(m, &m->lin_out, f4 * (size_t)B));
-  if (m->se_s) {
-    CK(dev_alloc(m, &m->hse, f4 * (size_t)(B * K)));
-    CK(dev_alloc(m, &m->dhse, f4 * (size_t)(B * K)));
-    CK(dev_alloc(m, &m->se_save, f4 * (size_t)(B * (2 * m->se_s + m->se_r))));
+  CK(ameir__ws_dev(m, &m->x0, f4 * (size_t)(B * m->d0)));
+  if (train) {
+    CK(ameir__ws_dev(m, &m->dx0, f4 * (size_t)(B * m->d0)));
+    CK(ameir__ws_dev(m, &m->dh0, f4 * (size_t)(B * maxw)));
+    CK(ameir__ws_dev(m, &m->dh1, f4 * (size_t)(B * maxw)));
   }
-  int64_t nseqf = (m->stage1 ? B * m->seq_t * m->d_seq : 0) + B * m->n_cand * K;
-  CK(dev_alloc(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
-  CK(dev_alloc(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
-  CK(dev_alloc(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
-  CK(dev_alloc(m, &m->uniq_l, sizeof(int32_t) * (size_t)(B * lt + 1)));
-  CK(dev_alloc(m, &m->gradrows_l, f4 * (size_t)(B * lt + 1)));
-  m->z = calloc((size_t)a->n_mlp + 1, sizeof *m->z);
-  m->h = calloc((size_t)a->n_mlp + 1, sizeof *m->h);
-  m->dice_save = calloc((size_t)a->n_mlp + 1, sizeof *m->dice_save);
-  if (!m->z || !m->h || !m->dice_save) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  CK(ameir__ws_dev(m, &m->logit, f4 * (size_t)B));
+  if (train) CK(ameir__ws_dev(m, &m->dlogit, f4 * (size_t)B));
+  CK(ameir__ws_dev(m, &m->prob, f4 * (size_t)B));
+  CK(ameir__ws_dev(m, &m->lin_out, f4 * (size_t)B));
+  if (m->se_s) {
+    CK(ameir__ws_dev(m, &m->hse, f4 * (size_t)(B * K)));
+    if (train) CK(ameir__ws_dev(m, &m->dhse, f4 * (size_t)(B * K)));
+    CK(ameir__ws_dev(m, &m->se_save, f4 * (size_t)(B * (2 * m->se_s + m->se_r))));
+  }
+  if (train) {
+    int64_t nseqf = (m->stage1 ? B * m->seq_t * m->d_seq : 0) + B * m->n_cand * K;
+    CK(ameir__ws_dev(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
+    CK(ameir__ws_dev(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
+    CK(ameir__ws_dev(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
+    CK(ameir__ws_dev(m, &m->uniq_l, sizeof(int32_t) * (size_t)(B * lt + 1)));
+    CK(ameir__ws_dev(m, &m->gradrows_l, f4 * (size_t)(B * lt + 1)));
+  }
+  size_t np = sizeof(float *) * ((size_t)a->n_mlp + 1);
+  CK(ameir__ws_host(m, &m->z, np, 1));
+  CK(ameir__ws_host(m, &m->h, np, 1));
+  CK(ameir__ws_host(m, &m->dice_save, np, 1));
+  /* while measuring the arrays are NULL: their entries are counted, not stored */
+#define SLOT(arr, l) ((arr) ? (void *)&(arr)[l] : NULL)
   for (int32_t l = 0; l < a->n_mlp; l++) {
     int64_t w = m->mlp[l].out;
-    CK(dev_alloc(m, &m->z[l], f4 * (size_t)(B * w)));
-    if (m->mlp[l].act == AMEIR_ACT_IDENTITY && !m->sn_max) m->h[l] = m->z[l];
-    else CK(dev_alloc(m, &m->h[l], f4 * (size_t)(B * w)));
-    if (m->mlp[l].act == AMEIR_ACT_DICE || m->sn_max) CK(dev_alloc(m, &m->dice_save[l], f4 * (size_t)(2 * w)));
+    CK(ameir__ws_dev(m, SLOT(m->z, l), f4 * (size_t)(B * w)));
+    if (m->mlp[l].act == AMEIR_ACT_IDENTITY && !m->sn_max) { if (m->h) m->h[l] = m->z[l]; }
+    else CK(ameir__ws_dev(m, SLOT(m->h, l), f4 * (size_t)(B * w)));
+    if (m->mlp[l].act == AMEIR_ACT_DICE || m->sn_max) CK(ameir__ws_dev(m, SLOT(m->dice_save, l), f4 * (size_t)(2 * w)));
   }
-  if (m->opt.dropout > 0 && a->n_mlp) {   /* dropout on the MLP's hidden layers (appendix D) */
-    m->hd = calloc((size_t)a->n_mlp, sizeof *m->hd);
-    m->dmask = calloc((size_t)a->n_mlp, sizeof *m->dmask);
-    if (!m->hd || !m->dmask) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  if (train && m->opt.dropout > 0 && a->n_mlp) {   /* dropout on the MLP's hidden layers (appendix D) */
+    CK(ameir__ws_host(m, &m->hd, sizeof(float *) * (size_t)a->n_mlp, 1));
+    CK(ameir__ws_host(m, &m->dmask, sizeof(uint8_t *) * (size_t)a->n_mlp, 1));
     for (int32_t l = 0; l < a->n_mlp; l++) {
-      CK(dev_alloc(m, &m->hd[l], f4 * (size_t)(B * m->mlp[l].out)));
-      CK(dev_alloc(m, &m->dmask[l], (size_t)(B * m->mlp[l].out)));
+      CK(ameir__ws_dev(m, SLOT(m->hd, l), f4 * (size_t)(B * m->mlp[l].out)));
+      CK(ameir__ws_dev(m, SLOT(m->dmask, l), (size_t)(B * m->mlp[l].out)));
     }
   }
+#undef SLOT
   CK(ameir__stage1_workspace(m, B));
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     int64_t C = m->n_cand;
-    CK(dev_alloc(m, &m->u, f4 * (size_t)(B * K)));
-    CK(dev_alloc(m, &m->du, f4 * (size_t)(B * K)));
-    CK(dev_alloc(m, &m->cscore, f4 * (size_t)(B * C)));
-    CK(dev_alloc(m, &m->dcscore, f4 * (size_t)(B * C)));
-    CK(dev_alloc(m, &m->cy, f4 * (size_t)(B * C)));
-    float *hy = malloc(f4 * (size_t)(B * C));
-    if (!hy) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < B * C; i++) hy[i] = i % C < m->opt.positives ? 1.f : 0.f;   /* positives first */
-    ameir_status st = m->ops->upload(m->bs, m->cy, hy, f4 * (size_t)(B * C));
-    free(hy);
-    if (st) return st;
+    CK(ameir__ws_dev(m, &m->u, f4 * (size_t)(B * K)));
+    if (train) CK(ameir__ws_dev(m, &m->du, f4 * (size_t)(B * K)));
+    CK(ameir__ws_dev(m, &m->cscore, f4 * (size_t)(B * C)));
+    if (train) CK(ameir__ws_dev(m, &m->dcscore, f4 * (size_t)(B * C)));
+    CK(ameir__ws_dev(m, &m->cy, f4 * (size_t)(B * C)));
+    if (m->cy) {
+      float *hy = malloc(f4 * (size_t)(B * C));
+      if (!hy) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+      for (int64_t i = 0; i < B * C; i++) hy[i] = i % C < m->opt.positives ? 1.f : 0.f;   /* positives first */
+      ameir_status st = m->ops->upload(m->bs, m->cy, hy, f4 * (size_t)(B * C));
+      free(hy);
+      if (st) return st;
+    }
   }
   m->ws_batch = B;
   return AMEIR_OK;

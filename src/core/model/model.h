@@ -153,6 +153,10 @@ struct ameir_model {
    * runs on a shallow copy of the model with this range zeroed (its own workspace), so
    * concurrent predictions share nothing mutable. Keep every workspace member inside. */
   int32_t ws_begin_;
+  /* Where this copy's workspace comes from: NULL (the ordinary case) malloc and ops->alloc; else
+   * a caller's block (ameir_model_predict), see ameir__ws_dev. */
+  struct ameir__arena *arena;
+  int32_t ws_infer;        /* inference only: leave out the buffers only a backward reads */
   int64_t ws_batch;
   void *host_stage;        /* host staging for one batch's ids, labels, dense */
   size_t stage_bytes;
@@ -180,6 +184,25 @@ struct ameir_model {
   int32_t ws_end_;
 };
 
+/* Workspace memory. A model copy with an arena takes every workspace buffer (device buffers,
+ * host staging, the small pointer arrays) from one caller's block and frees nothing; without
+ * one the calls are malloc/calloc and ops->alloc as always. An arena with base NULL measures:
+ * it hands out NULL and only adds up the bytes, so the size of a workspace is known without
+ * allocating (ameir_model_workspace_size, and the size check of every ameir_model_predict). */
+typedef struct ameir__arena {
+  char *base;              /* 64-byte aligned, or NULL to measure */
+  size_t cap, used;
+} ameir__arena;
+/* Takes `bytes` (rounded up to 64, as the backends' alloc) from the arena: NULL when measuring,
+ * or when the block is exhausted. */
+void *ameir__arena_take(ameir__arena *a, size_t bytes);
+/* *pp = a device buffer of m's workspace (pp NULL: only counted, while measuring). */
+ameir_status ameir__ws_dev(ameir_model *m, void *pp, size_t bytes);
+/* *pp = a host buffer of m's workspace, zeroed when `zero` (pp NULL: only counted). */
+ameir_status ameir__ws_host(ameir_model *m, void *pp, size_t bytes, int zero);
+void ameir__ws_dev_free(ameir_model *m, void *p);
+void ameir__ws_host_free(ameir_model *m, void *p);
+
 /* A linear weight [out, in] and bias [out] (NULL: none) drawn by the model's init option. */
 void ameir__model_init_linear(const ameir_model *m, ameir__rng *r, float *w, float *b, int64_t out, int64_t in,
                               int paper_uniform);
@@ -202,6 +225,10 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t nb, double lr);
 ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb);
 ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds);
 ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t batch);
+/* Scores rows[0..n) of ds into prob[n] (host) in batches of the eval batch, and their mean loss
+ * (may be NULL); m is a workspace copy (src/core/train/trainer.c). */
+ameir_status ameir__model_score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                     float *prob, double *mean_loss);
 void ameir__train_opts_default(ameir__train_opts *o);
 
 /* Supernet support. bank(m, off, user) runs after the layout (final K) and returns how many

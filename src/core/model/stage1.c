@@ -146,33 +146,34 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
 }
 
 void ameir__stage1_free_ws(ameir_model *m) {
-  const ameir_ops *o = m->ops;
   int32_t L = m->arch ? m->arch->n_blocks : 0;
   if (m->H) {
-    for (int32_t l = 0; l <= L; l++) o->free(m->bs, m->H[l]);
+    for (int32_t l = 0; l <= L; l++) ameir__ws_dev_free(m, m->H[l]);
     for (int32_t l = 0; l < L; l++) {
-      o->free(m->bs, m->nrm[l]);
-      if (m->la[l] != m->ly[l]) o->free(m->bs, m->la[l]);
-      o->free(m->bs, m->ly[l]);
-      o->free(m->bs, m->lsave[l]);
-      o->free(m->bs, m->lnsave[l]);
-      o->free(m->bs, m->psave[l]);
+      ameir__ws_dev_free(m, m->nrm[l]);
+      if (m->la[l] != m->ly[l]) ameir__ws_dev_free(m, m->la[l]);
+      ameir__ws_dev_free(m, m->ly[l]);
+      ameir__ws_dev_free(m, m->lsave[l]);
+      ameir__ws_dev_free(m, m->lnsave[l]);
+      ameir__ws_dev_free(m, m->psave[l]);
     }
   }
-  free(m->H); free(m->nrm); free(m->ly); free(m->la); free(m->lsave); free(m->lnsave); free(m->psave);
+  void *arrs[] = {m->H, m->nrm, m->ly, m->la, m->lsave, m->lnsave, m->psave};
+  for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) ameir__ws_host_free(m, arrs[i]);
   m->H = m->nrm = m->ly = m->la = m->lsave = m->lnsave = NULL;
   m->psave = NULL;
   float *bufs[] = {m->dHs, m->dt1, m->dt2, m->dt3, m->q, m->dq, m->ro_save};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->bs, bufs[i]);
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ameir__ws_dev_free(m, bufs[i]);
   m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
-  o->free(m->bs, m->len_dev);
+  ameir__ws_dev_free(m, m->len_dev);
   m->len_dev = NULL;
-  free(m->host_len);
+  ameir__ws_host_free(m, m->host_len);
   m->host_len = NULL;
 }
 
+/* pp may be NULL while an arena measures (the array holding it is not there then). */
 static ameir_status dalloc(ameir_model *m, void *pp, int64_t floats) {
-  return m->ops->alloc(m->bs, sizeof(float) * (size_t)(floats > 0 ? floats : 1), (void **)pp);
+  return ameir__ws_dev(m, pp, sizeof(float) * (size_t)(floats > 0 ? floats : 1));
 }
 
 ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
@@ -180,18 +181,19 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
   const ameir_arch *a = m->arch;
   int32_t L = a->n_blocks;
   int64_t T = m->seq_t, d = m->d_seq, n = B * T * d;
-  m->H = calloc((size_t)L + 1, sizeof *m->H);
-  m->nrm = calloc((size_t)L + 1, sizeof *m->nrm);
-  m->ly = calloc((size_t)L + 1, sizeof *m->ly);
-  m->la = calloc((size_t)L + 1, sizeof *m->la);
-  m->lsave = calloc((size_t)L + 1, sizeof *m->lsave);
-  m->lnsave = calloc((size_t)L + 1, sizeof *m->lnsave);
-  m->psave = calloc((size_t)L + 1, sizeof *m->psave);
-  m->host_len = malloc(sizeof(int32_t) * (size_t)B);
-  if (!m->H || !m->nrm || !m->ly || !m->la || !m->lsave || !m->lnsave || !m->psave || !m->host_len)
-    return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-  CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)B, (void **)&m->len_dev));
-  CK(dalloc(m, &m->H[0], n));
+  const int train = !m->ws_infer;   /* an inference-only copy has no backward buffers */
+  size_t np = sizeof(float *) * ((size_t)L + 1);
+  CK(ameir__ws_host(m, &m->H, np, 1));
+  CK(ameir__ws_host(m, &m->nrm, np, 1));
+  CK(ameir__ws_host(m, &m->ly, np, 1));
+  CK(ameir__ws_host(m, &m->la, np, 1));
+  CK(ameir__ws_host(m, &m->lsave, np, 1));
+  CK(ameir__ws_host(m, &m->lnsave, np, 1));
+  CK(ameir__ws_host(m, &m->psave, sizeof(int32_t *) * ((size_t)L + 1), 1));
+  CK(ameir__ws_host(m, &m->host_len, sizeof(int32_t) * (size_t)B, 0));
+  CK(ameir__ws_dev(m, &m->len_dev, sizeof(int32_t) * (size_t)B));
+#define SLOT(arr, l) ((arr) ? (void *)&(arr)[l] : NULL)
+  CK(dalloc(m, SLOT(m->H, 0), n));
   /* a supernet's blocks change kind from batch to batch: every block gets every buffer */
   int64_t save_max = 0;
   if (m->sn_max) {
@@ -202,30 +204,33 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
   for (int32_t l = 0; l < L; l++) {
     const ameir__block *b = &a->blocks[l];
     int sn = m->sn_max;
-    if (b->layer == AMEIR_LAYER_ZERO && !sn) { m->H[l + 1] = NULL; continue; }
-    CK(dalloc(m, &m->H[l + 1], n));
-    CK(dalloc(m, &m->ly[l], n));
-    if (b->act == AMEIR_ACT_IDENTITY && !sn) m->la[l] = m->ly[l];
-    else CK(dalloc(m, &m->la[l], n));
+    if (b->layer == AMEIR_LAYER_ZERO && !sn) { if (m->H) m->H[l + 1] = NULL; continue; }
+    CK(dalloc(m, SLOT(m->H, l + 1), n));
+    CK(dalloc(m, SLOT(m->ly, l), n));
+    if (b->act == AMEIR_ACT_IDENTITY && !sn) { if (m->la) m->la[l] = m->ly[l]; }
+    else CK(dalloc(m, SLOT(m->la, l), n));
     if (b->norm == AMEIR_NORM_LN || sn) {
-      CK(dalloc(m, &m->nrm[l], n));
-      CK(dalloc(m, &m->lnsave[l], 2 * B * T));
+      CK(dalloc(m, SLOT(m->nrm, l), n));
+      CK(dalloc(m, SLOT(m->lnsave, l), 2 * B * T));
     }
     int64_t save = sn ? save_max : 0;
     if (b->layer == AMEIR_LAYER_GRU) save = ameir__gru_save(B, T, d);
     else if (b->layer == AMEIR_LAYER_SA2 || b->layer == AMEIR_LAYER_SA4) save = ameir__mha_save(B, T, d, b->layer == AMEIR_LAYER_SA2 ? 2 : 4);
     else if (b->layer == AMEIR_LAYER_TARGET_ATT) save = ameir__din_save(B, T, d, m->din_a1, m->din_a2);
     if (sn && save < save_max) save = save_max;
-    if (save) CK(dalloc(m, &m->lsave[l], save));
-    if (b->layer == AMEIR_LAYER_MAXPOOL3 || sn) CK(m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)n, (void **)&m->psave[l]));
+    if (save) CK(dalloc(m, SLOT(m->lsave, l), save));
+    if (b->layer == AMEIR_LAYER_MAXPOOL3 || sn) CK(ameir__ws_dev(m, SLOT(m->psave, l), sizeof(int32_t) * (size_t)n));
   }
-  CK(dalloc(m, &m->dHs, n));
-  CK(dalloc(m, &m->dt1, n));
-  CK(dalloc(m, &m->dt2, n));
-  CK(dalloc(m, &m->dt3, n));
+#undef SLOT
+  if (train) {
+    CK(dalloc(m, &m->dHs, n));
+    CK(dalloc(m, &m->dt1, n));
+    CK(dalloc(m, &m->dt2, n));
+    CK(dalloc(m, &m->dt3, n));
+  }
   if (m->has_target) {
     CK(dalloc(m, &m->q, B * d));
-    CK(dalloc(m, &m->dq, B * d));
+    if (train) CK(dalloc(m, &m->dq, B * d));
   }
   if (m->ro_att >= 0) CK(dalloc(m, &m->ro_save, ameir__din_save(B, T, d, m->din_a1, m->din_a2)));
   return AMEIR_OK;

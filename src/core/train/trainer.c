@@ -223,8 +223,8 @@ static ameir_status snap_restore(ameir_model *m, const snapshot *s) {
 /* ---------------- evaluation ---------------- */
 
 /* Scores the rows of a split; fills prob[n] (host) and returns the mean loss. */
-static ameir_status score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
-                               float *prob, double *mean_loss) {
+ameir_status ameir__model_score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
+                                     float *prob, double *mean_loss) {
   int64_t EB = m->opt.eval_batch > m->opt.batch ? m->opt.eval_batch : m->opt.batch;
   if (m->ws_batch < EB && n < EB) EB = n > 0 ? n : 1;   /* a small request gets a small workspace */
   CK(ameir__model_alloc_workspace(m, EB));
@@ -352,7 +352,7 @@ ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, c
   }
   float *prob = malloc(4 * (size_t)(n + 1)), *y = malloc(4 * (size_t)(n + 1));
   if (!prob || !y) { free(prob); free(y); return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory"); }
-  ameir_status st = score_rows(m, ds, rows, n, prob, NULL);
+  ameir_status st = ameir__model_score_rows(m, ds, rows, n, prob, NULL);
   if (!st) {
     for (int64_t i = 0; i < n; i++) y[i] = ds->label[rows[i]];
     /* higher is better: AUC, or minus the log loss when that is the model's early metric */
@@ -410,7 +410,7 @@ static ameir_status eval_split(ameir_model *m, const ameir_dataset *ds, int32_t 
   }
   float *prob = malloc(4 * (size_t)n), *y = malloc(4 * (size_t)n);
   if (!prob || !y) { free(prob); free(y); return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory"); }
-  ameir_status st = score_rows(m, ds, rows, n, prob, loss);
+  ameir_status st = ameir__model_score_rows(m, ds, rows, n, prob, loss);
   if (!st) {
     double pos = 0;
     for (int64_t i = 0; i < n; i++) { y[i] = ds->label[rows[i]]; pos += y[i]; }
@@ -477,7 +477,7 @@ AMEIR_API ameir_status ameir_model_predict_split(const ameir_model *cm, const am
   /* a workspace of its own: concurrent predictions share only the read-only parameters */
   ameir_model *c = NULL;
   CK(ameir__model_ws_acquire(m, &c));
-  ameir_status st = score_rows(c, ds, ds->split_rows[split] + first, n, out, NULL);
+  ameir_status st = ameir__model_score_rows(c, ds, ds->split_rows[split] + first, n, out, NULL);
   ameir__model_ws_release(m, c);
   return st;
 }
