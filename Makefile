@@ -203,6 +203,25 @@ fuzz: $(FUZZ_BIN)
 	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 build/fuzz/corpus_$$n \
 	    tests/fuzz/corpus_$$n; done
 
+# `make fuzz-ci` (.ci/run): the same targets and flags, for CI. Every target runs its full
+# FUZZ_SECONDS even when an earlier one failed; its output goes to build/fuzz/<name>.log and the
+# input of a crash, leak, timeout or out-of-memory to build/fuzz/crashes/<name>/. Prints one line
+# per target (exit status, executions, corpus size) and, for a failure, the end of its log (the
+# sanitizer's stack) and the input as hex; fails if any target failed.
+.PHONY: fuzz-ci
+fuzz-ci: $(FUZZ_BIN)
+	@fail=""; for t in $(FUZZ_BIN); do n=$${t#build/fuzz/fuzz_}; \
+	  rm -rf build/fuzz/crashes/$$n; mkdir -p build/fuzz/corpus_$$n build/fuzz/crashes/$$n; log=build/fuzz/$$n.log; \
+	  echo "fuzz-ci: $$t for $(FUZZ_SECONDS) s"; rc=0; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$n/ build/fuzz/corpus_$$n tests/fuzz/corpus_$$n >$$log 2>&1 || rc=$$?; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -n 1); \
+	  secs=$$(sed -n 's/.*Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' $$log | tail -n 1); \
+	  echo "fuzz-ci: $$n: exit $$rc, $${execs:-?} executions in $${secs:-?} s, corpus $$(ls build/fuzz/corpus_$$n | wc -l) files"; \
+	  if [ $$rc != 0 ]; then fail="$$fail $$n"; tail -n 80 $$log | sed 's/^/    /'; \
+	    for f in build/fuzz/crashes/$$n/*; do [ -f "$$f" ] && { echo "    input $$f:"; od -A d -t x1z -v "$$f" | head -n 40 | sed 's/^/    /'; }; done; fi; \
+	done; if [ -n "$$fail" ]; then echo "fuzz-ci: FAILED:$$fail"; exit 1; fi; echo "fuzz-ci: every target ran $(FUZZ_SECONDS) s without a finding"
+
 # ---- install ----
 # Regenerated on every install: it records PREFIX, LIBDIR and INCLUDEDIR of that install.
 .PHONY: pkgconfig/ameir.pc

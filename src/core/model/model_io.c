@@ -125,6 +125,10 @@ AMEIR_API ameir_status ameir_model_save(const ameir_model *cm, const char *path)
     if (!st) { wsec(&pay, TAG('L', 'I', 'N', 'R'), h, 4 * (size_t)m->emb_rows); free(h); }
   }
   wsec(&pay, TAG('S', 'T', 'E', 'P'), &m->step, 8);
+  {   /* the task and, for retrieval, the next-item field (absent: CTR, as files before it) */
+    int32_t task[2] = {m->task, m->item_field};
+    wsec(&pay, TAG('T', 'A', 'S', 'K'), task, sizeof task);
+  }
   if (m->ds_config) {   /* the dataset config: lets `predict` encode raw files the same way */
     wbuf dc = {0};
     wu32(&dc, (uint32_t)m->n_ds_overrides);
@@ -224,16 +228,16 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
   if (sum != fnv1a(pay, (size_t)plen)) { free(pay); return ameir__error(ctx, AMEIR_EFORMAT, "%s: checksum mismatch (damaged file)", path); }
   /* sections */
   rbuf r = {pay, (size_t)plen, 0, 0};
-  const unsigned char *sec[9] = {0};
-  size_t seclen[9] = {0};
-  static const uint32_t tags[9] = {TAG('A', 'R', 'C', 'H'), TAG('O', 'P', 'T', 'S'), TAG('S', 'C', 'H', 'M'), TAG('P', 'A', 'R', 'M'),
-                                   TAG('S', 'T', 'A', 'T'), TAG('E', 'M', 'B', 'D'), TAG('L', 'I', 'N', 'R'), TAG('S', 'T', 'E', 'P'),
-                                   TAG('D', 'C', 'F', 'G')};
+  const unsigned char *sec[10] = {0};
+  size_t seclen[10] = {0};
+  static const uint32_t tags[10] = {TAG('A', 'R', 'C', 'H'), TAG('O', 'P', 'T', 'S'), TAG('S', 'C', 'H', 'M'), TAG('P', 'A', 'R', 'M'),
+                                    TAG('S', 'T', 'A', 'T'), TAG('E', 'M', 'B', 'D'), TAG('L', 'I', 'N', 'R'), TAG('S', 'T', 'E', 'P'),
+                                    TAG('D', 'C', 'F', 'G'), TAG('T', 'A', 'S', 'K')};
   while (r.pos < r.n && !r.bad) {
     uint32_t tag = ru32(&r);
     uint64_t len = ru64(&r);
     if (r.bad || len > r.n - r.pos) { r.bad = 1; break; }
-    for (int i = 0; i < 9; i++) if (tags[i] == tag) { sec[i] = r.p + r.pos; seclen[i] = (size_t)len; }
+    for (int i = 0; i < 10; i++) if (tags[i] == tag) { sec[i] = r.p + r.pos; seclen[i] = (size_t)len; }
     r.pos += (size_t)len;   /* unknown sections are skipped: later minor versions may add some */
   }
   ameir_status st = AMEIR_OK;
@@ -285,6 +289,17 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
     }
   }
   stub.schema_hash = ru64(&s);
+  stub.task = AMEIR_TASK_CTR;
+  stub.target_field = -1;
+  if (sec[9]) {
+    int32_t task[2];
+    if (seclen[9] != sizeof task) s.bad = 1;
+    else {
+      memcpy(task, sec[9], sizeof task);
+      if (task[0] == AMEIR_TASK_RETRIEVAL && task[1] >= 0 && task[1] < (int32_t)nf) { stub.task = task[0]; stub.target_field = task[1]; }
+      else if (task[0] != AMEIR_TASK_CTR) s.bad = 1;
+    }
+  }
   if (s.bad) { st = ameir__error(ctx, AMEIR_EFORMAT, "%s: malformed schema section", path); goto done; }
   st = ameir__model_create_from_schema(&m, ctx, arch, &stub, opts);
   if (st) { ameir__error_prefix(ctx, "%s", path); goto done; }
