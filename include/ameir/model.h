@@ -145,11 +145,15 @@ AMEIR_API ameir_status ameir_model_input_field(const ameir_model *model, int32_t
 
 /** Bytes of a workspace with which ameir_model_predict scores up to `batch` rows without
  *  allocating (the size grows with batch; a block for `batch` rows serves any smaller call).
- *  Computed without allocating. 0 when the model cannot predict in a caller's workspace: model
- *  NULL, batch < 1 or larger than one call takes (about 2^31 ids), a retrieval model, a backend
- *  other than the CPU one, or Stage-1 layers whose CPU kernels take scratch memory of their
- *  own (convolution, self-attention, Bi-GRU, target attention, the attention read-out): such a
- *  model predicts with workspace NULL. Thread safe. Since 0.2. */
+ *  Computed without allocating. Every CTR model on the CPU backend has one: the block holds the
+ *  rows, the activations and the scratch memory of the Stage-1 kernels (convolution,
+ *  self-attention, Bi-GRU, target attention, the attention read-out). The scratch of
+ *  self-attention is sized for the context's thread count: ask again after changing the
+ *  `threads` option. 0 when the model cannot predict in a caller's workspace: model NULL,
+ *  batch < 1 or larger than one call takes (about 2^31 ids), a retrieval model, a backend other
+ *  than the CPU one, or a backend that cannot take its kernels' scratch from a caller's block
+ *  for a model with such layers: such a model predicts with workspace NULL. Thread safe.
+ *  Since 0.2. */
 AMEIR_API size_t ameir_model_workspace_size(const ameir_model *model, int64_t batch);
 
 /** Click probabilities of n encoded rows (layout above) into out[n]: ids [n, n_ids] and dense
@@ -164,15 +168,17 @@ AMEIR_API size_t ameir_model_workspace_size(const ameir_model *model, int64_t ba
  *  alignment, used by this call only (one block per thread for concurrent calls); its contents
  *  need no initialisation and are scratch afterwards. The call then allocates nothing: no
  *  malloc, no backend allocation, every buffer (the rows in the model's internal layout, the
- *  activations, the staging) is carved from the block. This holds for libameir's own code: the
- *  OpenMP runtime (libgomp) allocates bookkeeping for a parallel region that runs on one
- *  thread, and OpenBLAS keeps buffers per thread, inside the compute kernels.
+ *  activations, the staging, the scratch of the Stage-1 kernels) is carved from the block, for
+ *  every CTR model. This holds for libameir's own code: the OpenMP runtime (libgomp) allocates
+ *  bookkeeping for a parallel region that runs on one thread, and OpenBLAS keeps buffers per
+ *  thread, inside the compute kernels.
  *
  *  Thread safe: many threads may predict on one model at once, no lock is taken.
  *  @return AMEIR_OK; AMEIR_EINVAL (NULL model, out, ids or dense where needed; n < 0; a
- *  workspace smaller than needed: the message gives the bytes needed; more rows than one call
- *  with a workspace takes); AMEIR_EUNSUPPORTED (a retrieval model: use ameir_model_topk; a
- *  workspace given for a model ameir_model_workspace_size returns 0 for: the message says why);
+ *  workspace smaller than needed: the message gives the bytes needed, which for a model with
+ *  self-attention grow with the context's thread count; more rows than one call with a
+ *  workspace takes); AMEIR_EUNSUPPORTED (a retrieval model: use ameir_model_topk; a workspace
+ *  given for a model ameir_model_workspace_size returns 0 for: the message says why);
  *  AMEIR_ENOMEM (workspace NULL). Since 0.2. */
 AMEIR_API ameir_status ameir_model_predict(const ameir_model *model, int64_t n, const int32_t *ids,
                                            const float *dense, float *out, void *workspace,

@@ -42,10 +42,24 @@ typedef struct cpu_state {
 /* Minimum amount of work (elements) worth a parallel region. */
 #define CPU_PAR_MIN 16384
 
-/* Scratch: returns at least `bytes` 64-byte-aligned bytes, or NULL with AMEIR_ENOMEM set.
- * Release with cpu_scratch_put(st, p). */
+/* Scratch: returns at least `bytes` 64-byte-aligned bytes, or NULL with the error set (its
+ * status: cpu_scratch_status()). Release with cpu_scratch_put(st, p). Where the calling thread
+ * has a block of its own (set_thread_scratch, cpu_ops.c) for st, that block is the scratch and
+ * nothing is allocated: a request larger than it, or a second one while it is taken, fails
+ * with AMEIR_EINVAL. Call both from the op's calling thread, outside parallel regions (a
+ * region's threads take slices of one block got before it). */
 void *cpu_scratch_get(cpu_state *st, size_t bytes);
 void cpu_scratch_put(cpu_state *st, void *p);
+/* The status of the calling thread's last failed cpu_scratch_get (AMEIR_ENOMEM, AMEIR_EINVAL). */
+int32_t cpu_scratch_status(void);
+
+/* Upper bounds of the scratch bytes the forward ops take, for scratch_bytes: the largest over
+ * every len[] of b samples of t positions, `save` given, nt threads (mha). Each op computes its
+ * request with the same static function of its file as its bound does (one formula per op). */
+size_t cpu_conv1d_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t k, int32_t dil);
+size_t cpu_mha_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t heads, int nt);
+size_t cpu_gru_fwd_bound(int64_t b, int64_t t, int64_t d);
+size_t cpu_din_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t a1, int32_t a2);
 
 /* Threads to use for `work` elements: 1 below CPU_PAR_MIN. */
 static inline int cpu_nt(const cpu_state *st, int64_t work) {

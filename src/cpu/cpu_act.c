@@ -102,7 +102,7 @@ int32_t ameir__cpu_dice_fwd(void *s, const float *x, float *y, int64_t m, int64_
   float *tmp = NULL;
   if (!save) {   /* inference without save: keep the statistics in scratch */
     tmp = cpu_scratch_get(st, (size_t)(2 * n) * sizeof(float));
-    if (!tmp) return AMEIR_ENOMEM;
+    if (!tmp) return cpu_scratch_status();
     mean = tmp;
     inv = tmp + n;
   }

@@ -188,6 +188,22 @@ static void mha_bwd_sample(const float *rows, int64_t l, int64_t t, int64_t d, i
   }
 }
 
+/* Scratch bytes of mha_fwd: bases, nt threads' per-sample buffers, the packed x and y unless
+ * full, save unless given. */
+static size_t mha_fwd_bytes(int64_t b, int64_t t, int64_t d, int64_t heads, int64_t n, int full,
+                            int nt, int with_save) {
+  size_t fl = sizeof(float), per_thread = (size_t)mha_fwd_scratch(t, d / heads);
+  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)nt * per_thread * fl);
+  if (!full) bytes += 2 * cpu_al((size_t)(n * d) * fl);
+  if (!with_save) bytes += cpu_al((size_t)ameir__mha_save(b, t, d, heads) * fl);
+  return bytes;
+}
+
+size_t cpu_mha_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t heads, int nt) {
+  if (b <= 0 || t <= 0 || d < 1 || heads < 1 || d % heads) return 0;   /* no scratch taken */
+  return mha_fwd_bytes(b, t, d, heads, b * t, 0, nt, 1);   /* nt: the most cpu_nt gives */
+}
+
 int32_t ameir__cpu_mha_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
                            int64_t d, int32_t heads, const float *p, float *y, float *save) {
   cpu_state *st = s;
@@ -200,11 +216,9 @@ int32_t ameir__cpu_mha_fwd(void *s, const float *x, const int32_t *len, int64_t 
   int full = n == cap;
   int nt = cpu_nt(st, n * t * d * 2);
   size_t fl = sizeof(float), per_thread = (size_t)mha_fwd_scratch(t, dh);
-  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)nt * per_thread * fl);
-  if (!full) bytes += 2 * cpu_al((size_t)(n * d) * fl);
-  if (!save) bytes += cpu_al((size_t)ameir__mha_save(b, t, d, heads) * fl);
+  size_t bytes = mha_fwd_bytes(b, t, d, heads, n, full, nt, save != NULL);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   float *tbuf = cpu_carve(&cur, (size_t)nt * per_thread * fl);
   const float *xp = x;
@@ -257,7 +271,7 @@ int32_t ameir__cpu_mha_bwd(void *s, const float *x, const int32_t *len, int64_t 
                  cpu_al((size_t)(nch * d3) * fl);
   if (!full) bytes += 3 * cpu_al((size_t)(n * d) * fl);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   float *tbuf = cpu_carve(&cur, (size_t)nt * per_thread * fl);
   float *dctx = cpu_carve(&cur, (size_t)(n * d) * fl);
@@ -339,6 +353,23 @@ static void din_z(cpu_state *st, const float *hp, const int32_t *len, const int6
   }
 }
 
+/* Scratch bytes of din_fwd: bases, z = [h, h * q], the regrouped first layer, the q term, the
+ * packed x unless full, save unless given. */
+static size_t din_fwd_bytes(int64_t b, int64_t t, int64_t d, int64_t a1, int64_t a2, int64_t n,
+                            int full, int with_save) {
+  size_t fl = sizeof(float);
+  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)(n * 2 * d) * fl) +
+                 cpu_al((size_t)(a1 * 3 * d) * fl) + cpu_al((size_t)(b * a1) * fl);
+  if (!full) bytes += cpu_al((size_t)(n * d) * fl);
+  if (!with_save) bytes += cpu_al((size_t)ameir__din_save(b, t, d, a1, a2) * fl);
+  return bytes;
+}
+
+size_t cpu_din_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t a1, int32_t a2) {
+  if (b <= 0 || t < 0 || d < 1 || a1 < 1 || a2 < 1) return 0;   /* no scratch taken */
+  return din_fwd_bytes(b, t, d, a1, a2, b * t, 0, 1);
+}
+
 int32_t ameir__cpu_din_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
                            int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
                            const float *p, float *pooled, int64_t ldp, float *scaled, float *save) {
@@ -350,12 +381,9 @@ int32_t ameir__cpu_din_fwd(void *s, const float *x, const int32_t *len, int64_t 
   int64_t cap = b * t;
   int full = n == cap;
   size_t fl = sizeof(float);
-  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)(n * 2 * d) * fl) +
-                 cpu_al((size_t)(a1 * 3 * d) * fl) + cpu_al((size_t)(b * a1) * fl);
-  if (!full) bytes += cpu_al((size_t)(n * d) * fl);
-  if (!save) bytes += cpu_al((size_t)ameir__din_save(b, t, d, a1, a2) * fl);
+  size_t bytes = din_fwd_bytes(b, t, d, a1, a2, n, full, save != NULL);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   float *z = cpu_carve(&cur, (size_t)(n * 2 * d) * fl);
   float *wp = cpu_carve(&cur, (size_t)(a1 * 3 * d) * fl), *wq = wp + a1 * 2 * d;
@@ -441,7 +469,7 @@ int32_t ameir__cpu_din_bwd(void *s, const float *x, const int32_t *len, int64_t 
                  cpu_al((size_t)(nch * amax) * fl);
   if (!full) bytes += 2 * cpu_al((size_t)(n * d) * fl);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   float *z = cpu_carve(&cur, (size_t)(n * 2 * d) * fl);
   float *dz = cpu_carve(&cur, (size_t)(n * 2 * d) * fl);

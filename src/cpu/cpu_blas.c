@@ -178,7 +178,7 @@ int32_t ameir__cpu_gemm_strided_batched(void *s, int32_t ta, int32_t tb, int64_t
   float *pack = NULL;
   if (tb) {
     pack = cpu_scratch_get(st, (size_t)nt * (size_t)(k * n) * sizeof(float));
-    if (!pack) return AMEIR_ENOMEM;
+    if (!pack) return cpu_scratch_status();
   }
 #pragma omp parallel num_threads(nt)
   {

@@ -78,7 +78,7 @@ int32_t ameir__cpu_emb_grad_rows(void *s, const int32_t *rows, const int32_t *sr
   size_t kb = (size_t)count * sizeof(uint64_t);
   size_t sb = (size_t)(count + 1) * sizeof(uint32_t);
   uint8_t *buf = cpu_scratch_get(st, 2 * kb + sb);
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   uint64_t *ka = (uint64_t *)buf, *kb2 = (uint64_t *)(buf + kb);
   uint32_t *seg = (uint32_t *)(buf + 2 * kb);
 

@@ -145,6 +145,24 @@ static void gru_setup(cpu_state *st, gru_geo *g, const int32_t *len, int64_t b, 
   g->use_blas = st->blas_nested && g->hd * g->g >= GRU_BLAS_MIN;
 }
 
+/* Scratch bytes of gru_fwd: bases, order, counts, W_hh^T and the combined biases per
+ * direction, the groups' h and W_hh h rows, the packed x unless full, save unless given. */
+static size_t gru_fwd_bytes(int64_t b, int64_t t, int64_t d, int64_t n, int full, int with_save) {
+  int64_t hd = d / 2, G = 3 * hd;
+  size_t fl = sizeof(float);
+  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)b * 4) +
+                 cpu_al((size_t)(t + 1) * 8) + 2 * cpu_al((size_t)(hd * G) * fl) +
+                 2 * cpu_al((size_t)G * fl) + cpu_al((size_t)(b * (hd + G)) * fl);
+  if (!full) bytes += cpu_al((size_t)(n * d) * fl);
+  if (!with_save) bytes += cpu_al((size_t)ameir__gru_save(b, t, d) * fl);
+  return bytes;
+}
+
+size_t cpu_gru_fwd_bound(int64_t b, int64_t t, int64_t d) {
+  if (b <= 0 || t <= 0 || d < 2 || d % 2) return 0;   /* no scratch taken */
+  return gru_fwd_bytes(b, t, d, b * t, 0, 1);
+}
+
 int32_t ameir__cpu_gru_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
                            int64_t d, const float *p, float *y, float *save) {
   cpu_state *st = s;
@@ -155,13 +173,9 @@ int32_t ameir__cpu_gru_fwd(void *s, const float *x, const int32_t *len, int64_t 
   int64_t hd = d / 2, G = 3 * hd, cap = b * t;
   int full = n == cap;
   size_t fl = sizeof(float);
-  size_t bytes = cpu_al((size_t)(b + 1) * 8) + cpu_al((size_t)b * 4) +
-                 cpu_al((size_t)(t + 1) * 8) + 2 * cpu_al((size_t)(hd * G) * fl) +
-                 2 * cpu_al((size_t)G * fl) + cpu_al((size_t)(b * (hd + G)) * fl);
-  if (!full) bytes += cpu_al((size_t)(n * d) * fl);
-  if (!save) bytes += cpu_al((size_t)ameir__gru_save(b, t, d) * fl);
+  size_t bytes = gru_fwd_bytes(b, t, d, n, full, save != NULL);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   int32_t *ord = cpu_carve(&cur, (size_t)b * 4);
   int64_t *cnt = cpu_carve(&cur, (size_t)(t + 1) * 8);
@@ -276,7 +290,7 @@ int32_t ameir__cpu_gru_bwd(void *s, const float *x, const int32_t *len, int64_t 
                  4 * cpu_al((size_t)(n * G) * fl) + cpu_al((size_t)(nch * G) * fl);
   if (!full) bytes += 2 * cpu_al((size_t)(n * d) * fl);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * 8);
   int32_t *ord = cpu_carve(&cur, (size_t)b * 4);
   int64_t *cnt = cpu_carve(&cur, (size_t)(t + 1) * 8);

@@ -42,7 +42,7 @@ int32_t ameir__cpu_layernorm_bwd(void *s, const float *x, const float *dy, float
   if (m <= 0 || n <= 0) return 0;
   int64_t nc = cpu_chunks(m);
   float *part = cpu_scratch_get(st, (size_t)(2 * nc * n) * sizeof(float));
-  if (!part) return AMEIR_ENOMEM;
+  if (!part) return cpu_scratch_status();
   const float *mean = save, *rstd = save + m;
   int nt = cpu_nt(st, m * n);
 #pragma omp parallel for num_threads(nt) schedule(static)

@@ -88,10 +88,61 @@ static int32_t cpu_sync(void *state) {
   return 0;
 }
 
-/* ---- scratch ---- */
+/* ---- scratch ----
+ * The calling thread's own block (set_thread_scratch): while it is set for a state, the ops of
+ * that state running on this thread take it as their scratch and allocate none. Every op takes
+ * its scratch on its calling thread (outside its parallel regions), so thread-local storage
+ * reaches it, and concurrent calls on other threads keep their own blocks or the cached one. */
+static _Thread_local struct {
+  const cpu_state *st;   /* the state it is set for, NULL: none */
+  char *buf;             /* 64-byte aligned */
+  size_t size;
+  int taken;             /* an op holds it (cpu_scratch_get without cpu_scratch_put yet) */
+} t_block;
+static _Thread_local int32_t t_scratch_status;
+
+int32_t cpu_scratch_status(void) { return t_scratch_status ? t_scratch_status : AMEIR_ENOMEM; }
+
+static int32_t cpu_set_thread_scratch(void *state, void *buf, size_t size) {
+  memset(&t_block, 0, sizeof t_block);
+  if (!buf) return 0;
+  uintptr_t b0 = (uintptr_t)buf, b = (b0 + 63) & ~(uintptr_t)63;
+  t_block.st = state;
+  t_block.buf = (char *)b;
+  t_block.size = size > (size_t)(b - b0) ? size - (size_t)(b - b0) : 0;
+  return 0;
+}
+
+static size_t cpu_scratch_bytes(void *state, int32_t op, int64_t b, int64_t t, int64_t d,
+                                int32_t arg1, int32_t arg2) {
+  const cpu_state *st = state;
+  switch (op) {
+    case AMEIR_SCRATCH_CONV1D_FWD: return cpu_conv1d_fwd_bound(b, t, d, arg1, arg2);
+    case AMEIR_SCRATCH_MHA_FWD: return cpu_mha_fwd_bound(b, t, d, arg1, st->threads);
+    case AMEIR_SCRATCH_GRU_FWD: return cpu_gru_fwd_bound(b, t, d);
+    case AMEIR_SCRATCH_DIN_FWD: return cpu_din_fwd_bound(b, t, d, arg1, arg2);
+    default: return SIZE_MAX;
+  }
+}
 
 void *cpu_scratch_get(cpu_state *st, size_t bytes) {
   if (bytes == 0) bytes = 64;
+  if (t_block.st == st && t_block.buf) {   /* the caller's block: never an allocation */
+    if (t_block.taken || bytes > t_block.size) {
+      t_scratch_status = AMEIR_EINVAL;
+      if (t_block.taken)
+        ameir__error(st->ctx, AMEIR_EINVAL,
+                     "cpu backend: an op asked for scratch while the thread's block is taken");
+      else
+        ameir__error(st->ctx, AMEIR_EINVAL,
+                     "cpu backend: an op needs %zu bytes of scratch, the thread's block (from "
+                     "the caller's workspace) holds %zu",
+                     bytes, t_block.size);
+      return NULL;
+    }
+    t_block.taken = 1;
+    return t_block.buf;
+  }
   atomic_int *busy = &st->scratch_busy;
   if (atomic_exchange(busy, 1) == 0) {
     if (st->scratch_size >= bytes) return st->scratch;
@@ -111,6 +162,7 @@ void *cpu_scratch_get(cpu_state *st, size_t bytes) {
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes) == 0) return p;
   }
+  t_scratch_status = AMEIR_ENOMEM;
   ameir__error(st->ctx, AMEIR_ENOMEM, "cpu backend: out of memory allocating %zu bytes of scratch",
                bytes);
   return NULL;
@@ -118,7 +170,8 @@ void *cpu_scratch_get(cpu_state *st, size_t bytes) {
 
 void cpu_scratch_put(cpu_state *st, void *p) {
   if (!p) return;
-  if (p == st->scratch) atomic_store(&st->scratch_busy, 0);
+  if (t_block.taken && p == t_block.buf) t_block.taken = 0;
+  else if (p == st->scratch) atomic_store(&st->scratch_busy, 0);
   else free(p);
 }
 
@@ -166,7 +219,7 @@ int32_t cpu_colsum_acc(cpu_state *st, const float *x, int64_t ldx, int64_t m, in
     return 0;
   }
   float *part = cpu_scratch_get(st, (size_t)(nc * n) * sizeof(float));
-  if (!part) return AMEIR_ENOMEM;
+  if (!part) return cpu_scratch_status();
   cpu_colsum_acc_buf(st, x, ldx, m, n, out, part);
   cpu_scratch_put(st, part);
   return 0;
@@ -230,6 +283,8 @@ static const ameir_ops cpu_ops = {
     .readout_bwd = ameir__cpu_readout_bwd,
     .dot_rows_fwd = ameir__cpu_dot_rows_fwd,
     .dot_rows_bwd = ameir__cpu_dot_rows_bwd,
+    .scratch_bytes = cpu_scratch_bytes,
+    .set_thread_scratch = cpu_set_thread_scratch,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

@@ -12,7 +12,7 @@ int32_t ameir__cpu_se_fwd(void *s, const float *q, int64_t ldq, int64_t b, int64
   float *tmp = NULL;
   if (!save) {
     tmp = cpu_scratch_get(st, (size_t)(b * (2 * sn + r)) * sizeof(float));
-    if (!tmp) return AMEIR_ENOMEM;
+    if (!tmp) return cpu_scratch_status();
     save = tmp;
   }
   float *z = save, *hid = save + b * sn, *a = save + b * (sn + r);
@@ -61,7 +61,7 @@ int32_t ameir__cpu_se_bwd(void *s, const float *q, int64_t ldq, int64_t b, int64
   if (k > wmax) wmax = k;
   size_t nfl = (size_t)(b * sn + b * r + b * sn + nc * wmax);
   float *buf = cpu_scratch_get(st, nfl * sizeof(float));
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   float *da = buf, *dh = da + b * sn, *dz = dh + b * r, *part = dz + b * sn;
   int nt = cpu_nt(st, b * sn * k);
   int32_t rc = 0;

@@ -158,6 +158,22 @@ static void conv_split_taps(const float *w, int64_t d, int32_t k, float *wt) {
       for (int64_t c = 0; c < d; c++) wt[((int64_t)j * d + o) * d + c] = w[(o * d + c) * k + j];
 }
 
+/* Scratch bytes of conv1d_fwd: packed bases, the taps' matrices, and the separated layouts of
+ * x and y unless the layout is x itself. */
+static size_t conv_fwd_bytes(int64_t b, int64_t d, int32_t k, conv_geo g) {
+  size_t fl = sizeof(float);
+  size_t bytes = cpu_al((size_t)(b + 1) * sizeof(int64_t)) + cpu_al((size_t)k * d * d * fl);
+  if (!g.direct) bytes += 2 * cpu_al((size_t)(g.rows * d) * fl);
+  return bytes;
+}
+
+size_t cpu_conv1d_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t k, int32_t dil) {
+  if (b <= 0 || t <= 0 || d < 1 || k < 1 || dil < 1) return 0;   /* no scratch taken */
+  conv_geo g = conv_layout(NULL, b, t, b * t, k, dil);   /* the most rows: every position valid */
+  g.direct = 0;                                         /* and the copies a padded batch needs */
+  return conv_fwd_bytes(b, d, k, g);
+}
+
 static int32_t conv_check(cpu_state *st, const char *op, int64_t d, int32_t k, int32_t dil) {
   if (k < 1 || k % 2 == 0 || dil < 1 || d < 1)
     return ameir__error(st->ctx, AMEIR_EINVAL,
@@ -176,10 +192,9 @@ int32_t ameir__cpu_conv1d_fwd(void *s, const float *x, const int32_t *len, int64
   if (rc || b == 0 || t == 0) return rc;
   conv_geo g = conv_layout(len, b, t, n, k, dil);
   size_t fl = sizeof(float);
-  size_t bytes = cpu_al((size_t)(b + 1) * sizeof(int64_t)) + cpu_al((size_t)k * d * d * fl);
-  if (!g.direct) bytes += 2 * cpu_al((size_t)(g.rows * d) * fl);
+  size_t bytes = conv_fwd_bytes(b, d, k, g);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * sizeof(int64_t));
   float *wt = cpu_carve(&cur, (size_t)k * d * d * fl);
   const float *xs = x;
@@ -227,7 +242,7 @@ int32_t ameir__cpu_conv1d_bwd(void *s, const float *x, const int32_t *len, int64
                  cpu_al((size_t)(nch * d) * fl);
   if (!g.direct) bytes += 3 * cpu_al((size_t)(g.rows * d) * fl);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
-  if (!buf) return AMEIR_ENOMEM;
+  if (!buf) return cpu_scratch_status();
   int64_t *base = cpu_carve(&cur, (size_t)(b + 1) * sizeof(int64_t));
   float *wt = cpu_carve(&cur, (size_t)k * d * d * fl);
   float *dwt = cpu_carve(&cur, (size_t)k * d * d * fl);

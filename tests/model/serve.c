@@ -17,6 +17,7 @@
 #include "ameir/ameir.h"
 #include "core/base/base.h"
 #include "core/data/dataset.h"
+#include "cpu/cpu.h"
 #include "../model/synth.h"
 
 /* ---- counting allocations ----
@@ -356,11 +357,20 @@ void test_model_serve__malformed_text_rows_name_their_index(void) {
 }
 
 /* A model with every part an arena workspace holds: Stage 1 (pooling blocks, layer norm, sum
- * and last read-outs), an interaction, a Dice MLP, the SE shortcut. */
+ * and last read-outs), an interaction, a Dice MLP, the SE shortcut. arch: the notation of
+ * include/ameir/arch.h, or "preset:NAME:MLP" for ameir_arch_preset. */
 static ameir_model *seq_model(ameir_context *ctx, ameir_dataset **ds_out, ameir_arch **a_out, const char *arch) {
   ameir_dataset *ds = synth_seq_dataset(ctx, 1200, 3, 20, 6, 0, 5);
   ameir_arch *a = NULL;
-  T_OK(ameir_arch_parse(&a, ctx, arch));
+  if (!strncmp(arch, "preset:", 7)) {
+    char name[32];
+    const char *colon = strchr(arch + 7, ':');
+    T_ASSERT(colon != NULL);
+    snprintf(name, sizeof name, "%.*s", (int)(colon - (arch + 7)), arch + 7);
+    T_OK(ameir_arch_preset(&a, ctx, name, colon + 1));
+  } else {
+    T_OK(ameir_arch_parse(&a, ctx, arch));
+  }
   ameir_model *m = NULL;
   T_OK(ameir_model_create(&m, ctx, a, ds));
   T_OK(ameir_model_set_option(m, "emb", "4"));
@@ -372,10 +382,19 @@ static ameir_model *seq_model(ameir_context *ctx, ameir_dataset **ds_out, ameir_
 
 static const char *SEQ_ARCH = "blocks: (avgpool3, relu, ln) (maxpool3, identity, none)\nreadout: sum last\n"
                               "interactions: (C0, C1)\nmlp: (16, dice)\nshortcut: se\n";
+/* Every Stage-1 layer whose CPU kernel takes scratch (convolution, self-attention, Bi-GRU,
+ * target attention) and the attention read-out: their scratch comes from the caller's block. */
+static const char *ATT_ARCH = "blocks: (conv3, relu, ln) (sa2, gelu, none) (gru, identity, ln) (target_att, relu, none)\n"
+                              "readout: sum last att\nmlp: (16, relu)\n";
+/* The DIN preset (attention read-out, Dice MLP) on the behaviours. */
+static const char *DIN_PRESET = "preset:din:16:dice,8:dice";
 
 void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(void) {
   install_heap_hooks();
-  for (int which = 0; which < 2; which++) {
+  static const char *const names[4] = {"DeepFM", "Stage-1 pooling", "Stage-1 conv/attention/GRU/att read-out",
+                                       "DIN preset"};
+  const char *const archs[4] = {NULL, SEQ_ARCH, ATT_ARCH, DIN_PRESET};
+  for (int which = 0; which < 4; which++) {
     fixture fx;
     ameir_context *ctx;
     ameir_dataset *ds;
@@ -387,7 +406,7 @@ void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(voi
     } else {
       T_OK(ameir_context_create(&ctx, "cpu"));
       count_backend(ctx);
-      m = seq_model(ctx, &ds, &sa, SEQ_ARCH);
+      m = seq_model(ctx, &ds, &sa, archs[which]);
     }
     int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
     if (n > 64) n = 64;
@@ -416,20 +435,34 @@ void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(voi
     /* no allocation: not through the backend, not on the heap of the calling thread (after a
      * first call, which lets OpenBLAS and OpenMP set up what they keep per thread) */
     T_OK(ameir_model_predict(m, n, ids, dense, got, big, sn));
+    /* The CPU backend's cached scratch buffer is held as by a concurrent call (training, or a
+     * prediction without a workspace, on another thread): a kernel that did not take its
+     * scratch from the caller's block would malloc a private one, which the hook would see. */
+    cpu_state *cs = ctx->bstate;
+    atomic_store(&cs->scratch_busy, 1);
     long before = atomic_load(&backend_allocs);
     t_heap_allocs = t_runtime_allocs = 0;
     t_counting = 1;
     ameir_status st = AMEIR_OK;
     for (int rep = 0; rep < 20 && !st; rep++) st = ameir_model_predict(m, n, ids, dense, got, big, sn);
     t_counting = 0;
+    long heap = t_heap_allocs, runtime = t_runtime_allocs;
     T_OK(st);
     assert_same(got, want, n, "repeated");
     T_ASSERT_EQ_INT(atomic_load(&backend_allocs) - before, 0);
     if (HEAP_COUNTED) {
-      T_ASSERT_MSG(t_heap_allocs == 0, "%ld heap allocations by libameir in 20 calls", t_heap_allocs);
-      printf("     %s model: 0 allocations by libameir in 20 calls (%ld by the OpenMP runtime or OpenBLAS)\n",
-             which ? "Stage-1" : "DeepFM", t_runtime_allocs);
+      T_ASSERT_MSG(heap == 0, "%ld heap allocations by libameir in 20 calls", heap);
+      /* the hook is live: the same call without a workspace allocates */
+      t_counting = 1;
+      st = ameir_model_predict(m, n, ids, dense, got, NULL, 0);
+      t_counting = 0;
+      T_OK(st);
+      T_ASSERT(t_heap_allocs > 0);
+      printf("     %s model: 0 allocations by libameir in 20 calls (%ld by the OpenMP runtime or OpenBLAS; "
+             "%ld by libameir in one call without a workspace)\n",
+             names[which], runtime, t_heap_allocs);
     }
+    atomic_store(&cs->scratch_busy, 0);
     /* the counter is live: making the model went through it */
     T_ASSERT(atomic_load(&backend_allocs) > 0);
     T_OK(ameir_model_predict(m, n, ids, dense, got, NULL, 0));
@@ -478,13 +511,13 @@ static void *work(void *arg) {
   return NULL;
 }
 
-void test_model_serve__threads_with_own_workspaces_match_one_thread(void) {
+static void threads_case(const char *arch) {
   ameir_context *ctx = NULL;
   T_OK(ameir_context_create(&ctx, "cpu"));
   ameir_context_set_int(ctx, "threads", 2);
   ameir_dataset *ds;
   ameir_arch *a;
-  ameir_model *m = seq_model(ctx, &ds, &a, SEQ_ARCH);
+  ameir_model *m = seq_model(ctx, &ds, &a, arch);
   int64_t n = 24;
   int32_t ni, nd;
   T_OK(ameir_model_input_layout(m, NULL, &ni, &nd));
@@ -513,6 +546,12 @@ void test_model_serve__threads_with_own_workspaces_match_one_thread(void) {
     T_ASSERT_MSG(w[t].rc == 0, "thread %d: %d (%s)", t, w[t].rc, ameir_context_last_error(ctx));
     T_ASSERT_MSG(!w[t].mismatch, "thread %d: a result differs from the serial one", t);
   }
+  /* and the serial ones are those of predict_split and of the model's own workspace */
+  float split[64], own[64];
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, split));
+  T_OK(ameir_model_predict(m, n, ids, dense, own, NULL, 0));
+  assert_same(want + (n - 1) * n * n, split, n, "all rows, caller's workspace");
+  assert_same(own, split, n, "all rows, model's workspace");
   free(block);
   free(want);
   free(ids);
@@ -523,10 +562,26 @@ void test_model_serve__threads_with_own_workspaces_match_one_thread(void) {
   ameir_context_free(ctx);
 }
 
+void test_model_serve__threads_with_own_workspaces_match_one_thread(void) {
+  threads_case(SEQ_ARCH);
+  threads_case(ATT_ARCH);   /* the kernels' scratch from each thread's own block */
+}
+
+/* A CPU backend table without the scratch members, as a backend that cannot take its kernels'
+ * scratch from a caller's block. */
+static const ameir_ops *plain_real_ops;
+static ameir_ops plain_ops;
+
 void test_model_serve__unsupported_models(void) {
   ameir_context *ctx = NULL;
   T_OK(ameir_context_create(&ctx, "cpu"));
-  /* Stage-1 kernels with scratch of their own: no caller's workspace, NULL works */
+  /* Stage-1 kernels with scratch of their own, on a backend without scratch_bytes and
+   * set_thread_scratch: no caller's workspace, NULL works */
+  plain_real_ops = ctx->ops;
+  plain_ops = *ctx->ops;
+  plain_ops.scratch_bytes = NULL;
+  plain_ops.set_thread_scratch = NULL;
+  ctx->ops = &plain_ops;   /* before the model is made: it keeps ctx->ops */
   ameir_dataset *ds;
   ameir_arch *a;
   ameir_model *m = seq_model(ctx, &ds, &a, "blocks: (conv3, relu, ln)\nreadout: sum att\nmlp: (8, relu)\n");
@@ -537,15 +592,36 @@ void test_model_serve__unsupported_models(void) {
   float want[8], got[8];
   char block[4096];
   T_ASSERT_EQ_INT(ameir_model_predict(m, 8, ids, dense, got, block, sizeof block), AMEIR_EUNSUPPORTED);
-  T_ASSERT(strstr(ameir_context_last_error(ctx), "convolution"));
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "convolution") &&
+               strstr(ameir_context_last_error(ctx), "set_thread_scratch"), "%s", ameir_context_last_error(ctx));
   T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 8, want));
   T_OK(ameir_model_predict(m, 8, ids, dense, got, NULL, 0));
   assert_same(got, want, 8, "conv model, model's workspace");
+  ameir_model_free(m);
+  ameir_arch_free(a);
+  synth_free(ds);
+  /* the attention read-out alone is named too; a model without such layers still takes one */
+  m = seq_model(ctx, &ds, &a, "preset:din:8:relu");
+  T_ASSERT_EQ_INT(ameir_model_workspace_size(m, 8), 0);
+  T_ASSERT_EQ_INT(ameir_model_predict(m, 8, ids, dense, got, block, sizeof block), AMEIR_EUNSUPPORTED);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "attention read-out"), "%s", ameir_context_last_error(ctx));
+  ameir_model_free(m);
+  ameir_arch_free(a);
+  synth_free(ds);
+  m = seq_model(ctx, &ds, &a, SEQ_ARCH);
+  size_t wsz = ameir_model_workspace_size(m, 8);
+  T_ASSERT(wsz > 0);
+  char *big = aligned_block(wsz);
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 8, want));
+  T_OK(ameir_model_predict(m, 8, ids, dense, got, big, wsz));
+  assert_same(got, want, 8, "pooling model, caller's workspace, plain backend");
+  free(big);
   free(ids);
   free(dense);
   ameir_model_free(m);
   ameir_arch_free(a);
   synth_free(ds);
+  ctx->ops = plain_real_ops;   /* the context frees its own table */
   /* retrieval ranks items */
   ds = synth_retrieval(ctx, 20, 12, 5, 21);
   T_OK(ameir_arch_parse(&a, ctx, "blocks: (sa2, identity, ln)\nreadout: last\n"));

@@ -271,7 +271,39 @@ typedef struct ameir_ops {
   int32_t (*dot_rows_bwd)(void *state, const float *e, int64_t k, const int32_t *rows,
                           int64_t b, int64_t c, const float *u, const float *ds, float *du,
                           float *g);
+
+  /* ==== Caller-provided scratch (ABI version 1 continues; members appended) ====
+   * Some ops take scratch memory of their own (the CPU backend: conv1d_fwd, mha_fwd, gru_fwd,
+   * din_fwd, and a few backward ops). With these two members the core can run such ops with
+   * no allocation: it asks for a bound, carves a block of that size from a caller's workspace
+   * and hands it to the backend for the calling thread (ameir_model_predict with a workspace).
+   * Both optional. Like every optional member, the registry fills them from the CPU reference
+   * for a module that leaves them out; the core uses them with the CPU backend only (a device
+   * backend's buffers cannot live in a caller's host block anyway), and where a table lacks
+   * them (NULL) it refuses a caller's block for a model with such ops. */
+
+  /* Upper bound, in bytes, of the scratch op `op` (enum ameir__scratch_op) takes for a batch
+   * of shape (b, t, d), any len[], `save` given (non-NULL), at the backend's current thread
+   * count. Per op: conv1d_fwd: arg1 = k, arg2 = dil; mha_fwd: arg1 = heads; gru_fwd: none;
+   * din_fwd: arg1 = a1, arg2 = a2 (unused args are ignored). 0: the op takes no scratch;
+   * SIZE_MAX: an op the backend cannot bound (or an unknown op id). optional */
+  size_t (*scratch_bytes)(void *state, int32_t op, int64_t b, int64_t t, int64_t d, int32_t arg1,
+                          int32_t arg2);
+  /* Makes buf[size] (host memory, any alignment) the scratch of every op the CALLING thread
+   * runs on this backend instance until it is called again with buf NULL (which clears it).
+   * While one is set the backend allocates no scratch on that thread: an op that needs more
+   * than the block holds fails with AMEIR_EINVAL instead. The block must stay valid until it
+   * is cleared; ops called from other threads are not affected. optional */
+  int32_t (*set_thread_scratch)(void *state, void *buf, size_t size);
 } ameir_ops;
+
+/* Op ids of scratch_bytes (pinned: a module may answer them). */
+enum ameir__scratch_op {
+  AMEIR_SCRATCH_CONV1D_FWD = 1,
+  AMEIR_SCRATCH_MHA_FWD = 2,
+  AMEIR_SCRATCH_GRU_FWD = 3,
+  AMEIR_SCRATCH_DIN_FWD = 4
+};
 
 /* Sizes (in floats) of the parameter blocks and save buffers of the coarse ops above. */
 static inline int64_t ameir__gru_params(int64_t d) {

@@ -69,7 +69,7 @@ static const struct {
     OP(gru_fwd, 0),       OP(gru_bwd, 0),       OP(mha_fwd, 0),
     OP(mha_bwd, 0),       OP(din_fwd, 0),       OP(din_bwd, 0),
     OP(readout_fwd, 0),   OP(readout_bwd, 0),   OP(dot_rows_fwd, 0),
-    OP(dot_rows_bwd, 0),
+    OP(dot_rows_bwd, 0),  OP(scratch_bytes, 1), OP(set_thread_scratch, 1),
 };
 #undef OP
 #define N_MEMBERS (sizeof k_members / sizeof k_members[0])
@@ -77,7 +77,7 @@ typedef void (*any_fn)(void);
 /* When ops.h grows, list the new member above (with its optional flag): these fail otherwise. */
 _Static_assert(offsetof(ameir_ops, init) + N_MEMBERS * sizeof(any_fn) == sizeof(ameir_ops),
                "registry.c: k_members must list every function of struct ameir_ops");
-_Static_assert(offsetof(ameir_ops, dot_rows_bwd) + sizeof(any_fn) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, set_thread_scratch) + sizeof(any_fn) == sizeof(ameir_ops),
                "registry.c: k_members must end with the last member of struct ameir_ops");
 
 static any_fn member_get(const ameir_ops *t, size_t offset) {

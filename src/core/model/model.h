@@ -181,6 +181,10 @@ struct ameir_model {
   int32_t **psave;
   float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
   int32_t *host_len;
+  /* A copy with an arena only: the block the Stage-1 kernels take their scratch from (handed
+   * to the backend for the calling thread during ameir__stage1_forward), and its bytes. */
+  void *kscratch;
+  size_t kscratch_bytes;
   int32_t ws_end_;
 };
 
@@ -244,6 +248,12 @@ const char *ameir__stage1_layer_unfit(const ameir_model *m, int32_t layer);
 /* Initialises one block's parameters in the host copy hp (layer at poff, LN at goff/boff, -1 none). */
 ameir_status ameir__stage1_init_block(ameir_model *m, float *hp, ameir__rng *r, int32_t layer, int64_t poff,
                                       int64_t goff, int64_t boff);
+/* Bytes of scratch the Stage-1 forward's kernels take for a batch of B rows (the largest of
+ * the backend's bounds, ops->scratch_bytes; 0 when none takes any), or SIZE_MAX when the
+ * backend cannot bound it or take it from a caller's block (no scratch_bytes or
+ * set_thread_scratch). *what (may be NULL) receives the first layer that takes scratch, or
+ * NULL. A copy with an arena carves this much and the forward hands it to the backend. */
+size_t ameir__stage1_kernel_scratch(const ameir_model *m, int64_t B, const char **what);
 /* AUC (CTR) or HR@10 under the model's eval protocol (retrieval) of rows[0..n) of a dataset. */
 ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
                                       double *metric);

@@ -7,6 +7,7 @@
  * An empty history becomes length 1 holding the padding row (the special tag of the paper,
  * and what torch_ref does). Padding never changes a result: every op masks by length. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,8 +168,48 @@ void ameir__stage1_free_ws(ameir_model *m) {
   m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
   ameir__ws_dev_free(m, m->len_dev);
   m->len_dev = NULL;
+  ameir__ws_dev_free(m, m->kscratch);
+  m->kscratch = NULL;
+  m->kscratch_bytes = 0;
   ameir__ws_host_free(m, m->host_len);
   m->host_len = NULL;
+}
+
+/* The backend's bound for one forward op's scratch (SIZE_MAX: it cannot give one). */
+static size_t op_scratch(const ameir_model *m, int32_t op, int64_t B, int32_t arg1, int32_t arg2) {
+  const ameir_ops *o = m->ops;
+  if (!o->scratch_bytes || !o->set_thread_scratch) return SIZE_MAX;
+  return o->scratch_bytes(m->bs, op, B, m->seq_t, m->d_seq, arg1, arg2);
+}
+
+size_t ameir__stage1_kernel_scratch(const ameir_model *m, int64_t B, const char **what) {
+  if (what) *what = NULL;
+  if (!m->stage1) return 0;
+  const ameir_arch *a = m->arch;
+  size_t most = 0;
+  /* the ops ameir__stage1_forward runs that may take scratch, in its order; they run one at a
+   * time, so one block of the largest serves them all */
+  for (int32_t l = 0; l < a->n_blocks; l++) {
+    int32_t layer = a->blocks[l].layer, k, dil, heads, op = 0, arg1 = 0, arg2 = 0;
+    const char *name = NULL;
+    layer_shape(layer, &k, &dil, &heads);
+    if (k) { op = AMEIR_SCRATCH_CONV1D_FWD; arg1 = k; arg2 = dil; name = "a convolution block"; }
+    else if (heads) { op = AMEIR_SCRATCH_MHA_FWD; arg1 = heads; name = "a self-attention block"; }
+    else if (layer == AMEIR_LAYER_GRU) { op = AMEIR_SCRATCH_GRU_FWD; name = "a Bi-GRU block"; }
+    else if (layer == AMEIR_LAYER_TARGET_ATT) {
+      op = AMEIR_SCRATCH_DIN_FWD; arg1 = m->din_a1; arg2 = m->din_a2; name = "a target-attention block";
+    }
+    if (!op) continue;
+    if (what && !*what) *what = name;
+    size_t s = op_scratch(m, op, B, arg1, arg2);
+    if (s > most) most = s;
+  }
+  if (m->off_att >= 0) {
+    size_t s = op_scratch(m, AMEIR_SCRATCH_DIN_FWD, B, m->din_a1, m->din_a2);
+    if (what && !*what) *what = "the attention read-out";
+    if (s > most) most = s;
+  }
+  return most;
 }
 
 /* pp may be NULL while an arena measures (the array holding it is not there then). */
@@ -233,6 +274,10 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
     if (train) CK(dalloc(m, &m->dq, B * d));
   }
   if (m->ro_att >= 0) CK(dalloc(m, &m->ro_save, ameir__din_save(B, T, d, m->din_a1, m->din_a2)));
+  if (m->arena) {   /* a caller's block: the kernels' scratch comes from it too (forward below) */
+    m->kscratch_bytes = ameir__stage1_kernel_scratch(m, B, NULL);
+    if (m->kscratch_bytes) CK(ameir__ws_dev(m, &m->kscratch, m->kscratch_bytes));
+  }
   return AMEIR_OK;
 }
 
@@ -268,14 +313,12 @@ ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const 
   return m->ops->upload(m->bs, m->len_dev, m->host_len, sizeof(int32_t) * (size_t)nb);
 }
 
-ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, const int32_t *rows_seq) {
-  if (!m->stage1) return AMEIR_OK;
+static ameir_status stage1_forward(ameir_model *m, int64_t B, const int32_t *rows_seq) {
   const ameir_ops *o = m->ops;
   void *bs = m->bs;
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, T = m->seq_t, S = m->n_seq, d = m->d_seq, D0 = m->d0, n = B * T * d;
   const float *P = m->P;
-  (void)training;
   /* H_0: element i = concat of its S field embeddings */
   for (int64_t s = 0; s < S; s++)
     CK(o->emb_sum_fwd(bs, m->E, K, rows_seq + s * B * T, B * T, 1, m->H[0] + s * K, d));
@@ -314,6 +357,18 @@ ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, 
   if (m->off_att >= 0)
     CK(o->din_fwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->x0 + m->off_att, D0, NULL, m->ro_save));
   return AMEIR_OK;
+}
+
+ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, const int32_t *rows_seq) {
+  (void)training;
+  if (!m->stage1) return AMEIR_OK;
+  if (!m->kscratch) return stage1_forward(m, B, rows_seq);
+  /* a caller's workspace: the kernels take their scratch from its block on this thread, and
+   * it is this thread's no longer when the call returns, whatever happened */
+  CK(m->ops->set_thread_scratch(m->bs, m->kscratch, m->kscratch_bytes));
+  ameir_status st = stage1_forward(m, B, rows_seq);
+  m->ops->set_thread_scratch(m->bs, NULL, 0);
+  return st;
 }
 
 /* After the MLP backward: dx0's read-out columns are final. Writes d H_0 into dh0_out

@@ -26,23 +26,6 @@ static int64_t max_rows(const ameir_model *m) {
   return INT32_MAX / per;
 }
 
-/* The Stage-1 layer whose CPU kernel takes scratch memory of its own in a forward (conv1d_fwd,
- * mha_fwd, gru_fwd and din_fwd call cpu_scratch_get in src/cpu), or NULL. Such a model cannot
- * keep the promise of a caller's workspace: those kernels would allocate inside the call. */
-static const char *scratch_layer(const ameir_model *m) {
-  if (!m->stage1) return NULL;
-  for (int32_t l = 0; l < m->arch->n_blocks; l++)
-    switch (m->arch->blocks[l].layer) {
-      case AMEIR_LAYER_CONV1: case AMEIR_LAYER_CONV3: case AMEIR_LAYER_DCONV3: case AMEIR_LAYER_DCONV5:
-      case AMEIR_LAYER_DCONV7: return "a convolution block";
-      case AMEIR_LAYER_SA2: case AMEIR_LAYER_SA4: return "a self-attention block";
-      case AMEIR_LAYER_GRU: return "a Bi-GRU block";
-      case AMEIR_LAYER_TARGET_ATT: return "a target-attention block";
-      default: break;
-    }
-  return m->off_att >= 0 ? "the attention read-out" : NULL;
-}
-
 static ameir_status need_ctr(const ameir_model *m, const char *fn) {
   if (m->task == AMEIR_TASK_CTR) return AMEIR_OK;
   return ameir__error(m->ctx, AMEIR_EUNSUPPORTED, "%s: a retrieval model ranks items: use ameir_model_topk", fn);
@@ -166,20 +149,25 @@ static size_t measure(const ameir_model *m, int64_t n) {
 }
 
 /* Why m cannot predict in a caller's workspace, or NULL. A device backend's buffers cannot
- * live in a host block. */
+ * live in a host block; the Stage-1 kernels that take scratch of their own take it from the
+ * block too, where the backend can bound it and be handed it (ops->scratch_bytes and
+ * ops->set_thread_scratch: ameir__stage1_kernel_scratch). */
 static const char *no_caller_ws(const ameir_model *m, char *why, size_t size) {
   const char *layer;
   if (strcmp(m->ops->name, "cpu") != 0)
     snprintf(why, size, "the %s backend's buffers cannot live in it (CPU backend only)", m->ops->name);
-  else if ((layer = scratch_layer(m)))
-    snprintf(why, size, "the model has %s, whose CPU kernel takes memory of its own", layer);
+  else if (ameir__stage1_kernel_scratch(m, 1, &layer) == SIZE_MAX)
+    snprintf(why, size, "the model has %s, whose kernel takes scratch memory that the %s backend %s", layer,
+             m->ops->name, !m->ops->scratch_bytes || !m->ops->set_thread_scratch
+                               ? "cannot take from a caller's block (no scratch_bytes/set_thread_scratch)"
+                               : "cannot bound");
   else
     return NULL;
   return why;
 }
 
 AMEIR_API size_t ameir_model_workspace_size(const ameir_model *m, int64_t batch) {
-  char why[160];
+  char why[256];
   if (!m || m->task != AMEIR_TASK_CTR || batch < 1 || batch > max_rows(m) || no_caller_ws(m, why, sizeof why)) return 0;
   return measure(m, batch);
 }
@@ -216,7 +204,7 @@ AMEIR_API ameir_status ameir_model_predict(const ameir_model *m, int64_t n, cons
     free(block);
     return st;
   }
-  char why[160];
+  char why[256];
   if (no_caller_ws(m, why, sizeof why))
     return ameir__error(ctx, AMEIR_EUNSUPPORTED, "ameir_model_predict: no caller's workspace: %s; pass workspace NULL", why);
   if (n > max_rows(m))
@@ -227,7 +215,8 @@ AMEIR_API ameir_status ameir_model_predict(const ameir_model *m, int64_t n, cons
     return ameir__error(ctx, AMEIR_EINVAL, "ameir_model_predict: the workspace has %zu bytes, %lld rows need %zu "
                         "(ameir_model_workspace_size)", workspace_size, (long long)n, need);
   /* Everything below comes from the caller's block: the row buffers, then a copy of the model
-   * on the stack whose workspace is carved from the rest. No malloc, no ops->alloc. */
+   * on the stack whose workspace is carved from the rest, the Stage-1 kernels' scratch
+   * included (the forward hands it to the backend for this thread). No malloc, no ops->alloc. */
   uintptr_t b0 = (uintptr_t)workspace, b = (b0 + 63) & ~(uintptr_t)63;
   ameir__arena a = {(char *)b, workspace_size - (size_t)(b - b0), 0};
   CK(build_rows(m, &a, n, ids, dense, &ds, &rows));
