@@ -46,6 +46,8 @@ int32_t cli_progress_fn(const char *stage, int64_t done, int64_t total, double m
   double now = cli_now();
   if (!p->stage || strcmp(p->stage, stage)) { p->stage = stage; p->t0 = now; p->last_print = 0; }
   int last = total > 0 && done >= total;
+  /* training stages report a loss; the search's scoring stages a child's metric */
+  const char *what = strstr(stage, "score") || strstr(stage, "eval") ? "metric" : "loss";
   if (p->tty) {
     if (now - p->last_print < 0.1 && !last) return 0;
     p->last_print = now;
@@ -55,13 +57,13 @@ int32_t cli_progress_fn(const char *stage, int64_t done, int64_t total, double m
     char bar[64];
     for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
     bar[w] = 0;
-    fprintf(stderr, "\r\033[K%-6s [%s] %lld/%lld  %.1f it/s  ETA %.0fs  loss %.4f", stage, bar, (long long)done,
-            (long long)total, rate, eta, metric);
+    fprintf(stderr, "\r\033[K%-6s [%s] %lld/%lld  %.1f it/s  ETA %.0fs  %s %.4f", stage, bar, (long long)done,
+            (long long)total, rate, eta, what, metric);
     if (last) fputc('\n', stderr);
   } else {
     if (now - p->last_print < 10 && !last) return 0;
     p->last_print = now;
-    fprintf(stderr, "%s %lld/%lld loss %.4f (%.1fs)\n", stage, (long long)done, (long long)total, metric, now - p->t0);
+    fprintf(stderr, "%s %lld/%lld %s %.4f (%.1fs)\n", stage, (long long)done, (long long)total, what, metric, now - p->t0);
   }
   return 0;
 }
