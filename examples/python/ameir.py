@@ -172,54 +172,28 @@ def _split_id(split):
     return int(split)
 
 
-class Dataset:
-    """A dataset opened from its YAML config (ameir_dataset_open: the `dataset:` section, data
-    paths relative to the YAML's directory or its data_dir), e.g. the rows whose top-k items
-    Model.topk ranks. Read-only once open: several models and threads may use it at once."""
+class _Owned:
+    """A library object with the context it was made in: both freed by close() (idempotent;
+    later calls raise ValueError), on leaving a `with` block, or when garbage-collected."""
 
-    def __init__(self, path, threads=None):
-        lib = library()
-        self._ds = None
-        self._ctx = None
-        self._ctx = _new_context("cpu", threads)
-        ds = _p_void()
-        _check(self._ctx, lib.ameir_dataset_open(ctypes.byref(ds), self._ctx, _path(path)),
-               os.fspath(path))
-        self._ds = ds
-        self.path = os.fspath(path)
-
-    @classmethod
-    def open(cls, path, threads=None):
-        """Opens a dataset. Raises Error (AMEIR_EIO: unreadable; AMEIR_ECONFIG: bad schema, with
-        file, line and key; AMEIR_EFORMAT: a bad data row, with file, line and column)."""
-        return cls(path, threads=threads)
+    _free = None    # name of the library's free function of the object
+    _what = "object"
+    _obj = None
+    _ctx = None
 
     def _handle(self):
-        if self._ds is None:
-            raise ValueError("the dataset is closed")
-        return self._ds
-
-    def rows(self, split=None):
-        """Number of rows of a split (SPLIT_* or "train"/"valid"/"test"), of all rows with None."""
-        n = library().ameir_dataset_rows(self._handle(), -1 if split is None else _split_id(split))
-        if n < 0:
-            raise ValueError("split: %r is not a split" % (split,))
-        return int(n)
-
-    @property
-    def task(self):
-        """TASK_CTR or TASK_RETRIEVAL."""
-        return int(library().ameir_dataset_task(self._handle()))
+        if self._obj is None:
+            raise ValueError("the %s is closed" % self._what)
+        return self._obj
 
     def close(self):
-        """Frees the dataset and its context; later calls raise ValueError. Idempotent."""
         lib = _lib
         if lib is not None:
-            if self._ds is not None:
-                lib.ameir_dataset_free(self._ds)
+            if self._obj is not None:
+                getattr(lib, self._free)(self._obj)
             if self._ctx is not None:
                 lib.ameir_context_free(self._ctx)
-        self._ds = None
+        self._obj = None
         self._ctx = None
 
     def __enter__(self):
@@ -236,19 +210,57 @@ class Dataset:
             pass
 
 
-class Model:
+class Dataset(_Owned):
+    """A dataset opened from its YAML config (ameir_dataset_open: the `dataset:` section, data
+    paths relative to the YAML's directory or its data_dir), e.g. the rows whose top-k items
+    Model.topk ranks. Read-only once open: several models and threads may use it at once."""
+
+    _free = "ameir_dataset_free"
+    _what = "dataset"
+
+    def __init__(self, path, threads=None):
+        lib = library()
+        self._ctx = _new_context("cpu", threads)
+        ds = _p_void()
+        _check(self._ctx, lib.ameir_dataset_open(ctypes.byref(ds), self._ctx, _path(path)),
+               os.fspath(path))
+        self._obj = ds
+        self.path = os.fspath(path)
+
+    @classmethod
+    def open(cls, path, threads=None):
+        """Opens a dataset. Raises Error (AMEIR_EIO: unreadable; AMEIR_ECONFIG: bad schema, with
+        file, line and key; AMEIR_EFORMAT: a bad data row, with file, line and column)."""
+        return cls(path, threads=threads)
+
+
+    def rows(self, split=None):
+        """Number of rows of a split (SPLIT_* or "train"/"valid"/"test"), of all rows with None."""
+        n = library().ameir_dataset_rows(self._handle(), -1 if split is None else _split_id(split))
+        if n < 0:
+            raise ValueError("split: %r is not a split" % (split,))
+        return int(n)
+
+    @property
+    def task(self):
+        """TASK_CTR or TASK_RETRIEVAL."""
+        return int(library().ameir_dataset_task(self._handle()))
+
+
+class Model(_Owned):
     """A trained model loaded from a file written by `ameir train --out DIR` (DIR/model.ameir)
     or ameir_model_save (or one made through the C API, see adopt). Prediction and top-k calls
     may come from several threads at once."""
 
+    _free = "ameir_model_free"
+    _what = "model"
+
     def __init__(self, path, backend="cpu", threads=None):
         lib = library()
-        self._ctx = None
-        self._model = None
         self._ctx = ctx = _new_context(backend, threads)
         model = _p_void()
         self._check(lib.ameir_model_load(ctypes.byref(model), ctx, _path(path)), os.fspath(path))
-        self._model = model
+        self._obj = model
 
     @classmethod
     def load(cls, path, backend="cpu", threads=None):
@@ -265,17 +277,13 @@ class Model:
         if not model or not context:
             raise ValueError("adopt: NULL model or context")
         self = cls.__new__(cls)
-        self._model = ctypes.c_void_p(getattr(model, "value", model))
+        self._obj = ctypes.c_void_p(getattr(model, "value", model))
         self._ctx = ctypes.c_void_p(getattr(context, "value", context))
         return self
 
     def _check(self, st, what):
         _check(self._ctx, st, what)
 
-    def _handle(self):
-        if self._model is None:
-            raise ValueError("the model is closed")
-        return self._model
 
     @property
     def backend(self):
@@ -347,27 +355,3 @@ class Model:
         flat_items, flat_scores = list(items), list(scores)
         return ([flat_items[i:i + k] for i in range(0, n * k, k)],
                 [flat_scores[i:i + k] for i in range(0, n * k, k)])
-
-    def close(self):
-        """Frees the model and its context; later calls raise ValueError. Idempotent."""
-        lib = _lib
-        if lib is not None:
-            if self._model is not None:
-                lib.ameir_model_free(self._model)
-            if self._ctx is not None:
-                lib.ameir_context_free(self._ctx)
-        self._model = None
-        self._ctx = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass

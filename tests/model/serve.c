@@ -641,6 +641,25 @@ void test_model_serve__unsupported_models(void) {
 }
 
 /* Criteo TSV lines (no header line): text and predict_split agree, and predict_file too. */
+/* A model of a preset trained on the dataset of a YAML file (the text-row tests). */
+typedef struct { ameir_context *ctx; ameir_dataset *ds; ameir_arch *a; ameir_model *m; } served;
+
+static void served_open(served *sv, const char *yaml, const char *preset, const char *mlp) {
+  memset(sv, 0, sizeof *sv);
+  T_OK(ameir_context_create(&sv->ctx, "cpu"));
+  T_OK(ameir_dataset_open(&sv->ds, sv->ctx, yaml));
+  T_OK(ameir_arch_preset(&sv->a, sv->ctx, preset, mlp));
+  T_OK(ameir_model_create(&sv->m, sv->ctx, sv->a, sv->ds));
+  T_OK(ameir_model_train(sv->m, sv->ds));
+}
+
+static void served_free(served *sv) {
+  ameir_model_free(sv->m);
+  ameir_arch_free(sv->a);
+  ameir_dataset_free(sv->ds);
+  ameir_context_free(sv->ctx);
+}
+
 void test_model_serve__criteo_lines(void) {
   const char *dir = t_tmpdir();
   char tsv[600], yaml[600];
@@ -665,15 +684,10 @@ void test_model_serve__criteo_lines(void) {
   T_ASSERT(f != NULL);
   fprintf(f, "dataset:\n  files: [%s]\n  format: criteo\n  split: {method: modulo}\n  cache: false\n", tsv);
   fclose(f);
-  ameir_context *ctx = NULL;
-  T_OK(ameir_context_create(&ctx, "cpu"));
-  ameir_dataset *ds = NULL;
-  T_OK(ameir_dataset_open(&ds, ctx, yaml));
-  ameir_arch *a = NULL;
-  T_OK(ameir_arch_preset(&a, ctx, "deepfm", "16:relu"));
-  ameir_model *m = NULL;
-  T_OK(ameir_model_create(&m, ctx, a, ds));
-  T_OK(ameir_model_train(m, ds));
+  served sv;
+  served_open(&sv, yaml, "deepfm", "16:relu");
+  ameir_dataset *ds = sv.ds;
+  ameir_model *m = sv.m;
   int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   T_ASSERT_EQ_INT(n, N / 10);
   float want[N / 10], got[N / 10];
@@ -701,10 +715,7 @@ void test_model_serve__criteo_lines(void) {
   assert_same(pf, want, n, "criteo predict_file");
   ameir_free(pf);
   T_ASSERT_EQ_INT(ameir_model_predict_text(m, "label", n, rows, got), AMEIR_EINVAL);   /* no header line */
-  ameir_model_free(m);
-  ameir_arch_free(a);
-  ameir_dataset_free(ds);
-  ameir_context_free(ctx);
+  served_free(&sv);
 }
 
 /* A config that lists its columns (header: true, columns: [...]) reads rows with or without the
@@ -725,15 +736,11 @@ void test_model_serve__listed_columns_and_skip_config(void) {
   fprintf(f, "dataset:\n  files: [%s]\n  format: csv\n  header: true\n  columns: [label, a, b, tags, x, y]\n"
              "  label: label\n  features: [a, b]\n  on_bad_row: skip\n  split: {method: modulo}\n  cache: false\n", csv);
   fclose(f);
-  ameir_context *ctx = NULL;
-  T_OK(ameir_context_create(&ctx, "cpu"));
-  ameir_dataset *ds = NULL;
-  T_OK(ameir_dataset_open(&ds, ctx, yaml));
-  ameir_arch *a = NULL;
-  T_OK(ameir_arch_preset(&a, ctx, "dnn", "8:relu"));
-  ameir_model *m = NULL;
-  T_OK(ameir_model_create(&m, ctx, a, ds));
-  T_OK(ameir_model_train(m, ds));
+  served sv;
+  served_open(&sv, yaml, "dnn", "8:relu");
+  ameir_context *ctx = sv.ctx;
+  ameir_dataset *ds = sv.ds;
+  ameir_model *m = sv.m;
   int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   float want[N_ROWS / 10], got[N_ROWS / 10];
   const char *rows[N_ROWS / 10];
@@ -751,10 +758,7 @@ void test_model_serve__listed_columns_and_skip_config(void) {
   T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "row 1: 3 columns"), "%s", ameir_context_last_error(ctx));
   T_ASSERT_EQ_INT(ameir_model_predict_text(m, "label,a,b", 1, rows, got), AMEIR_EFORMAT);
   T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "header:"), "%s", ameir_context_last_error(ctx));
-  ameir_model_free(m);
-  ameir_arch_free(a);
-  ameir_dataset_free(ds);
-  ameir_context_free(ctx);
+  served_free(&sv);
 }
 
 /* libFM lines (positional: feature k of a line is field k). */
@@ -776,15 +780,11 @@ void test_model_serve__libfm_lines(void) {
   T_ASSERT(f != NULL);
   fprintf(f, "dataset:\n  files: [%s]\n  format: libfm\n  split: {method: modulo}\n  cache: false\n", path);
   fclose(f);
-  ameir_context *ctx = NULL;
-  T_OK(ameir_context_create(&ctx, "cpu"));
-  ameir_dataset *ds = NULL;
-  T_OK(ameir_dataset_open(&ds, ctx, yaml));
-  ameir_arch *a = NULL;
-  T_OK(ameir_arch_preset(&a, ctx, "deepfm", "8:relu"));
-  ameir_model *m = NULL;
-  T_OK(ameir_model_create(&m, ctx, a, ds));
-  T_OK(ameir_model_train(m, ds));
+  served sv;
+  served_open(&sv, yaml, "deepfm", "8:relu");
+  ameir_context *ctx = sv.ctx;
+  ameir_dataset *ds = sv.ds;
+  ameir_model *m = sv.m;
   int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   float want[N / 10], got[N / 10];
   const char *rows[N / 10];
@@ -797,8 +797,5 @@ void test_model_serve__libfm_lines(void) {
   T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "row 1: feature 2"), "%s", ameir_context_last_error(ctx));
   const char *blank[1] = {"  \t"};
   T_ASSERT_EQ_INT(ameir_model_predict_text(m, NULL, 1, blank, got), AMEIR_EFORMAT);
-  ameir_model_free(m);
-  ameir_arch_free(a);
-  ameir_dataset_free(ds);
-  ameir_context_free(ctx);
+  served_free(&sv);
 }

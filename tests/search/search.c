@@ -195,6 +195,26 @@ void test_search_search__supernet_gradients(void) {
   c.inter = sn->n_cand - 1;   /* a single interaction (scoring's path) */
   T_OK(ameir__sn_set_child(sn, &c));
   sn_grad_check(sn, ds, 0);
+  /* the next cycle: a kept candidate keeps its projection (slot and weights), a new one gets
+   * a fresh slot */
+  {
+    ameir_model *m = sn->m;
+    int64_t len = sn->out1 * m->opt.emb;
+    sn_inter next[2] = {sn->cand[1], sn->cand[0]};
+    next[1].order = 3;
+    next[1].f[0] = sn->eligible[2]; next[1].f[1] = sn->eligible[1]; next[1].f[2] = sn->eligible[0];
+    int32_t kept_slot = sn->cand[1].slot;
+    float *before = malloc(sizeof(float) * (size_t)len), *after = malloc(sizeof(float) * (size_t)len);
+    T_OK(m->ops->download(m->bs, before, m->P + sn->pj0 + kept_slot * len, sizeof(float) * (size_t)len));
+    T_OK(ameir__sn_set_candidates(sn, next, 2));
+    T_ASSERT_EQ_INT(sn->n_cand, 2);
+    T_ASSERT_EQ_INT(sn->cand[0].slot, kept_slot);
+    T_ASSERT(sn->cand[1].slot != kept_slot);
+    T_OK(m->ops->download(m->bs, after, m->P + sn->pj0 + kept_slot * len, sizeof(float) * (size_t)len));
+    T_ASSERT(!memcmp(before, after, sizeof(float) * (size_t)len));
+    free(before);
+    free(after);
+  }
   ameir_supernet_free(sn);
   /* step 3: sliced widths with Dice and identity */
   T_OK(ameir_space_set(sp, "mlp_ratios", "0.3,0.6,1.0"));

@@ -76,7 +76,7 @@ struct ameir_supernet {
   int64_t pj0;             /* first projection: slot s at pj0 + s * out1 * K */
   int64_t out1;
   sn_inter *cand;          /* [n_slots] the current cycle's candidates */
-  int32_t *free_slots, *slot_used;
+  int32_t *free_slots;      /* bank slots no candidate holds */
   int32_t n_eligible, *eligible;   /* embedded slots an interaction may use */
   /* training */
   int64_t base_params;     /* [0, base_params): parameters every child uses */

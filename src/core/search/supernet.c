@@ -313,10 +313,8 @@ ameir_status ameir__sn_child_from_arch(ameir_supernet *sn, const ameir_arch *a, 
 
 /* ---------------- creation ---------------- */
 
-typedef struct { ameir_supernet *sn; } bank_ctx;
-
 static int64_t bank_layout(ameir_model *m, int64_t off, void *user) {
-  ameir_supernet *sn = ((bank_ctx *)user)->sn;
+  ameir_supernet *sn = user;
   int64_t start = off;
   sn->base_params = off;
   if (sn->step == 1) {
@@ -432,10 +430,9 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
   sn->ds = ds;
   sn->step = step;
   char *opts = ameir__space_opts(sp);
-  ameir_arch *base = NULL, *probe_arch = NULL;
+  ameir_arch *base = NULL;
   ameir_model *probe = NULL;
   ameir_status st = opts ? build_base(sn, fixed, &sn->fixed) : ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-  bank_ctx bc = {sn};
   if (!st) st = ameir__arch_copy(ctx, sn->fixed, &base);
   if (!st && step == 1) {
     /* L_a blocks; the base layout gets none of their parameters (all `zero`): the bank has them */
@@ -471,41 +468,21 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
     int32_t n = 0;
     st = ameir__mlp_parse(ctx, sp->predefined_mlp, &l, &n);
     if (!st) { free(base->mlp); base->mlp = l; base->n_mlp = n; }
-    char *t = NULL;
-    if (!st) st = ameir_arch_to_string(base, &t);
-    if (!st) {
-      /* the base text with readout field (behaviours pooled) and one interaction on the first
-       * categorical field as a placeholder */
-      const char *first = NULL;
-      for (int32_t i = 0; i < ds->n_fields && !first; i++)
-        if (ds->fields[i].kind == AMEIR_FIELD_CATEGORICAL || ds->fields[i].kind == AMEIR_FIELD_MULTI) first = ds->fields[i].name;
-      size_t need = strlen(t) + 256 + (first ? strlen(first) : 0);
-      char *txt = first ? malloc(need) : NULL;
-      if (!first) st = ameir__error(ctx, AMEIR_EUNSUPPORTED, "step 2 needs categorical fields");
-      else if (!txt) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-      else {
-        char *r = strstr(t, "readout:");
-        if (r) {
-          char *e = strchr(r, '\n');
-          const char *rest = e ? e + 1 : r + strlen(r);
-          memmove(r, rest, strlen(rest) + 1);
-        }
-        snprintf(txt, need, "%s%sinteractions: (%s)\n", t, seq ? "readout: field\n" : "", first);
-        ameir_arch_free(base);
-        base = NULL;
-        st = ameir_arch_parse(&base, ctx, txt);
-      }
-      free(txt);
-    }
-    free(t);
-    if (!st) {
+    base->readout = seq ? AMEIR_READOUT_FIELD : 0;   /* behaviours pooled as fields */
+    if (!st) {   /* the children's template: no interaction (each child adds its own) */
       ameir_arch_free(sn->fixed);
       sn->fixed = NULL;
       st = ameir__arch_copy(ctx, base, &sn->fixed);
-      if (!st) { /* the template has no interaction: children add theirs */
-        for (int32_t j = 0; j < sn->fixed->inter[0].order; j++) free(sn->fixed->inter[0].fields[j]);
-        sn->fixed->n_inter = 0;
-      }
+    }
+    /* the model gets one interaction slot (a placeholder on the first categorical field) */
+    const char *first = NULL;
+    for (int32_t i = 0; i < ds->n_fields && !first; i++)
+      if (ds->fields[i].kind == AMEIR_FIELD_CATEGORICAL || ds->fields[i].kind == AMEIR_FIELD_MULTI) first = ds->fields[i].name;
+    if (!st && !first) st = ameir__error(ctx, AMEIR_EUNSUPPORTED, "step 2 needs categorical fields");
+    if (!st) {
+      base->inter = calloc(1, sizeof *base->inter);
+      if (base->inter) { base->n_inter = 1; base->inter[0].order = 1; base->inter[0].fields[0] = strdup(first); }
+      if (!base->inter || !base->inter[0].fields[0]) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
     }
     if (!st) st = ameir__model_create_ex(&probe, ctx, base, ds, opts, NULL, NULL);
     if (!st) {
@@ -521,8 +498,7 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
       sn->n_slots = (int32_t)cap;
       sn->cand = calloc((size_t)cap + 1, sizeof *sn->cand);
       sn->free_slots = malloc(sizeof(int32_t) * (size_t)(cap + 1));
-      sn->slot_used = calloc((size_t)cap + 1, sizeof(int32_t));
-      if (!st && (!sn->cand || !sn->free_slots || !sn->slot_used)) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      if (!st && (!sn->cand || !sn->free_slots)) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
       for (int32_t i = 0; !st && i < sn->n_slots; i++) sn->free_slots[sn->n_free++] = sn->n_slots - 1 - i;
     }
   }
@@ -548,7 +524,7 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
     }
   }
   ameir_model_free(probe);
-  if (!st) st = ameir__model_create_ex(&sn->m, ctx, base, ds, opts, bank_layout, &bc);
+  if (!st) st = ameir__model_create_ex(&sn->m, ctx, base, ds, opts, bank_layout, sn);
   if (!st && step == 3) {
     /* rows of the first layer are [K0, d0]; later layers [K0, K0] with stride K0 */
     for (int32_t l = 0; l < sn->n_mlp; l++) sn->m->mlp[l].ldw = sn->m->mlp[l].in;
@@ -580,7 +556,6 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
     st = init_bank(sn);
   }
   ameir_arch_free(base);
-  ameir_arch_free(probe_arch);
   free(opts);
   if (st) { ameir_supernet_free(sn); return st; }
   /* start from the first child (every stage has a valid configuration) */
@@ -601,7 +576,7 @@ AMEIR_API void ameir_supernet_free(ameir_supernet *sn) {
   ameir_model_free(sn->m);
   ameir_arch_free(sn->fixed);
   free(sn->bp); free(sn->bg); free(sn->bb);
-  free(sn->cand); free(sn->free_slots); free(sn->slot_used); free(sn->eligible);
+  free(sn->cand); free(sn->free_slots); free(sn->eligible);
   free(sn->seg); free(sn->groups); free(sn->best_buf);
   free(sn);
 }
