@@ -44,7 +44,7 @@ LIB_SRC := $(CORE_SRC) $(CPU_SRC)
 LIB_OBJ := $(patsubst src/%.c,build/obj/%.o,$(LIB_SRC))
 SAN_OBJ := $(patsubst src/%.c,build/san/%.o,$(LIB_SRC))
 
-TEST_SRC := $(sort $(shell find tests -mindepth 2 -name '*.c' -not -path 'tests/fuzz/*' -not -path 'tests/gpu/*' -not -path 'tests/header/*'))
+TEST_SRC := $(sort $(shell find tests -mindepth 2 -name '*.c' -not -path 'tests/fuzz/*' -not -path 'tests/gpu/*' -not -path 'tests/shadow/*' -not -path 'tests/header/*'))
 
 SONAME := libameir.so.$(V_MAJOR)
 SHLIB := lib/libameir.so.$(VERSION)
@@ -89,13 +89,18 @@ build/ameir: $(EXAMPLES_SRC) $(wildcard examples/ameir/*.h) lib
 
 ifneq ($(NVCC),)
 cuda: $(CUDA_LIB)
-# The CUDA runtime is linked statically (nvcc's default); cuBLAS and cuDNN dynamically. The
-# version script exports the entry point only; -z defs catches an unresolved symbol at build time.
-$(CUDA_LIB): $(CUDA_SRC) $(wildcard src/cuda/*.h) src/cuda/module.map src/core/backend/ops.h \
-             src/core/backend/module.h
-	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror -Werror all-warnings \
-	  -Iinclude -Isrc $(CUDA_ARCHS) -shared -Xlinker --version-script=src/cuda/module.map \
-	  -Xlinker -z,defs -o $@ $(CUDA_SRC) -lcublas -lcudnn
+NVCC_FLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
+              -Werror all-warnings -Iinclude -Isrc $(CUDA_ARCHS) $(NVCCFLAGS)
+CUDA_OBJ := $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRC))
+build/cuda/%.o: src/cuda/%.cu src/cuda/cu.h src/core/backend/ops.h src/core/backend/module.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+# The CUDA runtime is linked statically (nvcc's default), cuBLAS dynamically; cuDNN is not
+# linked (no op uses it; module.cu looks it up with dlopen to report its version). The version
+# script exports the entry point only; -z defs catches an unresolved symbol at build time.
+$(CUDA_LIB): $(CUDA_OBJ) src/cuda/module.map
+	$(NVCC) $(CUDA_ARCHS) -shared -Xlinker --version-script=src/cuda/module.map \
+	  -Xlinker -z,defs -o $@ $(CUDA_OBJ) -lcublas -ldl
 	@bad=$$(nm -D --defined-only $@ | awk '{print $$3}' | grep -vx ameir_backend_module_v1 || true); \
 	if [ -n "$$bad" ]; then echo "$@ must export its entry point only, not:"; echo "$$bad"; \
 	  rm -f $@; exit 1; fi
@@ -127,12 +132,12 @@ build/tests/run: $(LIB_OBJ) $(TEST_SRC) tests/runner.c tests/test.h build/tests/
 	  build/tests/registry.c $(TEST_SRC) $(LIB_OBJ) $(LIB_LIBS)
 
 # `make test`: everything, sanitizers on. T=name filters tests by substring.
-test: deps-check all build/tests/run-san
+test: deps-check all shadow build/tests/run-san
 	@$(MAKE) --no-print-directory check-exports abi-check header-test check
 	set -o pipefail; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_WAIT_POLICY=passive \
 	  ./build/tests/run-san $(T) 2>&1 | tee build/tests/last.log
 
-test-fast: build/tests/run
+test-fast: shadow build/tests/run
 	./build/tests/run $(T)
 
 # `make check`: install into a temporary prefix, build and run examples/predict.c against it
@@ -265,5 +270,10 @@ demo: deps all
 
 clean:
 	rm -rf build lib/*.so* lib/*.a pkgconfig/ameir.pc
+
+# The shadow backend (tests/shadow: the CPU ops behind a module whose device pointers the core
+# cannot dereference) and the GPU checks (tests/gpu: parity oracle, end-to-end, benchmarks).
+include tests/shadow/shadow.mk
+include tests/gpu/gpu.mk
 
 -include $(shell find build/obj build/san build/fuzz/obj -name '*.d' 2>/dev/null)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -106,19 +107,32 @@ int cmd_train(int argc, char **argv) {
   static const char *const RNAMES[5] = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"};
   int32_t rids[5] = {AMEIR_METRIC_HR5, AMEIR_METRIC_NDCG5, AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10, AMEIR_METRIC_MRR};
   double rk[2][2][5];   /* [protocol full|sampled][valid|test][metric] */
+  double infer_s = 0;   /* the first evaluation of the validation split: inference samples/s */
   char negs[600] = "100";
   if (retrieval) {
     if (!ameir_config_get_string(ctx, a.config, "eval.negatives", buf, sizeof buf)) snprintf(negs, sizeof negs, "%s", buf);
     if (ameir_model_set_option(m, "eval_negatives", negs)) { rc = cli_fail(ctx, "eval.negatives"); goto out; }
     for (int p = 0; p < 2; p++) {
       if (ameir_model_set_option(m, "eval_protocol", p ? "sampled" : "full")) { rc = cli_fail(ctx, "eval"); goto out; }
-      for (int sp = 0; sp < 2; sp++)
+      for (int sp = 0; sp < 2; sp++) {
+        double t0 = cli_now();
         if (ameir_model_evaluate(m, ds, sp ? AMEIR_SPLIT_TEST : AMEIR_SPLIT_VALID, 5, rids, rk[p][sp])) { rc = cli_fail(ctx, "evaluate"); goto out; }
+        if (!p && !sp) infer_s = cli_now() - t0;
+      }
     }
     va[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
     te[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   } else {
     if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, va)) { rc = cli_fail(ctx, "evaluate"); goto out; }
+    /* inference speed: scores of the validation rows, without the metrics (as torch_ref times it) */
+    int64_t nv = ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
+    float *pv = nv > 0 ? malloc(sizeof(float) * (size_t)nv) : NULL;
+    if (pv) {
+      double t0 = cli_now();
+      if (ameir_model_predict_split(m, ds, AMEIR_SPLIT_VALID, 0, nv, pv)) { free(pv); rc = cli_fail(ctx, "predict"); goto out; }
+      infer_s = cli_now() - t0;
+      free(pv);
+    }
     if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, te)) { rc = cli_fail(ctx, "evaluate"); goto out; }
   }
   double ts, sps, steps, lf, ll, ep;
@@ -161,6 +175,7 @@ int cmd_train(int argc, char **argv) {
     printf(", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f", ts, sps, steps, ep);
     printf(", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", lf, ll);
     printf(", \"load_seconds\": %.3f, \"from_cache\": %d", load_s, (int)fc);
+    printf(", \"infer_samples_per_s\": %.1f", infer_s > 0 ? va[2] / infer_s : 0.0);
     printf(", \"n_params\": %lld, \"n_params_embedding\": %lld, \"flops_per_sample\": %lld", (long long)np, (long long)pe,
            (long long)ameir_model_flops(m));
     double tsg = 0, tfw = 0, tbw = 0;

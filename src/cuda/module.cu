@@ -4,34 +4,27 @@
 // and reaches libameir only through the host services it is handed: it never links against
 // libameir, so it serves the shared library and programs linking libameir.a alike.
 //
-// State of this module today:
-// - the handshake, the device probe and the describe callback are complete;
-// - the memory ops (alloc/free/upload/download/memset0/copy/sync) are implemented, each CUDA
-//   call checked and turned into AMEIR_EBACKEND carrying cudaGetErrorString's text;
-// - the compute ops are NULL: the CUDA issue fills them (cuBLAS for GEMM, cuDNN for the GRU and
-//   convolutions, own kernels for the rest). The core would fill NULL *optional* members with
-//   the CPU reference, but CPU code cannot read device pointers, so until every required op is
-//   here the entry point refuses AFTER confirming that a device exists, with AMEIR_EUNSUPPORTED
-//   "CUDA compute ops not implemented yet" (AMEIR_CUDA_COMPUTE_READY below). "auto" then falls
-//   back to the CPU quietly. It still hands out its table in that case, so that a test holding
-//   its own host services (tests/gpu/cuda_module.c) can exercise the memory ops on a device.
+// The ops themselves live in the other src/cuda/*.cu files (cu.h states their conventions);
+// this file holds the handshake, the device probe, describe, the state (stream, cuBLAS handle,
+// scratch stack, lock), the memory ops and the table. No op uses cuDNN: the convolutions are
+// 1-D over short sequences with a per-row length mask and the GRU runs packed sequences of
+// ragged length, both simpler as cuBLAS GEMMs plus own kernels; cuDNN is only looked up (with
+// dlopen, so the module loads without it) to report its version.
 //
 // Never aborts, never prints: every failure is a status plus a message through the host.
 
-#include <cuda_runtime.h>
 #include <cublas_v2.h>
-#include <cudnn.h>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
-#include "core/backend/module.h"
-
-// Set to 1 by the CUDA issue once every required op of struct ameir_ops is implemented here.
-#define AMEIR_CUDA_COMPUTE_READY 0
+#include "cu.h"
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -42,12 +35,6 @@ namespace {
 std::atomic<void (*)(const struct ameir_context *, int32_t, const char *)> g_log{nullptr};
 std::atomic<int32_t (*)(struct ameir_context *, int32_t, const char *)> g_set_error{nullptr};
 
-struct cuda_state {
-  struct ameir_context *ctx;
-  int device;
-  cudaStream_t stream;
-};
-
 void fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
 void fmt(char *buf, size_t size, const char *f, ...) {
   if (!buf || !size) return;
@@ -57,16 +44,21 @@ void fmt(char *buf, size_t size, const char *f, ...) {
   va_end(ap);
 }
 
+int32_t vfail(struct ameir_context *ctx, int32_t status, const char *f, va_list ap) {
+  char msg[768];
+  vsnprintf(msg, sizeof msg, f, ap);
+  auto set = g_set_error.load();
+  return set ? set(ctx, status, msg) : status;
+}
+
 int32_t fail(struct ameir_context *ctx, int32_t status, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
 int32_t fail(struct ameir_context *ctx, int32_t status, const char *f, ...) {
-  char msg[768];
   va_list ap;
   va_start(ap, f);
-  vsnprintf(msg, sizeof msg, f, ap);
+  int32_t st = vfail(ctx, status, f, ap);
   va_end(ap);
-  auto set = g_set_error.load();
-  return set ? set(ctx, status, msg) : status;
+  return st;
 }
 
 void log_msg(struct ameir_context *ctx, int32_t level, const char *f, ...)
@@ -82,49 +74,68 @@ void log_msg(struct ameir_context *ctx, int32_t level, const char *f, ...) {
   log(ctx, level, msg);
 }
 
-// Turns a failed CUDA call into AMEIR_EBACKEND with the runtime's own text, and clears the
-// runtime's last error so the next call starts clean.
+// Turns a failed CUDA call into AMEIR_EBACKEND (AMEIR_ENOMEM for memory) with the runtime's
+// own text, and clears the runtime's last error so the next call starts clean. A sticky error
+// (an illegal address in a kernel) cannot be cleared: every later call fails the same way,
+// and the message says the context is lost.
 int32_t cuda_fail(struct ameir_context *ctx, cudaError_t e, const char *what) {
   (void)cudaGetLastError();
-  return fail(ctx, AMEIR_EBACKEND, "CUDA: %s failed: %s (%s)", what, cudaGetErrorString(e),
+  int32_t st = e == cudaErrorMemoryAllocation ? AMEIR_ENOMEM : AMEIR_EBACKEND;
+  return fail(ctx, st, "CUDA: %s failed: %s (%s)", what, cudaGetErrorString(e),
               cudaGetErrorName(e));
 }
 
-#define CHECK(st, call, what)                                      \
-  do {                                                             \
-    cudaError_t e_ = (call);                                       \
-    if (e_ != cudaSuccess) return cuda_fail((st)->ctx, e_, what);  \
-  } while (0)
-
 // ---- lifetime ----
+void destroy_state(cuda_state *s) {
+  if (!s) return;
+  cudaError_t e = s->stream ? cudaStreamSynchronize(s->stream) : cudaSuccess;
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    log_msg(s->ctx, AMEIR_LOG_WARN, "CUDA: shutting the backend down: %s", cudaGetErrorString(e));
+  }
+  for (int i = 0; i < s->n_chunks; i++) cudaFree(s->chunks[i].base);
+  if (s->pinned) cudaFreeHost(s->pinned);
+  if (s->blas) cublasDestroy(s->blas);
+  if (s->stream) cudaStreamDestroy(s->stream);
+  (void)cudaGetLastError();
+  delete s;
+}
+
 int32_t op_init(struct ameir_context *ctx, int32_t threads, void **state) {
   (void)threads;  // the CPU thread count does not apply to the device
   *state = nullptr;
-  auto *s = static_cast<cuda_state *>(calloc(1, sizeof(cuda_state)));
+  auto *s = new (std::nothrow) cuda_state();
   if (!s) return fail(ctx, AMEIR_ENOMEM, "out of memory creating the CUDA backend state");
   s->ctx = ctx;
   s->device = 0;
   cudaError_t e = cudaSetDevice(s->device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, 0);
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cudaMallocHost(&s->pinned, 64);
   if (e != cudaSuccess) {
-    free(s);
-    return cuda_fail(ctx, e, "creating the device context and stream of device 0");
+    int32_t st = cuda_fail(ctx, e, "creating the device context, stream and staging of device 0");
+    destroy_state(s);
+    return st;
+  }
+  cublasStatus_t be = cublasCreate(&s->blas);
+  if (be == CUBLAS_STATUS_SUCCESS) be = cublasSetStream(s->blas, s->stream);
+  // fp32 everywhere: no TF32 tensor-core rounding, so results match the CPU to ~1e-6
+  if (be == CUBLAS_STATUS_SUCCESS) be = cublasSetMathMode(s->blas, CUBLAS_PEDANTIC_MATH);
+  if (be != CUBLAS_STATUS_SUCCESS) {
+    int32_t st = fail(ctx, AMEIR_EBACKEND, "cuBLAS: creating the handle failed: %s (%s)",
+                      cublasGetStatusString(be), cublasGetStatusName(be));
+    if (be != CUBLAS_STATUS_SUCCESS && s->blas) {
+      cublasDestroy(s->blas);
+      s->blas = nullptr;
+    }
+    destroy_state(s);
+    return st;
   }
   *state = s;
   return AMEIR_OK;
 }
 
-void op_shutdown(void *state) {
-  auto *s = static_cast<cuda_state *>(state);
-  if (!s) return;
-  cudaError_t e = cudaStreamSynchronize(s->stream);
-  if (e == cudaSuccess) e = cudaStreamDestroy(s->stream);
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
-    log_msg(s->ctx, AMEIR_LOG_WARN, "CUDA: shutting the backend down: %s", cudaGetErrorString(e));
-  }
-  free(s);
-}
+void op_shutdown(void *state) { destroy_state(static_cast<cuda_state *>(state)); }
 
 int32_t op_set_threads(void *state, int32_t threads) {
   (void)state;
@@ -134,7 +145,7 @@ int32_t op_set_threads(void *state, int32_t threads) {
 
 // ---- memory ----
 int32_t op_alloc(void *state, size_t bytes, void **dev) {
-  auto *s = static_cast<cuda_state *>(state);
+  CU_ENTER(state);
   *dev = nullptr;
   cudaError_t e = cudaMalloc(dev, bytes ? bytes : 1);  // 256-byte aligned, above the 64 asked
   if (e != cudaSuccess) {
@@ -148,54 +159,54 @@ int32_t op_alloc(void *state, size_t bytes, void **dev) {
 }
 
 void op_free(void *state, void *dev) {
-  auto *s = static_cast<cuda_state *>(state);
   if (!dev) return;
+  CU_ENTER(state);
+  // cudaFree waits for the device, so memory still read by queued kernels is not reused early
   cudaError_t e = cudaFree(dev);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    log_msg(s ? s->ctx : nullptr, AMEIR_LOG_WARN, "CUDA: cudaFree failed: %s",
-            cudaGetErrorString(e));
+    log_msg(s->ctx, AMEIR_LOG_WARN, "CUDA: cudaFree failed: %s", cudaGetErrorString(e));
   }
 }
 
 // upload and download wait for the copy: the caller may reuse or read its host buffer as soon
 // as they return (the core passes pageable memory).
 int32_t op_upload(void *state, void *dst, const void *src, size_t bytes) {
-  auto *s = static_cast<cuda_state *>(state);
+  CU_ENTER(state);
   if (!bytes) return AMEIR_OK;
-  CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s->stream),
-        "cudaMemcpyAsync (upload)");
-  CHECK(s, cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (upload)");
+  CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s->stream),
+           "cudaMemcpyAsync (upload)");
+  CU_CHECK(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (upload)");
   return AMEIR_OK;
 }
 
 int32_t op_download(void *state, void *dst, const void *src, size_t bytes) {
-  auto *s = static_cast<cuda_state *>(state);
+  CU_ENTER(state);
   if (!bytes) return AMEIR_OK;
-  CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream),
-        "cudaMemcpyAsync (download)");
-  CHECK(s, cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (download)");
+  CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream),
+           "cudaMemcpyAsync (download)");
+  CU_CHECK(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (download)");
   return AMEIR_OK;
 }
 
 int32_t op_memset0(void *state, void *dev, size_t bytes) {
-  auto *s = static_cast<cuda_state *>(state);
+  CU_ENTER(state);
   if (!bytes) return AMEIR_OK;
-  CHECK(s, cudaMemsetAsync(dev, 0, bytes, s->stream), "cudaMemsetAsync");
+  CU_CHECK(cudaMemsetAsync(dev, 0, bytes, s->stream), "cudaMemsetAsync");
   return AMEIR_OK;
 }
 
 int32_t op_copy(void *state, void *dst, const void *src, size_t bytes) {
-  auto *s = static_cast<cuda_state *>(state);
+  CU_ENTER(state);
   if (!bytes) return AMEIR_OK;
-  CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->stream),
-        "cudaMemcpyAsync (device to device)");
+  CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->stream),
+           "cudaMemcpyAsync (device to device)");
   return AMEIR_OK;
 }
 
 int32_t op_sync(void *state) {
-  auto *s = static_cast<cuda_state *>(state);
-  CHECK(s, cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
+  CU_ENTER(state);
+  CU_CHECK(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
   return AMEIR_OK;
 }
 
@@ -215,8 +226,50 @@ ameir_ops make_table() {
   t.memset0 = op_memset0;
   t.copy = op_copy;
   t.sync = op_sync;
-  // Compute ops (gemm ... sumsq): NULL until the CUDA issue implements them; see the comment at
-  // the top of this file for why the module refuses to run meanwhile.
+  t.gemm = cu_gemm;
+  t.gemm_strided_batched = cu_gemm_strided_batched;
+  t.add_bias = cu_add_bias;
+  t.bias_grad = cu_bias_grad;
+  t.copy2d = cu_copy2d;
+  t.axpby = cu_axpby;
+  t.emb_sum_fwd = cu_emb_sum_fwd;
+  t.emb_grad_rows = cu_emb_grad_rows;
+  t.act_fwd = cu_act_fwd;
+  t.act_bwd = cu_act_bwd;
+  t.dice_fwd = cu_dice_fwd;
+  t.dice_bwd = cu_dice_bwd;
+  t.layernorm_fwd = cu_layernorm_fwd;
+  t.layernorm_bwd = cu_layernorm_bwd;
+  t.dropout_fwd = cu_dropout_fwd;
+  t.dropout_bwd = cu_dropout_bwd;
+  t.hadamard_fwd = cu_hadamard_fwd;
+  t.hadamard_bwd = cu_hadamard_bwd;
+  t.fm_fwd = cu_fm_fwd;
+  t.fm_bwd = cu_fm_bwd;
+  t.se_fwd = cu_se_fwd;
+  t.se_bwd = cu_se_bwd;
+  t.bce_logits = cu_bce_logits;
+  t.adam_dense = cu_adam_dense;
+  t.adam_rows = cu_adam_rows;
+  t.adam_table_dense = cu_adam_table_dense;
+  t.sumsq = cu_sumsq;
+  t.seq_mask = cu_seq_mask;
+  t.conv1d_fwd = cu_conv1d_fwd;
+  t.conv1d_bwd = cu_conv1d_bwd;
+  t.pool3_fwd = cu_pool3_fwd;
+  t.pool3_bwd = cu_pool3_bwd;
+  t.gru_fwd = cu_gru_fwd;
+  t.gru_bwd = cu_gru_bwd;
+  t.mha_fwd = cu_mha_fwd;
+  t.mha_bwd = cu_mha_bwd;
+  t.din_fwd = cu_din_fwd;
+  t.din_bwd = cu_din_bwd;
+  t.readout_fwd = cu_readout_fwd;
+  t.readout_bwd = cu_readout_bwd;
+  t.dot_rows_fwd = cu_dot_rows_fwd;
+  t.dot_rows_bwd = cu_dot_rows_bwd;
+  // scratch_bytes / set_thread_scratch stay NULL: a caller's host block cannot hold device
+  // buffers, so the core refuses caller workspaces on this backend (src/core/train/predict.c).
   return t;
 }
 
@@ -276,7 +329,19 @@ void describe(char *buf, size_t size) {
   cublasGetProperty(MAJOR_VERSION, &bl_major);
   cublasGetProperty(MINOR_VERSION, &bl_minor);
   cublasGetProperty(PATCH_LEVEL, &bl_patch);
-  size_t dnn = cudnnGetVersion();  // 9.19.0 -> 91900
+  // cuDNN: no op needs it (see the top of this file); report the one the loader would find
+  char dnn_text[64] = "cuDNN not found (no op uses it)";
+  if (void *h = dlopen("libcudnn.so.9", RTLD_LAZY | RTLD_LOCAL)) {
+    size_t (*get)(void) = nullptr;
+    void *sym = dlsym(h, "cudnnGetVersion");
+    memcpy(&get, &sym, sizeof get);
+    if (get) {
+      size_t dnn = get();  // 9.19.0 -> 91900
+      fmt(dnn_text, sizeof dnn_text, "cuDNN %zu.%zu.%zu (no op uses it)", dnn / 10000,
+          (dnn % 10000) / 100, dnn % 100);
+    }
+    dlclose(h);
+  }
   int n = 0;
   char why[384];
   probe(&n, why, sizeof why);
@@ -293,14 +358,122 @@ void describe(char *buf, size_t size) {
     fmt(dev, sizeof dev, "%s", why);
   }
   fmt(buf, size,
-      "CUDA runtime %s (built with %d.%d), driver %s, cuBLAS %d.%d.%d, cuDNN %zu.%zu.%zu "
-      "(built with %d.%d.%d); %s",
-      rts, CUDART_VERSION / 1000, (CUDART_VERSION % 1000) / 10, drvs, bl_major, bl_minor,
-      bl_patch, dnn / 10000, (dnn % 10000) / 100, dnn % 100, CUDNN_MAJOR, CUDNN_MINOR,
-      CUDNN_PATCHLEVEL, dev);
+      "CUDA runtime %s (built with %d.%d), driver %s, cuBLAS %d.%d.%d, %s; %s", rts,
+      CUDART_VERSION / 1000, (CUDART_VERSION % 1000) / 10, drvs, bl_major, bl_minor, bl_patch,
+      dnn_text, dev);
 }
 
 }  // namespace
+
+// ---- services of cu.h ----
+int32_t cu_fail(cuda_state *s, int32_t status, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  int32_t st = vfail(s ? s->ctx : nullptr, status, f, ap);
+  va_end(ap);
+  return st;
+}
+
+int32_t cu_cuda_fail(cuda_state *s, cudaError_t e, const char *what) {
+  return cuda_fail(s ? s->ctx : nullptr, e, what);
+}
+
+int32_t cu_blas_fail(cuda_state *s, cublasStatus_t e, const char *what) {
+  (void)cudaGetLastError();
+  int32_t st = e == CUBLAS_STATUS_ALLOC_FAILED ? AMEIR_ENOMEM : AMEIR_EBACKEND;
+  return fail(s ? s->ctx : nullptr, st, "cuBLAS: %s failed: %s (%s)", what,
+              cublasGetStatusString(e), cublasGetStatusName(e));
+}
+
+int32_t cu_fetch_small(cuda_state *s, void *host_dst, const void *dev_src, size_t bytes) {
+  if (bytes > 64) return cu_fail(s, AMEIR_EINVAL, "cuda: cu_fetch_small of %zu bytes", bytes);
+  CU_CHECK(cudaMemcpyAsync(s->pinned, dev_src, bytes, cudaMemcpyDeviceToHost, s->stream),
+           "cudaMemcpyAsync (result to host)");
+  CU_CHECK(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (result to host)");
+  memcpy(host_dst, s->pinned, bytes);
+  return AMEIR_OK;
+}
+
+// The scratch stack. Pushes go to the top chunk; one that does not fit moves to the next chunk
+// (allocated, or replaced by a bigger one, only when nothing in it is in use). Memory released
+// by a scope may still be read by kernels queued before: reuse is safe because every kernel
+// runs on the one stream, and a chunk is only freed after the stream is drained. When the
+// outermost scope ends with more than one chunk, they are merged into one chunk of the high
+// water mark, so a steady training loop ends up with one allocation and no cudaMalloc per step.
+cu_scratch_scope::cu_scratch_scope(cuda_state *s)
+    : s_(s), chunk_(s->top_chunk), off_(s->top_off), in_use_(s->in_use), status_(AMEIR_OK) {
+  s->depth++;
+}
+
+cu_scratch_scope::~cu_scratch_scope() {
+  cuda_state *s = s_;
+  s->top_chunk = chunk_;
+  s->top_off = off_;
+  s->in_use = in_use_;
+  if (--s->depth == 0 && s->n_chunks > 1) {
+    if (cudaStreamSynchronize(s->stream) == cudaSuccess) {
+      for (int i = 0; i < s->n_chunks; i++) cudaFree(s->chunks[i].base);
+      s->n_chunks = 0;
+      size_t cap = s->high_water + s->high_water / 4 + (1u << 20);
+      void *p = nullptr;
+      if (cudaMalloc(&p, cap) == cudaSuccess) {
+        s->chunks[0].base = static_cast<char *>(p);
+        s->chunks[0].cap = cap;
+        s->n_chunks = 1;
+      }
+    }
+    (void)cudaGetLastError();  // a failure here only costs an allocation at the next push
+    s->top_chunk = 0;
+    s->top_off = 0;
+  }
+}
+
+void *cu_scratch_scope::get(size_t bytes) {
+  cuda_state *s = s_;
+  size_t need = (bytes + 255) & ~(size_t)255;
+  if (!need) need = 256;
+  int c = s->top_chunk;
+  size_t off = s->top_off;
+  if (c < s->n_chunks && off + need <= s->chunks[c].cap) {
+    s->top_off = off + need;
+  } else {
+    // next chunk: the ones above the top hold nothing in use
+    c = (c < s->n_chunks && off > 0) ? c + 1 : c;
+    if (c >= (int)(sizeof s->chunks / sizeof s->chunks[0])) {
+      status_ = cu_fail(s, AMEIR_ENOMEM, "cuda: scratch stack exhausted (%d chunks)", c);
+      return nullptr;
+    }
+    if (c < s->n_chunks && s->chunks[c].cap < need) {
+      cudaError_t e = cudaStreamSynchronize(s->stream);
+      if (e != cudaSuccess) {
+        status_ = cuda_fail(s->ctx, e, "cudaStreamSynchronize (scratch)");
+        return nullptr;
+      }
+      for (int i = c; i < s->n_chunks; i++) cudaFree(s->chunks[i].base);
+      s->n_chunks = c;
+    }
+    if (c >= s->n_chunks) {
+      size_t prev = c > 0 ? s->chunks[c - 1].cap : 0;
+      size_t cap = need > 2 * prev ? need : 2 * prev;
+      if (cap < (4u << 20)) cap = 4u << 20;
+      void *p = nullptr;
+      cudaError_t e = cudaMalloc(&p, cap);
+      if (e != cudaSuccess) {
+        status_ = cuda_fail(s->ctx, e, "cudaMalloc (scratch)");
+        return nullptr;
+      }
+      s->chunks[c].base = static_cast<char *>(p);
+      s->chunks[c].cap = cap;
+      s->n_chunks = c + 1;
+    }
+    s->top_chunk = c;
+    off = 0;
+    s->top_off = need;
+  }
+  s->in_use += need;
+  if (s->in_use > s->high_water) s->high_water = s->in_use;
+  return s->chunks[c].base + off;
+}
 
 // The one exported symbol: the handshake of src/core/backend/module.h.
 EXPORT int32_t ameir_backend_module_v1(uint32_t host_abi, const ameir_ops **ops,
@@ -337,18 +510,5 @@ EXPORT int32_t ameir_backend_module_v1(uint32_t host_abi, const ameir_ops **ops,
     return AMEIR_EUNSUPPORTED;
   }
   *ops = table();
-#if !AMEIR_CUDA_COMPUTE_READY
-  {
-    cudaDeviceProp p;
-    const char *name = cudaGetDeviceProperties(&p, 0) == cudaSuccess ? p.name : "?";
-    (void)cudaGetLastError();
-    fmt(reason, reason_size,
-        "CUDA compute ops not implemented yet (found %d device(s), 0: %s; this module has the "
-        "memory ops only): use the cpu backend",
-        count, name);
-    return AMEIR_EUNSUPPORTED;
-  }
-#else
   return AMEIR_OK;
-#endif
 }

@@ -216,6 +216,9 @@ void test_model_model__gradient_check_stage1(void) {
       "blocks: (conv3, swish, ln) (sa2, gelu, none) (gru, identity, ln)\nreadout: sum last att\nmlp: (6, swish)\nshortcut: se\n",
       "blocks: (dconv5, swish, none) (avgpool3, identity, ln) (avgpool3, gelu, none) zero\nreadout: sum last\nmlp: (5, gelu)\n",
       "blocks: (conv1, identity, none) (target_att, swish, ln) (sa4, identity, ln) (dconv3, gelu, ln) (dconv7, swish, none)\nreadout: att\nmlp: (4, dice)\n",
+      /* the linear term next to Stage 1: its row gradients cover the univalent fields only
+       * (it once read as many entries as the FM rows, sequences included: past its buffer) */
+      "blocks: (conv1, relu, none)\nreadout: sum\nmlp: (5, relu)\nextras: linear fm\n",
   };
   for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) grad_check(ctx, ds, archs[i], "4");
   synth_free(ds);

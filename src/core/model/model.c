@@ -1052,7 +1052,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->adam_table_dense(bs, m->E, m->emb_rows, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
     if (a->extras & AMEIR_EXTRA_LINEAR) {
       int64_t nl = 0;
-      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, count, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->lin_total, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
       if (op->sparse_adam)
         CK(o->adam_rows(bs, m->L, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));
       else

@@ -1,0 +1,81 @@
+#!/bin/bash
+# GPU benchmarks: training and inference samples/s of libameir's CUDA backend next to
+# PyTorch on the same GPU (torch_ref.py --device cuda), one after the other in this script, on
+# the same rows. Run by tests/gpu/run.sh; sized to take about two minutes.
+#
+#   bash tests/gpu/bench.sh
+#
+# Configurations (../shared/bench/REFERENCE.md, with fewer rows so that the data fits a short
+# machine lease; the models and batch sizes are REFERENCE.md's):
+#   A  DeepFM, synthetic-criteo, emb 16, MLP 400-400-400, batch 4096
+#   B  DNN, synthetic-criteo, emb 5, MLP 200-200-200, batch 4096
+#   ML DIN on MovieLens-100K with behaviours (REFERENCE.md "Real data"), batch 256
+#   D  AMEIR-seq on Amazon Beauty: emb 128, seq-len 15, sa4/dconv5/gru blocks, batch 512, 5 negatives
+# (C, the AMEIR CTR backbone on synthetic-alimama, has no libameir data path: not run.)
+# Each side times its training loop after warm-up steps (data generation, parsing and the first
+# steps excluded); inference = the validation split, no gradients.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python3}
+REF=${AMEIR_REF:-../shared/bench/torch_ref.py}
+DATA=${AMEIR_DATA_DIR:-../shared/data}
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+export AMEIR_BENCH_DIR=$DIR
+NTRAIN=${BENCH_NTRAIN:-300000}
+NVALID=$((NTRAIN / 10))
+STEPS=${BENCH_STEPS:-60}
+WARM=10
+
+show() {  # label side json
+  $PY - "$@" <<'PY'
+import json, sys
+label, side, path = sys.argv[1:4]
+try:
+    j = json.loads(open(path).read().strip().splitlines()[-1])
+except Exception as e:
+    print("%-6s %-8s no result (%s)" % (label, side, e)); sys.exit(0)
+m = j.get("valid_auc", j.get("auc", j.get("neg100_hr@10", j.get("hr@10", 0))))
+print("%-6s %-8s train %10.0f samples/s  infer %10.0f samples/s  metric %.4f  (%s)" % (
+    label, side, j.get("train_samples_per_s", 0), j.get("infer_samples_per_s", 0), m,
+    j.get("device", j.get("backend", "?"))))
+PY
+}
+
+# ---- A and B: synthetic-criteo dumped once as Criteo TSV, read by both sides ----
+$PY "$REF" --model dnn --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb 4 --mlp 8:relu \
+  --batch 4096 --steps 1 --warmup-steps 0 --dump-tsv "$DIR/synth_criteo.tsv" --quiet > /dev/null 2>&1
+ctr() {  # label model emb mlp
+  AMEIR_BACKEND=cuda ./build/ameir train bench/synth_criteo.yaml --model "$2" --json --set emb="$3" --mlp "$4" \
+    --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set eval_batch=4096 2>"$DIR/err" | tail -1 > "$DIR/a.json"
+  [ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
+  show "$1" libameir "$DIR/a.json"
+  $PY "$REF" --device cuda --model "$2" --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb "$3" \
+    --mlp "$4" --batch 4096 --steps $STEPS --warmup-steps $WARM --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
+  [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
+  show "$1" pytorch "$DIR/t.json"
+}
+ctr A deepfm 16 400:relu,400:relu,400:relu
+ctr B dnn 5 200:relu,200:relu,200:relu
+
+# ---- ML: DIN on MovieLens-100K, one epoch ----
+AMEIR_BACKEND=cuda ./build/ameir train examples/configs/ml100k.yaml --json --set epochs=1 2>"$DIR/err" | tail -1 > "$DIR/a.json"
+[ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
+show ML libameir "$DIR/a.json"
+$PY "$REF" --device cuda --format ml100k --data "$DATA/movielens" --model din --emb 16 --batch 256 --epochs 1 \
+  --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
+[ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
+show ML pytorch "$DIR/t.json"
+
+# ---- D: AMEIR-seq on Amazon Beauty ----
+printf 'blocks: (sa4, swish, ln) (dconv5, gelu, ln) (gru, identity, none)\nreadout: sum last\nmlp: (200, relu) (80, relu)\nshortcut: se\n' > "$DIR/d.arch"
+AMEIR_BACKEND=cuda ./build/ameir train examples/configs/amazon_beauty.yaml --arch "$DIR/d.arch" --json --set emb=128 \
+  --set batch=512 --set neg=5 --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set dataset.max_len=15 \
+  --set shuffle=0 2>"$DIR/err" | tail -1 > "$DIR/a.json"
+[ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
+show D libameir "$DIR/a.json"
+$PY "$REF" --device cuda --model ameir-seq --format userseq --data "$DATA/amazon_beauty/beauty_iclrec_5core_userseq.txt.xz" \
+  --emb 128 --seq-len 15 --blocks sa4:swish:ln,dconv5:gelu:ln,gru:identity:none --mlp 200:relu,80:relu --batch 512 \
+  --neg 5 --steps $STEPS --warmup-steps $WARM --infer-max 2000 --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
+[ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
+show D pytorch "$DIR/t.json"

@@ -1,0 +1,122 @@
+/* The core keeps the device rule of src/core/backend/ops.h: it never dereferences device memory
+ * and never hands a host pointer where device memory belongs. Checked by training and scoring
+ * the same models on the CPU backend and on the shadow module (tests/shadow: the CPU ops behind
+ * device pointers that crash when dereferenced, fresh allocations filled with NaN, every
+ * argument checked for the right kind of pointer), loaded as the "cuda" backend: the results
+ * must be bit-identical. Skips when build/shadow/libameir_cuda.so is not built (`make shadow`;
+ * `make test` builds it). */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ameir/ameir.h"
+#include "synth.h"
+#include "test.h"
+
+#define SHADOW "build/shadow/libameir_cuda.so"
+
+static ameir_context *ctx_for(const char *backend) {
+  ameir_context *ctx = NULL;
+  if (!strcmp(backend, "cuda")) setenv("AMEIR_BACKEND_PATH", SHADOW, 1);
+  ameir_status st = ameir_context_create(&ctx, backend);
+  unsetenv("AMEIR_BACKEND_PATH");
+  if (st) t__fail(__FILE__, __LINE__, "context %s: %s", backend, ameir_last_error());
+  ameir_context_set_int(ctx, "threads", 2);
+  return ctx;
+}
+
+typedef ameir_dataset *(*make_ds)(ameir_context *ctx);
+static ameir_dataset *ds_ctr(ameir_context *ctx) { return synth_dataset(ctx, 3000, 4, 30, 1, 2, 31); }
+static ameir_dataset *ds_seq(ameir_context *ctx) { return synth_seq_dataset(ctx, 2000, 3, 20, 8, 0, 32); }
+static ameir_dataset *ds_ret(ameir_context *ctx) { return synth_retrieval(ctx, 300, 60, 6, 33); }
+
+/* trains arch on backend, then returns n_out scores (CTR: test predictions; retrieval: top-10
+ * item scores of the first test rows) and, for CTR, the predictions of the saved-and-reloaded
+ * model on the same backend */
+static void run(const char *backend, make_ds mk, const char *arch_text, const char *opts[][2],
+                int retrieval, float *out, int64_t n_out, const char *save_path) {
+  ameir_context *ctx = ctx_for(backend);
+  T_ASSERT_MSG(!strcmp(ameir_context_backend(ctx), backend), "backend %s, asked %s",
+               ameir_context_backend(ctx), backend);
+  ameir_dataset *ds = mk(ctx);
+  ameir_arch *a = NULL;
+  T_OK(ameir_arch_parse(&a, ctx, arch_text));
+  ameir_model *m = NULL;
+  ameir_status st = ameir_model_create(&m, ctx, a, ds);
+  ameir_arch_free(a);
+  T_ASSERT_MSG(!st, "create on %s: %s", backend, ameir_context_last_error(ctx));
+  for (int i = 0; opts[i][0]; i++) T_OK(ameir_model_set_option(m, opts[i][0], opts[i][1]));
+  st = ameir_model_train(m, ds);
+  T_ASSERT_MSG(!st, "train on %s: %s", backend, ameir_context_last_error(ctx));
+  if (retrieval) {
+    int32_t *top = malloc(sizeof(int32_t) * (size_t)n_out);
+    T_OK(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, n_out / 10, 10, 1, top, out));
+    free(top);
+  } else {
+    T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n_out, out));
+    if (save_path) T_OK(ameir_model_save(m, save_path));
+  }
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+static void same(const char *arch, make_ds mk, const char *opts[][2], int retrieval) {
+  if (access(SHADOW, R_OK)) T_SKIP("build/shadow/libameir_cuda.so not built (make shadow)");
+  enum { N = 200 };
+  float a[N], b[N];
+  char pa[1024], pb[1024];
+  snprintf(pa, sizeof pa, "%s/cpu.ameir", t_tmpdir());
+  snprintf(pb, sizeof pb, "%s/shadow.ameir", t_tmpdir());
+  run("cpu", mk, arch, opts, retrieval, a, N, pa);
+  run("cuda", mk, arch, opts, retrieval, b, N, pb);
+  for (int i = 0; i < N; i++)
+    T_ASSERT_MSG(a[i] == b[i], "score %d: cpu %.9g, shadow %.9g", i, a[i], b[i]);
+  if (retrieval) return;
+  /* a model saved on one backend loads on the other and scores the same */
+  ameir_context *cc = ctx_for("cpu"), *cs = ctx_for("cuda");
+  ameir_dataset *ds = mk(cc);
+  ameir_model *m1 = NULL, *m2 = NULL;
+  T_OK(ameir_model_load(&m1, cc, pb));
+  T_OK(ameir_model_load(&m2, cs, pa));
+  float c1[N], c2[N];
+  T_OK(ameir_model_predict_split(m1, ds, AMEIR_SPLIT_TEST, 0, N, c1));
+  T_OK(ameir_model_predict_split(m2, ds, AMEIR_SPLIT_TEST, 0, N, c2));
+  for (int i = 0; i < N; i++) {
+    T_ASSERT_MSG(c1[i] == a[i] && c2[i] == a[i], "reloaded score %d: %.9g %.9g vs %.9g", i, c1[i],
+                 c2[i], a[i]);
+  }
+  ameir_model_free(m1);
+  ameir_model_free(m2);
+  synth_free(ds);
+  ameir_context_free(cc);
+  ameir_context_free(cs);
+}
+
+void test_model_shadow__deepfm_and_backbone(void) {
+  const char *opts[][2] = {{"emb", "8"}, {"epochs", "2"}, {"batch", "128"}, {"eval_batch", "100"},
+                           {"dropout", "0.1"}, {"l2", "1e-5"}, {NULL, NULL}};
+  same("interactions: (C0, C1) (C1, C2, C3)\nmlp: (16, dice) (8, swish)\nshortcut: se\nextras: linear fm\n",
+       ds_ctr, opts, 0);
+  const char *sp[][2] = {{"emb", "8"}, {"epochs", "1"}, {"batch", "128"}, {"optimizer", "sparse_adam"},
+                         {NULL, NULL}};
+  same("mlp: (16, relu)\nextras: linear fm\n", ds_ctr, sp, 0);
+}
+
+void test_model_shadow__behaviour_blocks(void) {
+  const char *opts[][2] = {{"emb", "8"}, {"epochs", "2"}, {"batch", "128"}, {"eval_batch", "96"},
+                           {"patience", "1"}, {NULL, NULL}};
+  same("blocks: (conv3, relu, ln) (sa2, gelu, none) (gru, identity, ln) (maxpool3, swish, none) "
+       "(dconv5, relu, ln) (target_att, identity, none) (avgpool3, gelu, ln)\n"
+       "readout: sum last att\ninteractions: (C0, C1)\nmlp: (8, relu)\nshortcut: se\nextras: linear\n",
+       ds_seq, opts, 0);
+}
+
+void test_model_shadow__retrieval(void) {
+  const char *opts[][2] = {{"emb", "16"}, {"epochs", "2"}, {"batch", "64"}, {"neg", "3"},
+                           {NULL, NULL}};
+  same("blocks: (sa2, identity, ln) (gru, identity, none) (conv1, relu, ln)\nreadout: sum last\nmlp: (16, gelu)\n",
+       ds_ret, opts, 1);
+}
