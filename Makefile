@@ -92,7 +92,7 @@ cuda: $(CUDA_LIB)
 NVCC_FLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
               -Werror all-warnings -Iinclude -Isrc $(CUDA_ARCHS) $(NVCCFLAGS)
 CUDA_OBJ := $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRC))
-build/cuda/%.o: src/cuda/%.cu src/cuda/cu.h src/core/backend/ops.h src/core/backend/module.h
+build/cuda/%.o: src/cuda/%.cu src/cuda/cu.h $(wildcard src/cuda/*.cuh) src/core/backend/ops.h src/core/backend/module.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 # The CUDA runtime is linked statically (nvcc's default), cuBLAS dynamically; cuDNN is not

@@ -69,11 +69,7 @@ int32_t cu_blas_fail(cuda_state *s, cublasStatus_t e, const char *what);
   } while (0)
 
 // after every <<<>>> launch: catches bad configurations and earlier asynchronous faults
-#define CU_LAUNCHED(what)                                    \
-  do {                                                       \
-    cudaError_t e_ = cudaGetLastError();                     \
-    if (e_ != cudaSuccess) return cu_cuda_fail(s, e_, what); \
-  } while (0)
+#define CU_LAUNCHED(what) CU_CHECK(cudaGetLastError(), what)
 
 #define CU_BLAS(call, what)                                            \
   do {                                                                 \

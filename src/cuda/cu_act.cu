@@ -27,15 +27,15 @@
 // - Transcendentals are CUDA's accurate expf/erfcf (no fast-math intrinsics); they differ from
 //   the CPU's polynomial versions by a few ulp, far inside the parity tolerance.
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // shared helpers
-
-__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 // Phi(x) = erfc(-x / sqrt 2) / 2: keeps its relative accuracy in the left tail
 __device__ __forceinline__ float phif_(float x) {
@@ -54,47 +54,19 @@ __device__ __forceinline__ float u01f(uint64_t key, uint64_t counter) {
   return (float)(h >> 40) * (1.0f / 16777216.0f);
 }
 
-// sum over the G lanes of a group (G a power of two <= 32, groups aligned in the warp); all
-// lanes of the warp must call it
-template <int G>
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-// fixed tree over the blockDim.x (a power of two) values of sh; the result lands in sh[0]
+// sh[threadIdx.x] = v, then a fixed tree over the blockDim.x (a power of two) values of sh;
+// the sum lands in sh[0]. Every thread of the block must call it.
 template <typename T>
-__device__ __forceinline__ void block_tree(T *sh) {
+__device__ __forceinline__ void block_tree(T *sh, T v) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
   for (int st = blockDim.x / 2; st > 0; st >>= 1) {
     if ((int)threadIdx.x < st) sh[threadIdx.x] += sh[threadIdx.x + st];
     __syncthreads();
   }
 }
 
-// ---- column-reduction tiling ----
-constexpr int COL_THREADS = 256;
-constexpr int64_t COL_CHUNK_ROWS = 256;
-constexpr int64_t COL_MAX_CHUNKS = 64;
-
-struct col_tiling {
-  int cw;
-  int64_t ntiles, nchunks;
-};
-
-col_tiling make_tiling(int64_t m, int64_t n) {
-  col_tiling t;
-  t.cw = 1;
-  while (t.cw < 32 && t.cw < n) t.cw *= 2;
-  t.ntiles = (n + t.cw - 1) / t.cw;
-  int64_t nc = (m + COL_CHUNK_ROWS - 1) / COL_CHUNK_ROWS;
-  t.nchunks = nc < 1 ? 1 : nc > COL_MAX_CHUNKS ? COL_MAX_CHUNKS : nc;
-  return t;
-}
-
-__host__ __device__ __forceinline__ int64_t chunk_lo(int64_t m, int64_t nc, int64_t c) {
-  return m * c / nc;
-}
+// Column reductions use the tiling of cu_dev.cuh (make_tiling, chunk_lo, col_tree).
 
 // Generic column reduction of NQ quantities of type T: block (tile, chunk), thread (tx, ty)
 // adds f(i, j, acc) for rows lo+ty, lo+ty+ry, ... (ascending), then a fixed tree over ty.
@@ -117,13 +89,7 @@ __global__ void k_colred(F f, int64_t m, int64_t n, int cw, int64_t ntiles, int6
 #pragma unroll
     for (int q = 0; q < NQ; q++) sh[q][threadIdx.x] = acc[q];
     __syncthreads();
-    for (int st = ry / 2; st > 0; st >>= 1) {
-      if (ty < st) {
-#pragma unroll
-        for (int q = 0; q < NQ; q++) sh[q][threadIdx.x] += sh[q][threadIdx.x + st * cw];
-      }
-      __syncthreads();
-    }
+    col_tree<NQ>(&sh[0][0], cw, ry, ty);
     if (ty == 0 && j < n) {
 #pragma unroll
       for (int q = 0; q < NQ; q++) part[(q * nchunks + c) * n + j] = sh[q][tx];
@@ -169,6 +135,33 @@ __global__ void k_act_bwd(const float *x, const float *y, const float *dy, float
   }
 }
 
+int32_t act_check(cuda_state *s, const char *op, int32_t act) {
+  if (act < AMEIR_ACT_IDENTITY || act > AMEIR_ACT_SIGMOID)
+    return cu_fail(s, AMEIR_EINVAL, "cuda %s: bad activation kind %d (Dice has its own op)", op,
+                   (int)act);
+  return 0;
+}
+
+// the identity: dst = src (nothing to do in place)
+int32_t act_identity(cuda_state *s, float *dst, const float *src, int64_t n, const char *what) {
+  if (dst != src)
+    CU_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice,
+                             s->stream),
+             what);
+  return 0;
+}
+
+// Calls f(std::integral_constant<int, ACT>) for an activation other than the identity.
+template <class F>
+void with_act(int32_t act, F &&f) {
+  switch (act) {
+    case AMEIR_ACT_RELU: f(std::integral_constant<int, AMEIR_ACT_RELU>{}); break;
+    case AMEIR_ACT_GELU: f(std::integral_constant<int, AMEIR_ACT_GELU>{}); break;
+    case AMEIR_ACT_SWISH: f(std::integral_constant<int, AMEIR_ACT_SWISH>{}); break;
+    default: f(std::integral_constant<int, AMEIR_ACT_SIGMOID>{}); break;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dice
 
@@ -188,10 +181,7 @@ __global__ void k_dice_stats_part(const float *x, int64_t m, int64_t n, int cw, 
       for (int64_t i = lo + ty; i < hi; i += ry) acc += (double)x[i * n + j];
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int st = ry / 2; st > 0; st >>= 1) {
-      if (ty < st) sh[threadIdx.x] += sh[threadIdx.x + st * cw];
-      __syncthreads();
-    }
+    col_tree<1>(sh, cw, ry, ty);
     double mu = hi > lo ? sh[tx] / (double)(hi - lo) : 0.0;
     __syncthreads();  // everyone has read sh[tx] before it is overwritten
     acc = 0.0;
@@ -202,10 +192,7 @@ __global__ void k_dice_stats_part(const float *x, int64_t m, int64_t n, int cw, 
       }
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int st = ry / 2; st > 0; st >>= 1) {
-      if (ty < st) sh[threadIdx.x] += sh[threadIdx.x + st * cw];
-      __syncthreads();
-    }
+    col_tree<1>(sh, cw, ry, ty);
     if (ty == 0 && j < n) {
       pmean[c * n + j] = mu;
       pm2[c * n + j] = sh[tx];
@@ -322,21 +309,38 @@ __global__ void k_dice_bwd_dx(const float *x, const float *dy, float *dx, I tota
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 
-// one group of G lanes per row; the loop over row groups is uniform over the block
-template <int G>
-__global__ void k_ln_fwd(const float *x, float *y, int64_t m, int64_t n, const float *gamma,
-                         const float *beta, float eps, float *save) {
+// Calls f(std::integral_constant<int, G>) for LayerNorm's group width G (4, 8, 16, 32) from n.
+template <class F>
+void with_ln_group(int64_t n, F &&f) {
+  if (n <= 4) f(std::integral_constant<int, 4>{});
+  else if (n <= 8) f(std::integral_constant<int, 8>{});
+  else if (n <= 16) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 32>{});
+}
+
+// One group of G lanes per row, the blockDim.x / G groups of a block on consecutive rows; the
+// loop over row groups is uniform over the block (every lane reaches the shuffles):
+// body(row, lane, valid).
+template <int G, class B>
+__device__ __forceinline__ void ln_rows(int64_t m, B &&body) {
   const int64_t rpb = blockDim.x / G;
   const int lane = threadIdx.x % G;
   const int64_t grp = threadIdx.x / G;
   for (int64_t base = (int64_t)blockIdx.x * rpb; base < m; base += (int64_t)gridDim.x * rpb) {
     const int64_t i = base + grp;
-    const bool ok = i < m;
+    body(i, lane, i < m);
+  }
+}
+
+template <int G>
+__global__ void k_ln_fwd(const float *x, float *y, int64_t m, int64_t n, const float *gamma,
+                         const float *beta, float eps, float *save) {
+  ln_rows<G>(m, [&](int64_t i, int lane, bool ok) {
     const float *xr = x + (ok ? i : 0) * n;
     float sum = 0.0f;
     if (ok)
       for (int64_t j = lane; j < n; j += G) sum += xr[j];
-    sum = group_sum<G>(sum);
+    sum = team_sum<G, 32>(sum);
     const float mu = sum / (float)n;
     float var = 0.0f;
     if (ok)
@@ -344,7 +348,7 @@ __global__ void k_ln_fwd(const float *x, float *y, int64_t m, int64_t n, const f
         float d = xr[j] - mu;
         var += d * d;
       }
-    var = group_sum<G>(var) / (float)n;
+    var = team_sum<G, 32>(var) / (float)n;
     const float rs = 1.0f / sqrtf(var + eps);
     if (ok) {
       float *yr = y + i * n;
@@ -354,19 +358,14 @@ __global__ void k_ln_fwd(const float *x, float *y, int64_t m, int64_t n, const f
         save[m + i] = rs;
       }
     }
-  }
+  });
 }
 
 // dx = rstd (dy gamma - mean(dy gamma) - xh mean(dy gamma xh)), per row
 template <int G>
 __global__ void k_ln_bwd_dx(const float *x, const float *dy, float *dx, int64_t m, int64_t n,
                             const float *gamma, const float *save) {
-  const int64_t rpb = blockDim.x / G;
-  const int lane = threadIdx.x % G;
-  const int64_t grp = threadIdx.x / G;
-  for (int64_t base = (int64_t)blockIdx.x * rpb; base < m; base += (int64_t)gridDim.x * rpb) {
-    const int64_t i = base + grp;
-    const bool ok = i < m;
+  ln_rows<G>(m, [&](int64_t i, int lane, bool ok) {
     const int64_t r = ok ? i : 0;
     const float *xr = x + r * n, *dr = dy + r * n;
     const float mu = save[r], rs = save[m + r];
@@ -379,8 +378,8 @@ __global__ void k_ln_bwd_dx(const float *x, const float *dy, float *dx, int64_t 
         s1 += g;
         s2 += g * xh;
       }
-    s1 = group_sum<G>(s1);
-    s2 = group_sum<G>(s2);
+    s1 = team_sum<G, 32>(s1);
+    s2 = team_sum<G, 32>(s2);
     const float m1 = s1 / (float)n, m2 = s2 / (float)n;
     if (ok) {
       float *dxr = dx + i * n;
@@ -389,7 +388,7 @@ __global__ void k_ln_bwd_dx(const float *x, const float *dy, float *dx, int64_t 
         dxr[j] = rs * (__fsub_rn(__fmul_rn(dr[j], gamma[j]), m1) - xh * m2);
       }
     }
-  }
+  });
 }
 
 // column terms of LayerNorm backward: dy xh (dgamma) and dy (dbeta)
@@ -416,24 +415,6 @@ __global__ void k_ln_bwd_combine(const float *part, int64_t n, int64_t nchunks, 
     dgamma[j] += sg;
     dbeta[j] += sb;
   }
-}
-
-template <int G>
-int32_t launch_ln_fwd(cuda_state *s, const float *x, float *y, int64_t m, int64_t n,
-                      const float *gamma, const float *beta, float eps, float *save) {
-  k_ln_fwd<G><<<cu_blocks(m, CU_THREADS / G), CU_THREADS, 0, s->stream>>>(x, y, m, n, gamma,
-                                                                          beta, eps, save);
-  CU_LAUNCHED("cuda layernorm_fwd kernel");
-  return 0;
-}
-
-template <int G>
-int32_t launch_ln_bwd_dx(cuda_state *s, const float *x, const float *dy, float *dx, int64_t m,
-                         int64_t n, const float *gamma, const float *save) {
-  k_ln_bwd_dx<G><<<cu_blocks(m, CU_THREADS / G), CU_THREADS, 0, s->stream>>>(x, dy, dx, m, n,
-                                                                             gamma, save);
-  CU_LAUNCHED("cuda layernorm_bwd: dx kernel");
-  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,9 +461,7 @@ __global__ void k_bce(const float *logit, const float *y, int64_t n, float scale
       if (dlogit) dlogit[i] = (p - y[i]) * scale;
     }
   }
-  sh[threadIdx.x] = acc;
-  __syncthreads();
-  block_tree(sh);
+  block_tree(sh, acc);
   if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
 }
 
@@ -493,9 +472,7 @@ __global__ void k_sumsq(const float *x, int64_t n, double *part) {
     double v = (double)x[i];
     acc += v * v;
   }
-  sh[threadIdx.x] = acc;
-  __syncthreads();
-  block_tree(sh);
+  block_tree(sh, acc);
   if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
 }
 
@@ -504,17 +481,24 @@ __global__ void k_reduce_final(const double *part, int64_t cnt, double *out) {
   __shared__ double sh[RED_MAX_BLOCKS];
   double acc = 0.0;
   for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) acc += part[i];
-  sh[threadIdx.x] = acc;
-  __syncthreads();
-  block_tree(sh);
+  block_tree(sh, acc);
   if (threadIdx.x == 0) *out = sh[0];
 }
 
-// the two launches; leaves the sum in *dev_out
-int32_t reduce_tail(cuda_state *s, const double *part, unsigned nb, double *dev_out) {
-  k_reduce_final<<<1, RED_MAX_BLOCKS, 0, s->stream>>>(part, (int64_t)nb, dev_out);
+// The sum of a double term over n elements, handed to the host in *tot: launch(nb, part)
+// queues the per-block kernel (nb = red_blocks(n) blocks of RED_THREADS threads, partials into
+// part[0..nb)), `what` names it; one block then adds the partials into part[nb].
+template <class L>
+int32_t reduce_to_host(cuda_state *s, int64_t n, const char *what, double *tot, L &&launch) {
+  const unsigned nb = red_blocks(n);
+  cu_scratch_scope sc(s);
+  double *part;
+  if (!take(sc, part, nb + 1)) return sc.status();
+  launch(nb, part);
+  CU_LAUNCHED(what);
+  k_reduce_final<<<1, RED_MAX_BLOCKS, 0, s->stream>>>(part, (int64_t)nb, part + nb);
   CU_LAUNCHED("cuda reduction: final kernel");
-  return 0;
+  return cu_fetch_small(s, tot, part + nb, sizeof *tot);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,31 +603,13 @@ __global__ void k_adam_table_dense(adam_k k, float *table, int64_t n_table_rows,
 
 int32_t cu_act_fwd(void *state, int32_t act, const float *x, float *y, int64_t n) {
   CU_ENTER(state);
-  if (act < AMEIR_ACT_IDENTITY || act > AMEIR_ACT_SIGMOID)
-    return cu_fail(s, AMEIR_EINVAL, "cuda act_fwd: bad activation kind %d (Dice has its own op)",
-                   (int)act);
+  CU_TRY(act_check(s, "act_fwd", act));
   if (n <= 0) return 0;
-  const unsigned g = cu_blocks(n);
-  switch (act) {
-    case AMEIR_ACT_IDENTITY:
-      if (x != y)
-        CU_CHECK(cudaMemcpyAsync(y, x, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                 s->stream),
-                 "cudaMemcpyAsync (act_fwd identity)");
-      return 0;
-    case AMEIR_ACT_RELU:
-      k_act_fwd<AMEIR_ACT_RELU><<<g, CU_THREADS, 0, s->stream>>>(x, y, n);
-      break;
-    case AMEIR_ACT_GELU:
-      k_act_fwd<AMEIR_ACT_GELU><<<g, CU_THREADS, 0, s->stream>>>(x, y, n);
-      break;
-    case AMEIR_ACT_SWISH:
-      k_act_fwd<AMEIR_ACT_SWISH><<<g, CU_THREADS, 0, s->stream>>>(x, y, n);
-      break;
-    default:
-      k_act_fwd<AMEIR_ACT_SIGMOID><<<g, CU_THREADS, 0, s->stream>>>(x, y, n);
-      break;
-  }
+  if (act == AMEIR_ACT_IDENTITY)
+    return act_identity(s, y, x, n, "cudaMemcpyAsync (act_fwd identity)");
+  with_act(act, [&](auto ac) {
+    k_act_fwd<decltype(ac)::value><<<cu_blocks(n), CU_THREADS, 0, s->stream>>>(x, y, n);
+  });
   CU_LAUNCHED("cuda act_fwd kernel");
   return 0;
 }
@@ -651,31 +617,13 @@ int32_t cu_act_fwd(void *state, int32_t act, const float *x, float *y, int64_t n
 int32_t cu_act_bwd(void *state, int32_t act, const float *x, const float *y, const float *dy,
                    float *dx, int64_t n) {
   CU_ENTER(state);
-  if (act < AMEIR_ACT_IDENTITY || act > AMEIR_ACT_SIGMOID)
-    return cu_fail(s, AMEIR_EINVAL, "cuda act_bwd: bad activation kind %d (Dice has its own op)",
-                   (int)act);
+  CU_TRY(act_check(s, "act_bwd", act));
   if (n <= 0) return 0;
-  const unsigned g = cu_blocks(n);
-  switch (act) {
-    case AMEIR_ACT_IDENTITY:
-      if (dx != dy)
-        CU_CHECK(cudaMemcpyAsync(dx, dy, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                 s->stream),
-                 "cudaMemcpyAsync (act_bwd identity)");
-      return 0;
-    case AMEIR_ACT_RELU:
-      k_act_bwd<AMEIR_ACT_RELU><<<g, CU_THREADS, 0, s->stream>>>(x, y, dy, dx, n);
-      break;
-    case AMEIR_ACT_GELU:
-      k_act_bwd<AMEIR_ACT_GELU><<<g, CU_THREADS, 0, s->stream>>>(x, y, dy, dx, n);
-      break;
-    case AMEIR_ACT_SWISH:
-      k_act_bwd<AMEIR_ACT_SWISH><<<g, CU_THREADS, 0, s->stream>>>(x, y, dy, dx, n);
-      break;
-    default:
-      k_act_bwd<AMEIR_ACT_SIGMOID><<<g, CU_THREADS, 0, s->stream>>>(x, y, dy, dx, n);
-      break;
-  }
+  if (act == AMEIR_ACT_IDENTITY)
+    return act_identity(s, dx, dy, n, "cudaMemcpyAsync (act_bwd identity)");
+  with_act(act, [&](auto ac) {
+    k_act_bwd<decltype(ac)::value><<<cu_blocks(n), CU_THREADS, 0, s->stream>>>(x, y, dy, dx, n);
+  });
   CU_LAUNCHED("cuda act_bwd kernel");
   return 0;
 }
@@ -760,10 +708,13 @@ int32_t cu_layernorm_fwd(void *state, const float *x, float *y, int64_t m, int64
                          const float *gamma, const float *beta, float eps, float *save) {
   CU_ENTER(state);
   if (m <= 0 || n <= 0) return 0;
-  if (n <= 4) return launch_ln_fwd<4>(s, x, y, m, n, gamma, beta, eps, save);
-  if (n <= 8) return launch_ln_fwd<8>(s, x, y, m, n, gamma, beta, eps, save);
-  if (n <= 16) return launch_ln_fwd<16>(s, x, y, m, n, gamma, beta, eps, save);
-  return launch_ln_fwd<32>(s, x, y, m, n, gamma, beta, eps, save);
+  with_ln_group(n, [&](auto gc) {
+    constexpr int G = decltype(gc)::value;
+    k_ln_fwd<G><<<cu_blocks(m, CU_THREADS / G), CU_THREADS, 0, s->stream>>>(x, y, m, n, gamma,
+                                                                            beta, eps, save);
+  });
+  CU_LAUNCHED("cuda layernorm_fwd kernel");
+  return 0;
 }
 
 int32_t cu_layernorm_bwd(void *state, const float *x, const float *dy, float *dx, int64_t m,
@@ -783,10 +734,13 @@ int32_t cu_layernorm_bwd(void *state, const float *x, const float *dy, float *dx
   k_ln_bwd_combine<<<cu_blocks(n), CU_THREADS, 0, s->stream>>>(part, n, t.nchunks, dgamma,
                                                               dbeta);
   CU_LAUNCHED("cuda layernorm_bwd: combine kernel");
-  if (n <= 4) return launch_ln_bwd_dx<4>(s, x, dy, dx, m, n, gamma, save);
-  if (n <= 8) return launch_ln_bwd_dx<8>(s, x, dy, dx, m, n, gamma, save);
-  if (n <= 16) return launch_ln_bwd_dx<16>(s, x, dy, dx, m, n, gamma, save);
-  return launch_ln_bwd_dx<32>(s, x, dy, dx, m, n, gamma, save);
+  with_ln_group(n, [&](auto gc) {
+    constexpr int G = decltype(gc)::value;
+    k_ln_bwd_dx<G><<<cu_blocks(m, CU_THREADS / G), CU_THREADS, 0, s->stream>>>(x, dy, dx, m, n,
+                                                                               gamma, save);
+  });
+  CU_LAUNCHED("cuda layernorm_bwd: dx kernel");
+  return 0;
 }
 
 int32_t cu_dropout_fwd(void *state, const float *x, float *y, uint8_t *mask, int64_t n, float p,
@@ -819,15 +773,10 @@ int32_t cu_bce_logits(void *state, const float *logit, const float *y, int64_t n
     *loss = 0.0;
     return 0;
   }
-  const unsigned nb = red_blocks(n);
-  cu_scratch_scope sc(s);
-  double *part = static_cast<double *>(sc.get((size_t)(nb + 1) * sizeof(double)));
-  if (!part) return sc.status();
-  k_bce<<<nb, RED_THREADS, 0, s->stream>>>(logit, y, n, scale, dlogit, prob, part);
-  CU_LAUNCHED("cuda bce_logits kernel");
-  CU_TRY(reduce_tail(s, part, nb, part + nb));
   double tot = 0.0;
-  CU_TRY(cu_fetch_small(s, &tot, part + nb, sizeof tot));
+  CU_TRY(reduce_to_host(s, n, "cuda bce_logits kernel", &tot, [&](unsigned nb, double *part) {
+    k_bce<<<nb, RED_THREADS, 0, s->stream>>>(logit, y, n, scale, dlogit, prob, part);
+  }));
   *loss = tot / (double)n;
   return 0;
 }
@@ -838,15 +787,10 @@ int32_t cu_sumsq(void *state, const float *x, int64_t n, double *out) {
     *out = 0.0;
     return 0;
   }
-  const unsigned nb = red_blocks(n);
-  cu_scratch_scope sc(s);
-  double *part = static_cast<double *>(sc.get((size_t)(nb + 1) * sizeof(double)));
-  if (!part) return sc.status();
-  k_sumsq<<<nb, RED_THREADS, 0, s->stream>>>(x, n, part);
-  CU_LAUNCHED("cuda sumsq kernel");
-  CU_TRY(reduce_tail(s, part, nb, part + nb));
   double tot = 0.0;
-  CU_TRY(cu_fetch_small(s, &tot, part + nb, sizeof tot));
+  CU_TRY(reduce_to_host(s, n, "cuda sumsq kernel", &tot, [&](unsigned nb, double *part) {
+    k_sumsq<<<nb, RED_THREADS, 0, s->stream>>>(x, n, part);
+  }));
   *out = tot;
   return 0;
 }

@@ -29,6 +29,7 @@
 #include <cmath>
 
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
 
@@ -37,15 +38,8 @@ constexpr unsigned FULL_MASK = 0xffffffffu;
 constexpr int SCAN_THREADS = 1024;
 constexpr int ATT_THREADS = 128;  // 4 warps per (sample, head)
 
-__device__ __forceinline__ int64_t seq_len(const int32_t *len, int64_t i, int64_t t) {
-  int64_t l = len[i];
-  return l < 0 ? 0 : (l > t ? t : l);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-  return v;
-}
+// the xor butterfly over the whole warp: every lane gets the same bits
+__device__ __forceinline__ float warp_sum(float v) { return team_sum<WARP>(v); }
 
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = WARP / 2; o > 0; o >>= 1) {
@@ -53,30 +47,6 @@ __device__ __forceinline__ float warp_max(float v) {
     v = w > v ? w : v;
   }
   return v;
-}
-
-__device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-// ---- base[0..b]: prefix sums of the clamped lengths (one block, chunks of SCAN_THREADS) ----
-__global__ void k_seq_base(const int32_t *len, int64_t b, int64_t t, int64_t *base) {
-  __shared__ int64_t sh[SCAN_THREADS];
-  const int tid = threadIdx.x;
-  int64_t carry = 0;
-  if (tid == 0) base[0] = 0;
-  for (int64_t s0 = 0; s0 < b; s0 += SCAN_THREADS) {
-    int64_t i = s0 + tid;
-    sh[tid] = i < b ? seq_len(len, i, t) : 0;
-    __syncthreads();
-    for (int off = 1; off < SCAN_THREADS; off <<= 1) {
-      int64_t add = tid >= off ? sh[tid - off] : 0;
-      __syncthreads();
-      sh[tid] += add;
-      __syncthreads();
-    }
-    if (i < b) base[i + 1] = carry + sh[tid];
-    carry += sh[SCAN_THREADS - 1];
-    __syncthreads();  // sh is refilled by the next chunk
-  }
 }
 
 // ---- dst[base[b] + i, :w] = src[b*t + i, :w] (+ bias) for i < len[b]; nothing else written ----
@@ -260,7 +230,7 @@ __global__ void k_din_sig1(float *h1, const float *cq, const float *b1, const in
     int64_t row = e / a1, u = e - row * a1, bb = row / t, i = row - bb * t;
     float v = 0.0f;
     if (i < seq_len(len, bb, t)) {
-      v = sigm(h1[e] + cq[bb * a1 + u] + b1[u]);
+      v = sigmoidf_(h1[e] + cq[bb * a1 + u] + b1[u]);
       save_h1[(base[bb] + i) * a1 + u] = v;
     }
     h1[e] = v;
@@ -281,7 +251,7 @@ __global__ void k_din_out(const float *h2, const float *b2, const float *w3, con
     const int64_t r = base[bb] + i;
     float acc = 0.0f;
     for (int64_t v = lane; v < a2; v += WARP) {
-      float hv = sigm(h2[row * a2 + v] + b2[v]);
+      float hv = sigmoidf_(h2[row * a2 + v] + b2[v]);
       save_h2[r * a2 + v] = hv;
       acc += hv * w3[v];
     }
@@ -413,20 +383,6 @@ __global__ void k_din_dxdq(const float *x, const int32_t *len, int64_t b, int64_
 
 // ---- host helpers ----
 
-int32_t mha_check(cuda_state *s, const char *op, int64_t d, int32_t heads) {
-  if (d < 1 || heads < 1 || d % heads)
-    return cu_fail(s, AMEIR_EINVAL, "cuda %s: d = %lld not divisible into %d heads", op,
-                   (long long)d, (int)heads);
-  return 0;
-}
-
-int32_t din_check(cuda_state *s, const char *op, int64_t d, int32_t a1, int32_t a2) {
-  if (d < 1 || a1 < 1 || a2 < 1)
-    return cu_fail(s, AMEIR_EINVAL, "cuda %s: d = %lld, hidden %d, %d must be >= 1", op,
-                   (long long)d, (int)a1, (int)a2);
-  return 0;
-}
-
 int32_t shape_check(cuda_state *s, const char *op, int64_t b, int64_t t) {
   if (b < 0 || t < 0)
     return cu_fail(s, AMEIR_EINVAL, "cuda %s: bad shape b=%lld t=%lld", op, (long long)b,
@@ -434,16 +390,26 @@ int32_t shape_check(cuda_state *s, const char *op, int64_t b, int64_t t) {
   return 0;
 }
 
-template <typename T>
-T *take(cu_scratch_scope &sc, int64_t count) {
-  return static_cast<T *>(sc.get((size_t)count * sizeof(T)));
+// the heads, then the shape
+int32_t mha_check(cuda_state *s, const char *op, int64_t b, int64_t t, int64_t d, int32_t heads) {
+  if (d < 1 || heads < 1 || d % heads)
+    return cu_fail(s, AMEIR_EINVAL, "cuda %s: d = %lld not divisible into %d heads", op,
+                   (long long)d, (int)heads);
+  return shape_check(s, op, b, t);
+}
+
+// the layer sizes, then the shape
+int32_t din_check(cuda_state *s, const char *op, int64_t b, int64_t t, int64_t d, int32_t a1,
+                  int32_t a2) {
+  if (d < 1 || a1 < 1 || a2 < 1)
+    return cu_fail(s, AMEIR_EINVAL, "cuda %s: d = %lld, hidden %d, %d must be >= 1", op,
+                   (long long)d, (int)a1, (int)a2);
+  return shape_check(s, op, b, t);
 }
 
 // base[0..b] on the device
 int32_t seq_base(cuda_state *s, const int32_t *len, int64_t b, int64_t t, int64_t *base) {
-  k_seq_base<<<1, SCAN_THREADS, 0, s->stream>>>(len, b, t, base);
-  CU_LAUNCHED("cuda attention: length scan kernel");
-  return 0;
+  return launch_seq_base<SCAN_THREADS>(s, len, b, t, base, "cuda attention: length scan kernel");
 }
 
 // warp-per-row kernels: 8 warps a block, enough blocks for one warp per row (capped)
@@ -455,24 +421,18 @@ unsigned row_blocks(int64_t rows) { return cu_blocks(rows * WARP, ROW_THREADS); 
 int32_t cu_mha_fwd(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
                    int64_t d, int32_t heads, const float *p, float *y, float *save) {
   CU_ENTER(state);
-  CU_TRY(mha_check(s, "mha_fwd", d, heads));
-  CU_TRY(shape_check(s, "mha_fwd", b, t));
+  CU_TRY(mha_check(s, "mha_fwd", b, t, d, heads));
   if (b == 0 || t == 0) return 0;
   const int64_t cap = b * t, d3 = 3 * d, dh = d / heads;
   const float scale = 1.0f / sqrtf((float)dh);
   const float *wqkv = p, *bqkv = p + d3 * d, *wo = bqkv + d3, *bo = wo + d * d;
 
   cu_scratch_scope sc(s);
-  int64_t *base = take<int64_t>(sc, b + 1);
-  if (!base) return sc.status();
-  float *qkv_u = take<float>(sc, cap * d3);
-  if (!qkv_u) return sc.status();
-  float *ctx_u = take<float>(sc, cap * d);
-  if (!ctx_u) return sc.status();
-  if (!save) {
-    save = take<float>(sc, ameir__mha_save(b, t, d, heads));
-    if (!save) return sc.status();
-  }
+  int64_t *base;
+  float *qkv_u, *ctx_u;
+  if (!take(sc, base, b + 1) || !take(sc, qkv_u, cap * d3) || !take(sc, ctx_u, cap * d) ||
+      (!save && !take(sc, save, ameir__mha_save(b, t, d, heads))))
+    return sc.status();
   float *qkv = save, *prob = save + cap * d3, *ctx = prob + b * heads * t * t;
 
   CU_TRY(seq_base(s, len, b, t, base));
@@ -494,8 +454,7 @@ int32_t cu_mha_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
                    int64_t d, int32_t heads, const float *p, const float *dy, const float *save,
                    float *dx, float *dp) {
   CU_ENTER(state);
-  CU_TRY(mha_check(s, "mha_bwd", d, heads));
-  CU_TRY(shape_check(s, "mha_bwd", b, t));
+  CU_TRY(mha_check(s, "mha_bwd", b, t, d, heads));
   if (b == 0 || t == 0) return 0;
   const int64_t cap = b * t, d3 = 3 * d, dh = d / heads;
   const float scale = 1.0f / sqrtf((float)dh);
@@ -504,20 +463,12 @@ int32_t cu_mha_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
   float *dwqkv = dp, *dbqkv = dp + d3 * d, *dwo = dbqkv + d3, *dbo = dwo + d * d;
 
   cu_scratch_scope sc(s);
-  int64_t *base = take<int64_t>(sc, b + 1);
-  if (!base) return sc.status();
-  float *x_u = take<float>(sc, cap * d);
-  if (!x_u) return sc.status();
-  float *dy_u = take<float>(sc, cap * d);
-  if (!dy_u) return sc.status();
-  float *ctx_u = take<float>(sc, cap * d);
-  if (!ctx_u) return sc.status();
-  float *dctx_u = take<float>(sc, cap * d);
-  if (!dctx_u) return sc.status();
-  float *dqkv_u = take<float>(sc, cap * d3);
-  if (!dqkv_u) return sc.status();
-  float *dsb = take<float>(sc, b * heads * t * t);
-  if (!dsb) return sc.status();
+  int64_t *base;
+  float *x_u, *dy_u, *ctx_u, *dctx_u, *dqkv_u, *dsb;
+  if (!take(sc, base, b + 1) || !take(sc, x_u, cap * d) || !take(sc, dy_u, cap * d) ||
+      !take(sc, ctx_u, cap * d) || !take(sc, dctx_u, cap * d) || !take(sc, dqkv_u, cap * d3) ||
+      !take(sc, dsb, b * heads * t * t))
+    return sc.status();
 
   CU_TRY(seq_base(s, len, b, t, base));
   // zero-padded copies of x, dy and the saved context: every GEMM below sums over rows
@@ -547,8 +498,7 @@ int32_t cu_din_fwd(void *state, const float *x, const int32_t *len, int64_t b, i
                    int64_t d, const float *q, int64_t ldq, int32_t a1, int32_t a2,
                    const float *p, float *pooled, int64_t ldp, float *scaled, float *save) {
   CU_ENTER(state);
-  CU_TRY(din_check(s, "din_fwd", d, a1, a2));
-  CU_TRY(shape_check(s, "din_fwd", b, t));
+  CU_TRY(din_check(s, "din_fwd", b, t, d, a1, a2));
   if (b == 0) return 0;
   if (t == 0) {  // no positions: pooled is 0 (the CPU's result too)
     if (pooled) {
@@ -563,23 +513,13 @@ int32_t cu_din_fwd(void *state, const float *x, const int32_t *len, int64_t b, i
   const float *w3 = b2 + a2, *b3 = w3 + a2;
 
   cu_scratch_scope sc(s);
-  int64_t *base = take<int64_t>(sc, b + 1);
-  if (!base) return sc.status();
-  float *wp = take<float>(sc, (int64_t)a1 * 3 * d);
-  if (!wp) return sc.status();
+  int64_t *base;
+  float *wp, *cq, *z, *h1, *h2;
+  if (!take(sc, base, b + 1) || !take(sc, wp, (int64_t)a1 * 3 * d) || !take(sc, cq, b * a1) ||
+      !take(sc, z, cap * 2 * d) || !take(sc, h1, cap * a1) || !take(sc, h2, cap * a2) ||
+      (!save && !take(sc, save, ameir__din_save(b, t, d, a1, a2))))
+    return sc.status();
   float *wq = wp + (int64_t)a1 * 2 * d;
-  float *cq = take<float>(sc, b * a1);
-  if (!cq) return sc.status();
-  float *z = take<float>(sc, cap * 2 * d);
-  if (!z) return sc.status();
-  float *h1 = take<float>(sc, cap * a1);
-  if (!h1) return sc.status();
-  float *h2 = take<float>(sc, cap * a2);
-  if (!h2) return sc.status();
-  if (!save) {
-    save = take<float>(sc, ameir__din_save(b, t, d, a1, a2));
-    if (!save) return sc.status();
-  }
   float *hid1 = save, *hid2 = save + cap * a1, *att = hid2 + cap * a2;
 
   CU_TRY(seq_base(s, len, b, t, base));
@@ -611,8 +551,7 @@ int32_t cu_din_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
                    const float *p, const float *dpooled, int64_t lddp, const float *dscaled,
                    const float *save, float *dx, float *dq, float *dp) {
   CU_ENTER(state);
-  CU_TRY(din_check(s, "din_bwd", d, a1, a2));
-  CU_TRY(shape_check(s, "din_bwd", b, t));
+  CU_TRY(din_check(s, "din_bwd", b, t, d, a1, a2));
   if (b == 0 || t == 0) return 0;
   const int64_t cap = b * t;
   const float *hid1 = save, *hid2 = save + cap * a1, *att = hid2 + cap * a2;
@@ -621,28 +560,14 @@ int32_t cu_din_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
         *db2 = dw2 + (int64_t)a2 * a1, *dw3 = db2 + a2, *db3 = dw3 + a2;
 
   cu_scratch_scope sc(s);
-  int64_t *base = take<int64_t>(sc, b + 1);
-  if (!base) return sc.status();
-  float *wp = take<float>(sc, (int64_t)a1 * 3 * d);
-  if (!wp) return sc.status();
-  float *wq = wp + (int64_t)a1 * 2 * d;
-  float *gz = take<float>(sc, (int64_t)a1 * 3 * d);
-  if (!gz) return sc.status();
-  float *gq = gz + (int64_t)a1 * 2 * d;
-  float *z = take<float>(sc, cap * 2 * d);  // z, then (once gz is taken) dz
-  if (!z) return sc.status();
-  float *datt = take<float>(sc, cap);
-  if (!datt) return sc.status();
-  float *h2_u = take<float>(sc, cap * a2);
-  if (!h2_u) return sc.status();
-  float *g2_u = take<float>(sc, cap * a2);
-  if (!g2_u) return sc.status();
-  float *h1_u = take<float>(sc, cap * a1);
-  if (!h1_u) return sc.status();
-  float *g1_u = take<float>(sc, cap * a1);
-  if (!g1_u) return sc.status();
-  float *dsum = take<float>(sc, b * a1);
-  if (!dsum) return sc.status();
+  int64_t *base;
+  float *wp, *gz, *z, *datt, *h2_u, *g2_u, *h1_u, *g1_u, *dsum;  // z, then (once gz is taken) dz
+  if (!take(sc, base, b + 1) || !take(sc, wp, (int64_t)a1 * 3 * d) ||
+      !take(sc, gz, (int64_t)a1 * 3 * d) || !take(sc, z, cap * 2 * d) || !take(sc, datt, cap) ||
+      !take(sc, h2_u, cap * a2) || !take(sc, g2_u, cap * a2) || !take(sc, h1_u, cap * a1) ||
+      !take(sc, g1_u, cap * a1) || !take(sc, dsum, b * a1))
+    return sc.status();
+  float *wq = wp + (int64_t)a1 * 2 * d, *gq = gz + (int64_t)a1 * 2 * d;
 
   CU_TRY(seq_base(s, len, b, t, base));
   k_din_regroup<<<cu_blocks((int64_t)a1 * d), CU_THREADS, 0, s->stream>>>(w1, d, a1, wp, wq);

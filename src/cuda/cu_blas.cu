@@ -17,6 +17,7 @@
 #include <climits>
 
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
 
@@ -93,27 +94,8 @@ __global__ void k_axpby(int64_t n, float alpha, const float *x, float beta, floa
   }
 }
 
-// ---- column sums: tiles of cw columns (a power of two <= 32) x ry = 256/cw row lanes ----
-constexpr int COL_THREADS = 256;
-constexpr int64_t COL_CHUNK_ROWS = 256;  // rows per chunk (before the cap below)
-constexpr int64_t COL_MAX_CHUNKS = 64;
-
-struct col_tiling {
-  int cw, ry;
-  int64_t ntiles, nchunks;
-};
-
-col_tiling make_tiling(int64_t m, int64_t n) {
-  col_tiling t;
-  t.cw = 1;
-  while (t.cw < 32 && t.cw < n) t.cw *= 2;
-  t.ry = COL_THREADS / t.cw;
-  t.ntiles = (n + t.cw - 1) / t.cw;
-  int64_t nc = (m + COL_CHUNK_ROWS - 1) / COL_CHUNK_ROWS;
-  t.nchunks = nc < 1 ? 1 : nc > COL_MAX_CHUNKS ? COL_MAX_CHUNKS : nc;
-  return t;
-}
-
+// ---- column sums: tiles of cw columns (a power of two <= 32) x ry = 256/cw row lanes (the
+// tiling of cu_dev.cuh) ----
 // Block (tile, chunk): out[chunk * n + j] = sum of rows [lo, hi) of column j (direct: += into
 // out[j] when there is one chunk). Thread (tx, ty) sums rows lo+ty, lo+ty+ry, ... ascending,
 // then a tree over ty in a fixed order.
@@ -124,7 +106,7 @@ __global__ void k_colsum_part(const float *x, int64_t ldx, int64_t m, int64_t n,
   const int tx = threadIdx.x % cw, ty = threadIdx.x / cw;
   for (int64_t blk = blockIdx.x; blk < ntiles * nchunks; blk += gridDim.x) {
     int64_t tile = blk % ntiles, c = blk / ntiles;
-    int64_t lo = m * c / nchunks, hi = m * (c + 1) / nchunks;
+    int64_t lo = chunk_lo(m, nchunks, c), hi = chunk_lo(m, nchunks, c + 1);
     int64_t j = tile * cw + tx;
     float acc = 0.0f;
     if (j < n) {
@@ -133,10 +115,7 @@ __global__ void k_colsum_part(const float *x, int64_t ldx, int64_t m, int64_t n,
     }
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int st = ry / 2; st > 0; st >>= 1) {
-      if (ty < st) sh[threadIdx.x] += sh[threadIdx.x + st * cw];
-      __syncthreads();
-    }
+    col_tree<1>(sh, cw, ry, ty);
     if (ty == 0 && j < n) {
       if (direct) out[j] += sh[tx];
       else out[c * n + j] = sh[tx];

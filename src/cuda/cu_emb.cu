@@ -27,37 +27,9 @@
 #include <type_traits>
 
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
-
-// smallest power of two >= n, at most 32 (team width for a reduction over n items)
-int team_width(int64_t n) {
-  int t = 1;
-  while (t < 32 && t < n) t <<= 1;
-  return t;
-}
-
-// Calls f(std::integral_constant<int, T>) for the team width T (1, 2, ..., 32).
-template <class F>
-void with_team(int t, F &&f) {
-  switch (t) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 16: f(std::integral_constant<int, 16>{}); break;
-    default: f(std::integral_constant<int, 32>{}); break;
-  }
-}
-
-// Sum over the T lanes of a team (T divides 32; every lane of the warp must call it). The xor
-// butterfly leaves the same bits in every lane (float addition commutes exactly).
-template <int T>
-__device__ __forceinline__ float team_sum(float v) {
-#pragma unroll
-  for (int o = T / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, T);
-  return v;
-}
 
 // ---- emb_sum_fwd: one thread per output element, columns fastest (coalesced table reads) ----
 __global__ void emb_sum_kernel(const float *table, int64_t dim, const int32_t *rows, int64_t n,
@@ -184,19 +156,13 @@ __global__ void grad_sum_kernel(const grad_meta *meta, const int32_t *seg_start,
 
 // ---- dot_rows ----
 // One team of T lanes per (b, j) pair: s[b*c + j] = e[rows[b*c + j], :] . u[b, :]. The loop runs
-// over whole warps (its bound is uniform in a warp) so every lane reaches the shuffles.
+// over whole warps (team_loop) so every lane reaches the shuffles.
 template <int T>
 __global__ void dot_rows_fwd_kernel(const float *e, int64_t k, const int32_t *rows, int64_t c,
                                     int64_t items, const float *u, float *sc) {
-  const int lw = (int)(threadIdx.x & 31);
-  const int lane = lw % T;
-  const int64_t tpw = 32 / T;
-  const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  const int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-  for (int64_t w = warp; w * tpw < items; w += warps) {
-    const int64_t it = w * tpw + lw / T;
+  team_loop<T>(items, [&](int64_t it, int lane, bool ok) {
     float v = 0.0f;
-    if (it < items) {
+    if (ok) {
       int32_t r = rows[it];
       if (r >= 0) {   // a negative row (never valid) reads nothing instead of out of bounds
         const float *er = e + (int64_t)r * k;
@@ -205,8 +171,8 @@ __global__ void dot_rows_fwd_kernel(const float *e, int64_t k, const int32_t *ro
       }
     }
     v = team_sum<T>(v);
-    if (it < items && lane == 0) sc[it] = v;
-  }
+    if (ok && lane == 0) sc[it] = v;
+  });
 }
 
 // One thread per (b, q): du[b, q] = sum_j ds[b,j] e[rows[b,j], q] in j order (overwrite), and

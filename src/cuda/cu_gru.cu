@@ -26,54 +26,17 @@
 // - Gate arithmetic follows the CPU's expression order (sums then bias, r*(W_hn h + b_hn)),
 //   with expf/tanhf: it differs from the CPU's polynomial exp/tanh by an ulp or two.
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
 
 constexpr int SCAN_THREADS = 512;
-
-__device__ __forceinline__ int64_t seq_len(const int32_t *len, int64_t i, int64_t t) {
-  int64_t l = len[i];
-  return l < 0 ? 0 : (l > t ? t : l);
-}
-
-__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-// base[0] = 0, base[i+1] = base[i] + len[i] (clamped): one block, chunks of SCAN_THREADS.
-__global__ void k_seq_base(const int32_t *len, int64_t b, int64_t t, int64_t *base) {
-  __shared__ int64_t sh[SCAN_THREADS];
-  const int tid = threadIdx.x;
-  int64_t carry = 0;
-  if (tid == 0) base[0] = 0;
-  for (int64_t c0 = 0; c0 < b; c0 += SCAN_THREADS) {
-    int64_t i = c0 + tid;
-    sh[tid] = i < b ? seq_len(len, i, t) : 0;
-    __syncthreads();
-    for (int off = 1; off < SCAN_THREADS; off <<= 1) {
-      int64_t add = tid >= off ? sh[tid - off] : 0;
-      __syncthreads();
-      sh[tid] += add;
-      __syncthreads();
-    }
-    if (i < b) base[i + 1] = carry + sh[tid];
-    carry += sh[SCAN_THREADS - 1];
-    __syncthreads();
-  }
-}
 
 // y rows at positions >= len written 0 (the valid rows are left to the step kernels)
 __global__ void k_zero_pad(float *y, const int32_t *len, int64_t b, int64_t t, int64_t d) {
   CU_GRID_STRIDE(i, b * t * d) {
     int64_t row = i / d, pos = row % t, bb = row / t;
     if (pos >= seq_len(len, bb, t)) y[i] = 0.0f;
-  }
-}
-
-// y = x masked (padding rows 0); also used in place
-__global__ void k_mask(float *y, const float *x, const int32_t *len, int64_t b, int64_t t,
-                       int64_t d) {
-  CU_GRID_STRIDE(i, b * t * d) {
-    int64_t row = i / d, pos = row % t, bb = row / t;
-    y[i] = pos < seq_len(len, bb, t) ? x[i] : 0.0f;
   }
 }
 
@@ -182,9 +145,7 @@ gru_dims make_dims(int64_t b, int64_t t, int64_t d) {
 }
 
 int32_t launch_base(cuda_state *s, const int32_t *len, int64_t b, int64_t t, int64_t *base) {
-  k_seq_base<<<1, SCAN_THREADS, 0, s->stream>>>(len, b, t, base);
-  CU_LAUNCHED("cuda gru: length scan kernel");
-  return 0;
+  return launch_seq_base<SCAN_THREADS>(s, len, b, t, base, "cuda gru: length scan kernel");
 }
 
 }  // namespace
@@ -196,19 +157,16 @@ int32_t cu_gru_fwd(void *state, const float *x, const int32_t *len, int64_t b, i
   if (b == 0 || t == 0) return 0;
   const gru_dims g = make_dims(b, t, d);
   const int64_t hd = g.hd, G = g.g, cap = g.cap, np = g.np;
-  const size_t fl = sizeof(float);
   cu_scratch_scope sc(s);
-  int64_t *base = static_cast<int64_t *>(sc.get((size_t)(b + 1) * sizeof(int64_t)));
-  if (!base) return sc.status();
-  float *xp = static_cast<float *>(sc.get((size_t)(2 * cap * G) * fl));
-  if (!xp) return sc.status();
-  float *h = static_cast<float *>(sc.get((size_t)(2 * b * hd) * fl));
-  if (!h) return sc.status();
-  float *gh = static_cast<float *>(sc.get((size_t)(2 * b * G) * fl));
-  if (!gh) return sc.status();
+  int64_t *base;
+  float *xp, *h, *gh;
+  if (!take(sc, base, b + 1) || !take(sc, xp, 2 * cap * G) || !take(sc, h, 2 * b * hd) ||
+      !take(sc, gh, 2 * b * G))
+    return sc.status();
 
   if (save) CU_TRY(launch_base(s, len, b, t, base));
-  CU_CHECK(cudaMemsetAsync(h, 0, (size_t)(2 * b * hd) * fl, s->stream), "cudaMemsetAsync (gru h)");
+  CU_CHECK(cudaMemsetAsync(h, 0, (size_t)(2 * b * hd) * sizeof(float), s->stream),
+           "cudaMemsetAsync (gru h)");
   k_zero_pad<<<cu_blocks(cap * d), CU_THREADS, 0, s->stream>>>(y, len, b, t, d);
   CU_LAUNCHED("cuda gru_fwd: padding kernel");
   // input projections W_i* x of every row, both directions (padding rows: never read)
@@ -234,23 +192,21 @@ int32_t cu_gru_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
   if (b == 0 || t == 0) return 0;
   const gru_dims g = make_dims(b, t, d);
   const int64_t hd = g.hd, G = g.g, cap = g.cap, np = g.np;
-  const size_t fl = sizeof(float);
-  cu_scratch_scope sc(s);
-  int64_t *base = static_cast<int64_t *>(sc.get((size_t)(b + 1) * sizeof(int64_t)));
-  if (!base) return sc.status();
   // one zeroed block: dh [2][b][hd], dgc [2][b][G], dgi [2][cap][G], dgh [2][cap][G],
   // hp [2][cap][hd]
   const int64_t n_dh = 2 * b * hd, n_dgc = 2 * b * G, n_dg = 2 * cap * G, n_hp = 2 * cap * hd;
   const int64_t n_zero = n_dh + n_dgc + 2 * n_dg + n_hp;
-  float *zb = static_cast<float *>(sc.get((size_t)n_zero * fl));
-  if (!zb) return sc.status();
+  cu_scratch_scope sc(s);
+  int64_t *base;
+  float *zb, *xm;
+  if (!take(sc, base, b + 1) || !take(sc, zb, n_zero) || !take(sc, xm, cap * d))
+    return sc.status();
   float *dh = zb, *dgc = dh + n_dh, *dgi = dgc + n_dgc, *dgh = dgi + n_dg, *hp = dgh + n_dg;
-  float *xm = static_cast<float *>(sc.get((size_t)(cap * d) * fl));
-  if (!xm) return sc.status();
 
   CU_TRY(launch_base(s, len, b, t, base));
-  CU_CHECK(cudaMemsetAsync(zb, 0, (size_t)n_zero * fl, s->stream), "cudaMemsetAsync (gru grads)");
-  k_mask<<<cu_blocks(cap * d), CU_THREADS, 0, s->stream>>>(xm, x, len, b, t, d);
+  CU_CHECK(cudaMemsetAsync(zb, 0, (size_t)n_zero * sizeof(float), s->stream),
+           "cudaMemsetAsync (gru grads)");
+  k_seq_mask<<<cu_blocks(cap * d), CU_THREADS, 0, s->stream>>>(xm, x, len, b, t, d);
   CU_LAUNCHED("cuda gru_bwd: mask kernel");
 
   const float *whh = p + G * d;
@@ -277,7 +233,7 @@ int32_t cu_gru_bwd(void *state, const float *x, const int32_t *len, int64_t b, i
     CU_TRY(cu_gemm(s, 0, 0, cap, d, G, 1.0f, gi, G, wih, d, dir ? 1.0f : 0.0f, dx, d));
   }
   // padding rows of dx: exactly 0 (the GEMM gives +-0 from the zero rows of dgi)
-  k_mask<<<cu_blocks(cap * d), CU_THREADS, 0, s->stream>>>(dx, dx, len, b, t, d);
+  k_seq_mask<<<cu_blocks(cap * d), CU_THREADS, 0, s->stream>>>(dx, dx, len, b, t, d);
   CU_LAUNCHED("cuda gru_bwd: mask kernel");
   return 0;
 }

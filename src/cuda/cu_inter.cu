@@ -22,48 +22,9 @@
 #include <type_traits>
 
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
-
-int team_width(int64_t n) {
-  int t = 1;
-  while (t < 32 && t < n) t <<= 1;
-  return t;
-}
-
-template <class F>
-void with_team(int t, F &&f) {
-  switch (t) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 16: f(std::integral_constant<int, 16>{}); break;
-    default: f(std::integral_constant<int, 32>{}); break;
-  }
-}
-
-template <int T>
-__device__ __forceinline__ float team_sum(float v) {
-#pragma unroll
-  for (int o = T / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, T);
-  return v;
-}
-
-// Teams of T lanes over `items` items, the loop bound uniform per warp (so every lane of a warp
-// reaches the shuffles): body(item, lane, valid).
-template <int T, class B>
-__device__ __forceinline__ void team_loop(int64_t items, B &&body) {
-  const int lw = (int)(threadIdx.x & 31);
-  const int lane = lw % T;
-  const int64_t tpw = 32 / T;
-  const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  const int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-  for (int64_t w = warp; w * tpw < items; w += warps) {
-    const int64_t it = w * tpw + lw / T;
-    body(it, lane, it < items);
-  }
-}
 
 // the CPU's check_inter for one interaction: order in [1, max_order], its fields >= 0
 __device__ __forceinline__ bool inter_ok(const int32_t *fs, int32_t ord, int64_t max_order) {
@@ -185,7 +146,7 @@ __global__ void se_bias_relu_kernel(float *hid, const float *b1, int64_t n, int6
 
 // a = sigmoid(a + b2) over [B, S]
 __global__ void se_bias_sigmoid_kernel(float *a, const float *b2, int64_t n, int64_t sn) {
-  CU_GRID_STRIDE(i, n) { a[i] = 1.0f / (1.0f + expf(-(a[i] + b2[i % sn]))); }
+  CU_GRID_STRIDE(i, n) { a[i] = sigmoidf_(a[i] + b2[i % sn]); }
 }
 
 // One thread per (sample, column): out[b, t] = sum_j a[b, j] q[b, j, t] in j order (overwrite)

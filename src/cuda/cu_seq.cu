@@ -22,25 +22,12 @@
 //   ascending window order (a gather: no atomics), the sum read-out adds positions ascending.
 //   dbias goes through cu_bias_grad (fixed-shape chunked column sums).
 #include "cuda/cu.h"
+#include "cuda/cu_dev.cuh"
 
 namespace {
 
 // rows of the column buffer per chunk: at most this many floats in it
 constexpr int64_t CONV_COL_FLOATS = (int64_t)1 << 23;
-
-__device__ __forceinline__ int64_t seq_len(const int32_t *len, int64_t i, int64_t t) {
-  int64_t l = len[i];
-  return l < 0 ? 0 : (l > t ? t : l);
-}
-
-// ---- y = x masked: positions >= len written 0 (x == y allowed: each element by one thread) ----
-__global__ void k_seq_mask(float *y, const float *x, const int32_t *len, int64_t b, int64_t t,
-                           int64_t d) {
-  CU_GRID_STRIDE(i, b * t * d) {
-    int64_t row = i / d, pos = row % t, bb = row / t;
-    y[i] = pos < seq_len(len, bb, t) ? x[i] : 0.0f;
-  }
-}
 
 // ---- col[rr, c*k + j] = src[b, i + (j-(k-1)/2)*dil, c] for row r0 + rr = b*t + i; 0 where the
 // source position is outside [0, len) or the row itself is padding (i >= len) ----
@@ -175,6 +162,14 @@ int32_t seq_shape(cuda_state *s, const char *op, int64_t b, int64_t t, int64_t d
   return 0;
 }
 
+// pooling's kind (0 avg, 1 max); max pooling needs save
+int32_t pool3_check(cuda_state *s, const char *op, int32_t kind, const void *save) {
+  if (kind != 0 && kind != 1)
+    return cu_fail(s, AMEIR_EINVAL, "cuda %s: kind %d (0 avg, 1 max)", op, (int)kind);
+  if (kind == 1 && !save) return cu_fail(s, AMEIR_EINVAL, "cuda %s: max pooling needs save", op);
+  return 0;
+}
+
 int32_t conv_check(cuda_state *s, const char *op, int64_t d, int32_t k, int32_t dil) {
   if (k < 1 || k % 2 == 0 || dil < 1 || d < 1)
     return cu_fail(s, AMEIR_EINVAL,
@@ -282,10 +277,7 @@ int32_t cu_conv1d_bwd(void *state, const float *x, const int32_t *len, int64_t b
 int32_t cu_pool3_fwd(void *state, int32_t kind, const float *x, const int32_t *len, int64_t b,
                      int64_t t, int64_t d, float *y, int32_t *save) {
   CU_ENTER(state);
-  if (kind != 0 && kind != 1)
-    return cu_fail(s, AMEIR_EINVAL, "cuda pool3_fwd: kind %d (0 avg, 1 max)", (int)kind);
-  if (kind == 1 && !save)
-    return cu_fail(s, AMEIR_EINVAL, "cuda pool3_fwd: max pooling needs save");
+  CU_TRY(pool3_check(s, "pool3_fwd", kind, save));
   CU_TRY(seq_shape(s, "pool3_fwd", b, t, d));
   int64_t n = b * t * d;
   if (n == 0) return 0;
@@ -297,10 +289,7 @@ int32_t cu_pool3_fwd(void *state, int32_t kind, const float *x, const int32_t *l
 int32_t cu_pool3_bwd(void *state, int32_t kind, const int32_t *len, int64_t b, int64_t t,
                      int64_t d, const float *dy, const int32_t *save, float *dx) {
   CU_ENTER(state);
-  if (kind != 0 && kind != 1)
-    return cu_fail(s, AMEIR_EINVAL, "cuda pool3_bwd: kind %d (0 avg, 1 max)", (int)kind);
-  if (kind == 1 && !save)
-    return cu_fail(s, AMEIR_EINVAL, "cuda pool3_bwd: max pooling needs save");
+  CU_TRY(pool3_check(s, "pool3_bwd", kind, save));
   CU_TRY(seq_shape(s, "pool3_bwd", b, t, d));
   int64_t n = b * t * d;
   if (n == 0) return 0;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # GPU benchmarks: training and inference samples/s of libameir's CUDA backend next to
-# PyTorch on the same GPU (torch_ref.py --device cuda), one after the other in this script, on
+# PyTorch on the same GPU (torch_ref.py --device "$TDEV"), one after the other in this script, on
 # the same rows. Run by tests/gpu/run.sh; sized to take about two minutes.
 #
 #   bash tests/gpu/bench.sh
@@ -9,9 +9,11 @@
 # machine lease; the models and batch sizes are REFERENCE.md's):
 #   A  DeepFM, synthetic-criteo, emb 16, MLP 400-400-400, batch 4096
 #   B  DNN, synthetic-criteo, emb 5, MLP 200-200-200, batch 4096
+#   C  the AMEIR CTR backbone of REFERENCE.md's C (emb 4, seq-len 50, conv3/sa2/gru blocks,
+#      5 interactions, MLP 200-80, SE, batch 1024) on MovieLens-100K with behaviours instead of
+#      synthetic-alimama, which libameir cannot read (the interactions are MovieLens fields)
 #   ML DIN on MovieLens-100K with behaviours (REFERENCE.md "Real data"), batch 256
 #   D  AMEIR-seq on Amazon Beauty: emb 128, seq-len 15, sa4/dconv5/gru blocks, batch 512, 5 negatives
-# (C, the AMEIR CTR backbone on synthetic-alimama, has no libameir data path: not run.)
 # Each side times its training loop after warm-up steps (data generation, parsing and the first
 # steps excluded); inference = the validation split, no gradients.
 set -uo pipefail
@@ -26,6 +28,7 @@ NTRAIN=${BENCH_NTRAIN:-300000}
 NVALID=$((NTRAIN / 10))
 STEPS=${BENCH_STEPS:-60}
 WARM=10
+TDEV=${BENCH_TORCH_DEVICE:-cuda}   # cpu: a rehearsal of this script on a machine without a GPU
 
 show() {  # label side json
   $PY - "$@" <<'PY'
@@ -50,7 +53,7 @@ ctr() {  # label model emb mlp
     --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set eval_batch=4096 2>"$DIR/err" | tail -1 > "$DIR/a.json"
   [ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
   show "$1" libameir "$DIR/a.json"
-  $PY "$REF" --device cuda --model "$2" --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb "$3" \
+  $PY "$REF" --device "$TDEV" --model "$2" --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb "$3" \
     --mlp "$4" --batch 4096 --steps $STEPS --warmup-steps $WARM --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
   [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
   show "$1" pytorch "$DIR/t.json"
@@ -58,11 +61,23 @@ ctr() {  # label model emb mlp
 ctr A deepfm 16 400:relu,400:relu,400:relu
 ctr B dnn 5 200:relu,200:relu,200:relu
 
+# ---- C: the AMEIR CTR backbone on MovieLens-100K ----
+printf 'blocks: (conv3, relu, ln) (sa2, gelu, none) (gru, identity, ln)\nreadout: sum last att\ninteractions: (age, movie_id) (gender, movie_id) (occupation, zip1) (user_id, movie_id) (age, gender, occupation)\nmlp: (200, relu) (80, relu)\nshortcut: se\n' > "$DIR/c.arch"
+AMEIR_BACKEND=cuda ./build/ameir train examples/configs/ml100k.yaml --arch "$DIR/c.arch" --json --set emb=4 --set batch=1024 \
+  --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set shuffle=0 2>"$DIR/err" | tail -1 > "$DIR/a.json"
+[ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
+show C libameir "$DIR/a.json"
+$PY "$REF" --device "$TDEV" --model ameir-ctr --format ml100k --data "$DATA/movielens" --emb 4 --seq-len 50 \
+  --blocks conv3:relu:ln,sa2:gelu:none,gru:identity:ln --inter 1-5,2-5,3-4,0-5,1-2-3 --mlp 200:relu,80:relu \
+  --batch 1024 --steps $STEPS --warmup-steps $WARM --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
+[ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
+show C pytorch "$DIR/t.json"
+
 # ---- ML: DIN on MovieLens-100K, one epoch ----
 AMEIR_BACKEND=cuda ./build/ameir train examples/configs/ml100k.yaml --json --set epochs=1 2>"$DIR/err" | tail -1 > "$DIR/a.json"
 [ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
 show ML libameir "$DIR/a.json"
-$PY "$REF" --device cuda --format ml100k --data "$DATA/movielens" --model din --emb 16 --batch 256 --epochs 1 \
+$PY "$REF" --device "$TDEV" --format ml100k --data "$DATA/movielens" --model din --emb 16 --batch 256 --epochs 1 \
   --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
 [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
 show ML pytorch "$DIR/t.json"
@@ -74,7 +89,7 @@ AMEIR_BACKEND=cuda ./build/ameir train examples/configs/amazon_beauty.yaml --arc
   --set shuffle=0 2>"$DIR/err" | tail -1 > "$DIR/a.json"
 [ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
 show D libameir "$DIR/a.json"
-$PY "$REF" --device cuda --model ameir-seq --format userseq --data "$DATA/amazon_beauty/beauty_iclrec_5core_userseq.txt.xz" \
+$PY "$REF" --device "$TDEV" --model ameir-seq --format userseq --data "$DATA/amazon_beauty/beauty_iclrec_5core_userseq.txt.xz" \
   --emb 128 --seq-len 15 --blocks sa4:swish:ln,dconv5:gelu:ln,gru:identity:none --mlp 200:relu,80:relu --batch 512 \
   --neg 5 --steps $STEPS --warmup-steps $WARM --infer-max 2000 --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
 [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"

@@ -741,14 +741,22 @@ ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) 
 
 /* Gathers rows of the dataset into the staging buffers and uploads them in one transfer. */
 ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb) {
-  int64_t lt = m->lin_total, F = m->n_cat, B = m->ws_batch, cap = m->stage_cap;
-  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + cap, *rows_lin = src_fm + cap,
-          *src_lin = rows_lin + B * lt;
-  float *y = (float *)(src_lin + B * lt), *dense = y + B;
+  int64_t lt = m->lin_total, F = m->n_cat;
+  const int lin = m->L != NULL;
+  /* The regions are packed for nb rows (not the workspace's capacity), in the same layout on
+   * the host and the device, so one transfer moves the batch: rows_fm (+ sequences and
+   * candidates), src_fm, rows_lin, src_lin, y, dense. */
+  int64_t capn = nb * lt + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0) + nb * m->n_cand;
+  int64_t nl = lin ? nb * lt : 0;
+  if (nb > m->ws_batch)
+    return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staging %lld rows into a workspace of %lld",
+                        (long long)nb, (long long)m->ws_batch);
+  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + capn, *rows_lin = src_fm + capn,
+          *src_lin = rows_lin + nl;
+  float *y = (float *)(src_lin + nl), *dense = y + nb;
   /* field-major ids (for the per-field lookups and the sparse gradient) */
   int32_t *rp = rows_fm, *sp = src_fm;
   int64_t loff = 0;
-  const int lin = m->L != NULL;
   for (int32_t s = 0; s < F; s++) {
     const ameir__field *f = &ds->fields[m->cat_field[s]];
     int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s];
@@ -821,15 +829,18 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
     for (int64_t i = 0; i < nb * C; i++) cs[i] = (int32_t)(src0 + i);
     nsq += (size_t)(nb * C);
   }
-  CK(o->upload(m->bs, m->rows_fm, rows_fm, 4 * (nfm + nsq)));
-  CK(o->upload(m->bs, m->src_fm, src_fm, 4 * (nfm + nsq)));
-  if (m->L) {
-    CK(o->upload(m->bs, m->rows_lin, rows_lin, 4 * nfm));
-    CK(o->upload(m->bs, m->src_lin, src_lin, 4 * nfm));
-  }
-  CK(o->upload(m->bs, m->y, y, 4 * (size_t)nb));
-  if (m->n_dense) CK(o->upload(m->bs, m->dense, dense, 4 * (size_t)(nb * m->n_dense)));
-  return AMEIR_OK;
+  if ((int64_t)(nfm + nsq) != capn)
+    return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staged %lld ids, laid out %lld",
+                        (long long)(nfm + nsq), (long long)capn);
+  int32_t *dp = m->dev_stage;
+  m->rows_fm = dp;
+  m->src_fm = dp + capn;
+  m->rows_lin = dp + 2 * capn;
+  m->src_lin = m->rows_lin + nl;
+  m->y = (float *)(m->src_lin + nl);
+  m->dense = m->y + nb;
+  return o->upload(m->bs, m->dev_stage, m->host_stage,
+                   4 * (size_t)(2 * capn + 2 * nl + nb + nb * m->n_dense));
 }
 
 ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, double *loss) {
