@@ -294,6 +294,8 @@ ameir_status ameir__mlp_parse(ameir_context *ctx, const char *text, ameir__mlp_l
   ameir__mlp_layer *v = NULL;
   int32_t cnt = 0;
   const char *p = text;
+  while (*p == ' ') p++;
+  if (!strcmp(p, "none")) return AMEIR_OK;   /* no hidden layer: the output layer reads h0 */
   while (*p) {
     while (*p == ' ' || *p == ',') p++;
     if (!*p) break;
@@ -334,11 +336,25 @@ ameir_status ameir__mlp_parse(ameir_context *ctx, const char *text, ameir__mlp_l
 /* Named architectures of the backbone. The CTR baselines treat behaviours as sum-pooled
  * fields; the behaviour models are written in Stage 1 (appendix A, C.2; Table 10). */
 static const struct { const char *name, *text, *mlp; } PRESETS[] = {
+    /* LR: no hidden layer; the output layer over the field embeddings gives each id one weight
+     * (w . e_id), i.e. logistic regression on one-hot ids plus the dense values */
+    {"lr", "readout: field\n", "none"},
+    /* FM: LR plus the second-order term (appendix C.3) */
+    {"fm", "readout: field\nextras: fm\n", "none"},
     {"dnn", "readout: field\n", NULL},
     {"widedeep", "readout: field\nextras: linear\n", NULL},
     {"deepfm", "readout: field\nextras: linear fm\n", NULL},
     /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
     {"din", "readout: att\n", "200:dice,80:dice"},
+    /* DIEN-like (appendix C.1): an interest-extractor GRU, attention from the target, a second
+     * GRU whose last state is the interest. DIEN gates the second GRU's update with the
+     * attention (AUGRU) and adds an auxiliary next-behaviour loss; here the attention scales
+     * the positions before a plain GRU, and there is no auxiliary loss. */
+    {"dien", "blocks: (gru, identity, none) (target_att, identity, none) (gru, identity, none)\nreadout: last att\n", "200:dice,80:dice"},
+    /* DSIN-like, as appendix A.1 approximates it: self-attention within the history (DSIN: within
+     * sessions, with bias encoding), a 1x1 convolution, a Bi-GRU across it, attention from the
+     * target as the read-out. The history is not cut into sessions. */
+    {"dsin", "blocks: (sa2, identity, ln) (conv1, relu, ln) (gru, identity, none)\nreadout: att\n", "200:dice,80:dice"},
     /* SASRec-like: self-attention and a point-wise (1x1 conv) feed-forward block */
     {"sasrec", "blocks: (sa2, identity, ln) (conv1, relu, ln)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
     /* NextItNet-like: residual conv blocks with dilations 1, 2, 1, 2, 2 */
