@@ -43,6 +43,57 @@ int cli_open_dataset(ameir_context *ctx, const char *config, const char *const *
 const char *cli_set_key(const char *set, const char *prefix, char *key, size_t size);
 /* The JSON members `, "backend": .., "threads": .., "seed": ..` of the context's settings. */
 void cli_json_context(FILE *f, ameir_context *ctx);
+/* v with fmt, or null where it is not finite */
+void cli_json_num(FILE *f, double v, const char *fmt);
+/* mkdir -p; 0 or -1 with errno */
+int cli_make_dirs(const char *path);
+
+/* Ctrl-C: cli_sigint_catch(1) makes the first SIGINT set cli_interrupted() (and print that the
+ * command stops at its next checkpoint; a second one quits at once); cli_sigint_catch(0)
+ * restores the previous handler. */
+void cli_sigint_catch(int on);
+int cli_interrupted(void);
+
+/* A progress callback that cancels after Ctrl-C (cli_interrupted) and hands cli_progress_fn
+ * stage names that stay valid (the library may pass a name built in a temporary buffer;
+ * cli_progress_fn keeps the pointer to detect a new stage, so two buffers alternate). */
+typedef struct {
+  cli_progress prog; /* first: cli_make_context hands this struct to cli_log_fn too */
+  char names[2][64];
+  int cur;
+} cli_stage_progress;
+int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user);
+
+/* The model built, configured and trained as `ameir train` does it: the options of the config's
+ * `train:` section, then the KEY=V (or train.KEY=V) ones of sets (dataset.* are skipped).
+ * Returns 0 or an exit code (EXIT_USAGE for a bad set), having printed why; free *m either way. */
+int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arch, ameir_dataset *ds,
+                   const char *const *sets, int n_sets, ameir_model **m);
+
+/* A trained model's evaluation as `ameir train` reports it. CTR: AUC, log loss and rows of the
+ * validation and test splits, inference speed from scoring the validation rows. Retrieval:
+ * HR@5, NDCG@5, HR@10, NDCG@10, MRR of both splits under the full-ranking protocol and against
+ * the config's eval.negatives (default 100) sampled ones; the speed from the first evaluation. */
+typedef struct {
+  int retrieval;
+  char negs[32];                /* eval.negatives */
+  double valid[3], test[3];     /* AUC, log loss, rows (retrieval: rows only) */
+  double rank[2][2][5];         /* [full|sampled][valid|test][HR@5 NDCG@5 HR@10 NDCG@10 MRR] */
+  double infer_samples_per_s;
+} cli_eval;
+extern const char *const CLI_RANK_NAMES[5];
+/* Returns 0 or an exit code, having printed why. */
+int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config, cli_eval *e);
+/* The JSON name of a retrieval metric: test_hr@10, neg100_test_hr@10, hr@10 (valid), ... */
+void cli_rank_key(const cli_eval *e, int sampled, int test, int k, char *buf, size_t size);
+/* The JSON members of the metrics: valid_auc .. test_logloss, or every retrieval key */
+void cli_json_eval(FILE *f, const cli_eval *e);
+/* The JSON members train_seconds .. train_loss_last of the model's last training */
+void cli_json_train_stats(FILE *f, const ameir_model *m);
+/* The JSON members n_params, n_params_embedding, flops_per_sample */
+void cli_json_sizes(FILE *f, const ameir_model *m);
+/* A statistic of the search, NaN where it is not known */
+double cli_searcher_stat(const ameir_searcher *s, const char *key);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -50,5 +101,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 
 #endif

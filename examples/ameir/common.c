@@ -1,12 +1,17 @@
-/* Helpers that `ameir train` and `ameir search` share (one copy, so that both commands read
- * their options, config defaults and dataset overrides alike): argument parsing, the context
- * and its config defaults, opening the dataset with --set dataset.* overrides, --set keys and
- * the context's JSON members. */
+/* Helpers that `ameir train`, `ameir search` and `ameir reproduce` share (one copy, so that the
+ * commands read their options, config defaults and dataset overrides alike, and train, evaluate
+ * and report a model alike): argument parsing, the context and its config defaults, opening the
+ * dataset with --set dataset.* overrides, --set keys, Ctrl-C and progress, training and
+ * evaluating a model, and the JSON members of the results. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -109,4 +114,171 @@ void cli_json_context(FILE *f, ameir_context *ctx) {
   fprintf(f, ", \"backend\": ");
   json_str(f, ameir_context_backend(ctx));
   fprintf(f, ", \"threads\": %lld, \"seed\": %lld", (long long)th, (long long)sd);
+}
+
+
+void cli_json_num(FILE *f, double v, const char *fmt) {
+  if (isfinite(v)) fprintf(f, fmt, v);
+  else fputs("null", f);
+}
+
+int cli_make_dirs(const char *path) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", path);
+  size_t len = strlen(p);
+  while (len > 1 && p[len - 1] == '/') p[--len] = 0;
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    if (mkdir(p, 0777) && errno != EEXIST) return -1;
+    *s = '/';
+  }
+  if (mkdir(p, 0777) && errno != EEXIST) return -1;
+  struct stat stt;
+  if (stat(p, &stt) || !S_ISDIR(stt.st_mode)) { errno = ENOTDIR; return -1; }
+  return 0;
+}
+
+/* SIGINT: the first one sets g_interrupted (progress callbacks then return non-zero, which
+ * cancels the library's call at its next checkpoint); SA_RESETHAND makes a second one
+ * terminate the process. */
+static volatile sig_atomic_t g_interrupted = 0;
+static struct sigaction g_old_sa;
+static int g_sa_installed = 0;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  g_interrupted = 1;
+  static const char msg[] = "\nameir: stopping at the next checkpoint (Ctrl-C again to quit now)\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+}
+
+void cli_sigint_catch(int on) {
+  if (on && !g_sa_installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    g_interrupted = 0;
+    if (sigaction(SIGINT, &sa, &g_old_sa) == 0) g_sa_installed = 1;
+  } else if (!on && g_sa_installed) {
+    sigaction(SIGINT, &g_old_sa, NULL);
+    g_sa_installed = 0;
+  }
+}
+
+int cli_interrupted(void) { return g_interrupted != 0; }
+
+int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user) {
+  cli_stage_progress *sp = user;
+  if (g_interrupted) return 1;
+  if (!stage) stage = "";
+  if (strcmp(sp->names[sp->cur], stage)) {
+    sp->cur ^= 1;
+    snprintf(sp->names[sp->cur], sizeof sp->names[sp->cur], "%s", stage);
+  }
+  return cli_progress_fn(sp->names[sp->cur], done, total, metric, &sp->prog);
+}
+
+int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arch, ameir_dataset *ds,
+                   const char *const *sets, int n_sets, ameir_model **m) {
+  *m = NULL;
+  if (ameir_model_create(m, ctx, arch, ds)) return cli_fail(ctx, "model");
+  if (ameir_model_set_options_file(*m, config, "train")) return cli_fail(ctx, "options");
+  for (int i = 0; i < n_sets; i++) {
+    if (!strncmp(sets[i], "dataset.", 8)) continue;
+    char key[128];
+    const char *k = cli_set_key(sets[i], "train.", key, sizeof key);
+    if (ameir_model_set_option(*m, k, strchr(sets[i], '=') + 1)) { cli_fail(ctx, sets[i]); return EXIT_USAGE; }
+  }
+  if (ameir_model_train(*m, ds)) return cli_fail(ctx, "train");
+  return 0;
+}
+
+const char *const CLI_RANK_NAMES[5] = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"};
+
+int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config, cli_eval *e) {
+  memset(e, 0, sizeof *e);
+  e->retrieval = ameir_dataset_task(ds) == AMEIR_TASK_RETRIEVAL;
+  double infer_s = 0;   /* the first evaluation of the validation split: inference samples/s */
+  if (e->retrieval) {
+    int32_t rids[5] = {AMEIR_METRIC_HR5, AMEIR_METRIC_NDCG5, AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10, AMEIR_METRIC_MRR};
+    snprintf(e->negs, sizeof e->negs, "100");
+    if (ameir_config_get_string(ctx, config, "eval.negatives", e->negs, sizeof e->negs)) snprintf(e->negs, sizeof e->negs, "100");
+    if (ameir_model_set_option(m, "eval_negatives", e->negs)) return cli_fail(ctx, "eval.negatives");
+    for (int p = 0; p < 2; p++) {
+      if (ameir_model_set_option(m, "eval_protocol", p ? "sampled" : "full")) return cli_fail(ctx, "eval");
+      for (int sp = 0; sp < 2; sp++) {
+        double t0 = cli_now();
+        if (ameir_model_evaluate(m, ds, sp ? AMEIR_SPLIT_TEST : AMEIR_SPLIT_VALID, 5, rids, e->rank[p][sp])) return cli_fail(ctx, "evaluate");
+        if (!p && !sp) infer_s = cli_now() - t0;
+      }
+    }
+    e->valid[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
+    e->test[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+  } else {
+    int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
+    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, e->valid)) return cli_fail(ctx, "evaluate");
+    /* inference speed: scores of the validation rows, without the metrics (as torch_ref times it) */
+    int64_t nv = ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
+    float *pv = nv > 0 ? malloc(sizeof(float) * (size_t)nv) : NULL;
+    if (pv) {
+      /* a first batch outside the timing: the pooled inference workspace is allocated then */
+      int64_t eb = 4096;
+      char val[64];
+      if (!ameir_model_get_option(m, "eval_batch", val, sizeof val)) eb = atoll(val);
+      if (ameir_model_predict_split(m, ds, AMEIR_SPLIT_VALID, 0, nv < eb ? nv : eb, pv)) { free(pv); return cli_fail(ctx, "predict"); }
+      double t0 = cli_now();
+      if (ameir_model_predict_split(m, ds, AMEIR_SPLIT_VALID, 0, nv, pv)) { free(pv); return cli_fail(ctx, "predict"); }
+      infer_s = cli_now() - t0;
+      free(pv);
+    }
+    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, e->test)) return cli_fail(ctx, "evaluate");
+  }
+  e->infer_samples_per_s = infer_s > 0 ? e->valid[2] / infer_s : 0.0;
+  return 0;
+}
+
+void cli_rank_key(const cli_eval *e, int sampled, int test, int k, char *buf, size_t size) {
+  snprintf(buf, size, "%s%s%s%s", sampled ? "neg" : "", sampled ? e->negs : "",
+           test ? (sampled ? "_test_" : "test_") : (sampled ? "_" : ""), CLI_RANK_NAMES[k]);
+}
+
+void cli_json_eval(FILE *f, const cli_eval *e) {
+  if (e->retrieval) {
+    for (int p = 0; p < 2; p++)
+      for (int sp = 0; sp < 2; sp++)
+        for (int k = 0; k < 5; k++) {
+          char key[96];
+          cli_rank_key(e, p, sp, k, key, sizeof key);
+          fprintf(f, ", \"%s\": %.6f", key, e->rank[p][sp][k]);
+        }
+  } else {
+    fprintf(f, ", \"valid_auc\": %.6f, \"valid_logloss\": %.6f, \"test_auc\": %.6f, \"test_logloss\": %.6f",
+            e->valid[0], e->valid[1], e->test[0], e->test[1]);
+  }
+}
+
+static double model_stat(const ameir_model *m, const char *key) {
+  double v = 0;
+  return ameir_model_get_stat(m, key, &v) == AMEIR_OK ? v : 0.0;
+}
+
+void cli_json_train_stats(FILE *f, const ameir_model *m) {
+  fprintf(f, ", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f",
+          model_stat(m, "train_seconds"), model_stat(m, "train_samples_per_s"), model_stat(m, "train_steps"), model_stat(m, "epochs"));
+  fprintf(f, ", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", model_stat(m, "train_loss_first"), model_stat(m, "train_loss_last"));
+}
+
+void cli_json_sizes(FILE *f, const ameir_model *m) {
+  int64_t pe = 0, np = ameir_model_params(m, &pe);
+  fprintf(f, ", \"n_params\": %lld, \"n_params_embedding\": %lld, \"flops_per_sample\": %lld", (long long)np, (long long)pe,
+          (long long)ameir_model_flops(m));
+}
+
+double cli_searcher_stat(const ameir_searcher *s, const char *key) {
+  double v;
+  return ameir_searcher_get_stat(s, key, &v) == AMEIR_OK ? v : NAN;
 }

@@ -19,6 +19,7 @@ static const char *USAGE =
     "  predict MODEL FILE   print one score a line for the rows of a data file\n"
     "  inspect MODEL        print a saved model's architecture and sizes\n"
     "  gen DIR [--rows N] [--seed N]   write a synthetic dataset with planted answers\n"
+    "  reproduce TABLE      run the rows of one of the paper's tables (1-4) on the bundled data\n"
     "\n"
     "`ameir CMD --help` describes a command. Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
 
@@ -95,6 +96,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 1, argv + 1);
   if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 1, argv + 1);
   if (!strcmp(argv[1], "search")) return cmd_search(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "reproduce")) return cmd_reproduce(argc - 1, argv + 1);
   fprintf(stderr, "ameir: unknown command '%s'\n\n%s", argv[1], USAGE);
   return EXIT_USAGE;
 }

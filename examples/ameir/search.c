@@ -2,8 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,57 +24,6 @@ static const char *SEARCH_HELP =
     "report.yaml, report.html and search.log; --resume continues from DIR's last checkpoint.\n"
     "Ctrl-C stops at the next checkpoint (a second one quits at once). --json prints one JSON\n"
     "object of the results. docs/search.md describes the search and every key.\n";
-
-/* SIGINT: the first one asks the search to stop at its next checkpoint (the progress callback
- * returns non-zero); SA_RESETHAND makes a second one terminate the process. */
-static volatile sig_atomic_t g_interrupted = 0;
-
-static void on_sigint(int sig) {
-  (void)sig;
-  g_interrupted = 1;
-  static const char msg[] = "\nameir: stopping at the next checkpoint (Ctrl-C again to quit now)\n";
-  ssize_t w = write(2, msg, sizeof msg - 1);
-  (void)w;
-}
-
-/* Wraps cli_progress_fn: cancels after SIGINT, and hands it stage names that stay valid (the
- * library may pass a name built in a temporary buffer; cli_progress_fn keeps the pointer to
- * detect a new stage, so two buffers alternate). */
-typedef struct {
-  cli_progress prog; /* first: cli_make_context hands this struct to cli_log_fn too */
-  char names[2][64];
-  int cur;
-} search_progress;
-_Static_assert(offsetof(search_progress, prog) == 0, "search_progress must begin with its cli_progress");
-
-static int32_t search_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user) {
-  search_progress *sp = user;
-  if (g_interrupted) return 1;
-  if (!stage) stage = "";
-  if (strcmp(sp->names[sp->cur], stage)) {
-    sp->cur ^= 1;
-    snprintf(sp->names[sp->cur], sizeof sp->names[sp->cur], "%s", stage);
-  }
-  return cli_progress_fn(sp->names[sp->cur], done, total, metric, &sp->prog);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-  char p[4096];
-  snprintf(p, sizeof p, "%s", path);
-  size_t len = strlen(p);
-  while (len > 1 && p[len - 1] == '/') p[--len] = 0;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = 0;
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    *s = '/';
-  }
-  if (mkdir(p, 0777) && errno != EEXIST) return -1;
-  struct stat stt;
-  if (stat(p, &stt) || !S_ISDIR(stt.st_mode)) { errno = ENOTDIR; return -1; }
-  return 0;
-}
 
 /* search-out/<dataset name>, the name from --set dataset.name=..., else the config's
  * dataset.name, else the config's file name without .yaml/.yml. */
@@ -111,16 +58,6 @@ static int valid_steps(const char *s) {
     }
   }
   return !want_digit;
-}
-
-static void json_num(FILE *f, double v, const char *fmt) {
-  if (isfinite(v)) fprintf(f, fmt, v);
-  else fputs("null", f);
-}
-
-static double stat_or_nan(const ameir_searcher *s, const char *key) {
-  double v;
-  return ameir_searcher_get_stat(s, key, &v) == AMEIR_OK ? v : NAN;
 }
 
 static void print_indented(const char *txt) {
@@ -174,7 +111,7 @@ int cmd_search(int argc, char **argv) {
   if (!a.config) { fputs(SEARCH_HELP, stderr); return EXIT_USAGE; }
   if (a.out && !a.out[0]) { fprintf(stderr, "ameir search: --out takes a directory\n"); return EXIT_USAGE; }
 
-  search_progress prog;
+  cli_stage_progress prog;
   memset(&prog, 0, sizeof prog);
   prog.prog.json = a.json;
   prog.prog.tty = isatty(2);
@@ -182,9 +119,7 @@ int cmd_search(int argc, char **argv) {
   ameir_dataset *ds = NULL;
   ameir_space *sp = NULL;
   ameir_searcher *se = NULL;
-  struct sigaction old_sa;
-  int sa_installed = 0;
-  int rc = cli_make_context(&ctx, a.threads, a.seed, search_progress_fn, &prog);
+  int rc = cli_make_context(&ctx, a.threads, a.seed, cli_stage_progress_fn, &prog);
   if (rc) { ameir_context_free(ctx); return rc; }
   if ((rc = cli_config_defaults(ctx, a.config, a.seed, a.threads))) goto out;
   if ((rc = cli_open_dataset(ctx, a.config, a.sets, a.n_sets, a.json, &ds))) goto out;
@@ -203,7 +138,7 @@ int cmd_search(int argc, char **argv) {
   char outdir[4096];
   if (a.out) snprintf(outdir, sizeof outdir, "%s", a.out);
   else default_out(ctx, a.config, a.sets, a.n_sets, outdir, sizeof outdir);
-  if (!a.resume && make_dirs(outdir)) { fprintf(stderr, "ameir: %s: %s\n", outdir, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
+  if (!a.resume && cli_make_dirs(outdir)) { fprintf(stderr, "ameir: %s: %s\n", outdir, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
   if (ameir_searcher_create(&se, sp, ds)) { rc = cli_fail(ctx, "searcher"); goto out; }
   if (ameir_searcher_set(se, "out", outdir)) { rc = cli_fail(ctx, "out"); goto out; }
   if (ameir_searcher_set(se, "config", a.config)) { rc = cli_fail(ctx, "config"); goto out; }
@@ -212,18 +147,12 @@ int cmd_search(int argc, char **argv) {
   if (a.from_scratch && ameir_searcher_set(se, "from_scratch", "1")) { rc = cli_fail(ctx, "from_scratch"); goto out; }
 
   /* run, with Ctrl-C stopping at a checkpoint */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;
-  g_interrupted = 0;
-  if (sigaction(SIGINT, &sa, &old_sa) == 0) sa_installed = 1;
+  cli_sigint_catch(1);
   if (!a.json) fprintf(stderr, "search: %s (steps %s), output in %s\n", a.resume ? "resuming" : "starting",
                        a.steps ? a.steps : "that apply to the data", outdir);
   ameir_status st = ameir_searcher_run(se, 0);
-  if (sa_installed) { sigaction(SIGINT, &old_sa, NULL); sa_installed = 0; }
-  if (st == AMEIR_ECANCELLED || (st != AMEIR_OK && g_interrupted)) {
+  cli_sigint_catch(0);
+  if (st == AMEIR_ECANCELLED || (st != AMEIR_OK && cli_interrupted())) {
     if (prog.prog.tty) fprintf(stderr, "\r\033[K");
     fprintf(stderr, "interrupted; continue with: ameir search %s --out %s --resume\n", a.config, outdir);
     rc = 130;
@@ -235,13 +164,13 @@ int cmd_search(int argc, char **argv) {
   const char *mname = retrieval ? "HR@10" : "AUC";
   const char *mkey = retrieval ? "valid_hr10" : "valid_auc";
   const char *tk[2] = {retrieval ? "test_hr10" : "test_auc", retrieval ? "test_ndcg10" : "test_logloss"};
-  double test[2] = {stat_or_nan(se, tk[0]), stat_or_nan(se, tk[1])};
-  double params = stat_or_nan(se, "params"), flops = stat_or_nan(se, "flops");
+  double test[2] = {cli_searcher_stat(se, tk[0]), cli_searcher_stat(se, tk[1])};
+  double params = cli_searcher_stat(se, "params"), flops = cli_searcher_stat(se, "flops");
   double secs[5];
   for (int k = 1; k <= 4; k++) {
     char key[32];
     snprintf(key, sizeof key, "step%d_seconds", k);
-    secs[k] = stat_or_nan(se, key);
+    secs[k] = cli_searcher_stat(se, key);
   }
   char *txt[5] = {NULL};
   double metric[5] = {NAN, NAN, NAN, NAN, NAN};
@@ -276,9 +205,9 @@ int cmd_search(int argc, char **argv) {
       printf("%s{\"step\": %d, \"name\": \"%s\", \"arch\": ", first ? "" : ", ", k, STEP_NAMES[k]);
       if (txt[k]) json_str(stdout, txt[k]); else fputs("null", stdout);
       printf(", \"%s\": ", mkey);
-      json_num(stdout, metric[k], "%.6f");
+      cli_json_num(stdout, metric[k], "%.6f");
       printf(", \"seconds\": ");
-      json_num(stdout, secs[k], "%.3f");
+      cli_json_num(stdout, secs[k], "%.3f");
       putchar('}');
       first = 0;
     }
@@ -286,15 +215,15 @@ int cmd_search(int argc, char **argv) {
     if (ran[4] && txt[4]) json_str(stdout, txt[4]); else fputs("null", stdout);
     for (int j = 0; j < 2; j++) {
       printf(", \"%s\": ", tk[j]);
-      json_num(stdout, test[j], "%.6f");
+      cli_json_num(stdout, test[j], "%.6f");
     }
     printf(", \"params\": ");
-    json_num(stdout, params, "%.0f");
+    cli_json_num(stdout, params, "%.0f");
     printf(", \"flops\": ");
-    json_num(stdout, flops, "%.0f");
+    cli_json_num(stdout, flops, "%.0f");
     for (int k = 1; k <= 4; k++) {
       printf(", \"step%d_seconds\": ", k);
-      json_num(stdout, secs[k], "%.3f");
+      cli_json_num(stdout, secs[k], "%.3f");
     }
     printf(", \"files\": [");
     for (int i = 0; i < nfiles; i++) {
@@ -331,7 +260,7 @@ int cmd_search(int argc, char **argv) {
   }
   for (int k = 1; k <= 4; k++) ameir_free(txt[k]);
 out:
-  if (sa_installed) sigaction(SIGINT, &old_sa, NULL);
+  cli_sigint_catch(0);
   ameir_searcher_free(se);
   ameir_space_free(sp);
   ameir_dataset_free(ds);

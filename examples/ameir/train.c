@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,7 +84,11 @@ int cmd_train(int argc, char **argv) {
   if (a.model) snprintf(model_name, sizeof model_name, "%s", a.model);
   else if (!ameir_config_get_string(ctx, a.config, "train.model", buf, sizeof buf)) snprintf(model_name, sizeof model_name, "%s", buf);
   if (a.mlp) snprintf(mlp, sizeof mlp, "%s", a.mlp);
-  else if (!ameir_config_get_string(ctx, a.config, "train.mlp", buf, sizeof buf)) snprintf(mlp, sizeof mlp, "%s", buf);
+  /* a config's train.mlp is for the models with hidden layers: LR and FM keep none (an explicit
+   * --mlp still gives them one) */
+  else if (strcasecmp(model_name, "lr") && strcasecmp(model_name, "fm") &&
+           !ameir_config_get_string(ctx, a.config, "train.mlp", buf, sizeof buf))
+    snprintf(mlp, sizeof mlp, "%s", buf);
   if (a.arch) {
     if (ameir_arch_load(&arch, ctx, a.arch)) { rc = cli_fail(ctx, "arch"); goto out; }
     snprintf(model_name, sizeof model_name, "arch");
@@ -92,62 +97,14 @@ int cmd_train(int argc, char **argv) {
     rc = EXIT_USAGE;
     goto out;
   }
-  if (ameir_model_create(&m, ctx, arch, ds)) { rc = cli_fail(ctx, "model"); goto out; }
-  if (ameir_model_set_options_file(m, a.config, "train")) { rc = cli_fail(ctx, "options"); goto out; }
-  for (int i = 0; i < a.n_sets; i++) {
-    if (!strncmp(a.sets[i], "dataset.", 8)) continue;
-    char key[128];
-    const char *k = cli_set_key(a.sets[i], "train.", key, sizeof key);
-    if (ameir_model_set_option(m, k, strchr(a.sets[i], '=') + 1)) { cli_fail(ctx, a.sets[i]); rc = EXIT_USAGE; goto out; }
-  }
-  if (ameir_model_train(m, ds)) { rc = cli_fail(ctx, "train"); goto out; }
-  int32_t ids[3] = {AMEIR_METRIC_AUC, AMEIR_METRIC_LOGLOSS, AMEIR_METRIC_ROWS};
-  double va[3] = {0}, te[3] = {0};
-  /* retrieval: HR@5, NDCG@5, HR@10, NDCG@10, MRR under the full-ranking and sampled protocols */
-  static const char *const RNAMES[5] = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"};
-  int32_t rids[5] = {AMEIR_METRIC_HR5, AMEIR_METRIC_NDCG5, AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10, AMEIR_METRIC_MRR};
-  double rk[2][2][5];   /* [protocol full|sampled][valid|test][metric] */
-  double infer_s = 0;   /* the first evaluation of the validation split: inference samples/s */
-  char negs[600] = "100";
-  if (retrieval) {
-    if (!ameir_config_get_string(ctx, a.config, "eval.negatives", buf, sizeof buf)) snprintf(negs, sizeof negs, "%s", buf);
-    if (ameir_model_set_option(m, "eval_negatives", negs)) { rc = cli_fail(ctx, "eval.negatives"); goto out; }
-    for (int p = 0; p < 2; p++) {
-      if (ameir_model_set_option(m, "eval_protocol", p ? "sampled" : "full")) { rc = cli_fail(ctx, "eval"); goto out; }
-      for (int sp = 0; sp < 2; sp++) {
-        double t0 = cli_now();
-        if (ameir_model_evaluate(m, ds, sp ? AMEIR_SPLIT_TEST : AMEIR_SPLIT_VALID, 5, rids, rk[p][sp])) { rc = cli_fail(ctx, "evaluate"); goto out; }
-        if (!p && !sp) infer_s = cli_now() - t0;
-      }
-    }
-    va[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
-    te[2] = (double)ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
-  } else {
-    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, va)) { rc = cli_fail(ctx, "evaluate"); goto out; }
-    /* inference speed: scores of the validation rows, without the metrics (as torch_ref times it) */
-    int64_t nv = ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
-    float *pv = nv > 0 ? malloc(sizeof(float) * (size_t)nv) : NULL;
-    if (pv) {
-      /* a first batch outside the timing: the pooled inference workspace is allocated then */
-      int64_t eb = 4096;
-      char val[64];
-      if (!ameir_model_get_option(m, "eval_batch", val, sizeof val)) eb = atoll(val);
-      if (ameir_model_predict_split(m, ds, AMEIR_SPLIT_VALID, 0, nv < eb ? nv : eb, pv)) { free(pv); rc = cli_fail(ctx, "predict"); goto out; }
-      double t0 = cli_now();
-      if (ameir_model_predict_split(m, ds, AMEIR_SPLIT_VALID, 0, nv, pv)) { free(pv); rc = cli_fail(ctx, "predict"); goto out; }
-      infer_s = cli_now() - t0;
-      free(pv);
-    }
-    if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, te)) { rc = cli_fail(ctx, "evaluate"); goto out; }
-  }
-  double ts, sps, steps, lf, ll, ep;
+  if ((rc = cli_train_arch(ctx, a.config, arch, ds, a.sets, a.n_sets, &m))) goto out;
+  cli_eval ev;
+  if ((rc = cli_evaluate(ctx, m, ds, a.config, &ev))) goto out;
+  double ts = 0, sps = 0, steps = 0;
   ameir_model_get_stat(m, "train_seconds", &ts);
   ameir_model_get_stat(m, "train_samples_per_s", &sps);
   ameir_model_get_stat(m, "train_steps", &steps);
-  ameir_model_get_stat(m, "train_loss_first", &lf);
-  ameir_model_get_stat(m, "train_loss_last", &ll);
-  ameir_model_get_stat(m, "epochs", &ep);
-  int64_t pe = 0, np = ameir_model_params(m, &pe);
+  int64_t np = ameir_model_params(m, NULL);
   if (a.out) {
     if (mkdir(a.out, 0777) && errno != EEXIST) { fprintf(stderr, "ameir: %s: %s\n", a.out, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
     char path[4096];
@@ -167,22 +124,12 @@ int cmd_train(int argc, char **argv) {
     printf(", \"config\": ");
     json_str(stdout, a.config);
     cli_json_context(stdout, ctx);
-    if (retrieval) {
-      for (int p = 0; p < 2; p++)
-        for (int sp = 0; sp < 2; sp++)
-          for (int k = 0; k < 5; k++)
-            printf(", \"%s%s%s%s\": %.6f", p ? "neg" : "", p ? negs : "", sp ? (p ? "_test_" : "test_") : (p ? "_" : ""), RNAMES[k], rk[p][sp][k]);
-    } else {
-      printf(", \"valid_auc\": %.6f, \"valid_logloss\": %.6f, \"test_auc\": %.6f, \"test_logloss\": %.6f",
-             va[0], va[1], te[0], te[1]);
-    }
-    printf(", \"n_train\": %lld, \"n_valid\": %.0f, \"n_test\": %.0f", (long long)ameir_dataset_rows(ds, 0), va[2], te[2]);
-    printf(", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f", ts, sps, steps, ep);
-    printf(", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", lf, ll);
+    cli_json_eval(stdout, &ev);
+    printf(", \"n_train\": %lld, \"n_valid\": %.0f, \"n_test\": %.0f", (long long)ameir_dataset_rows(ds, 0), ev.valid[2], ev.test[2]);
+    cli_json_train_stats(stdout, m);
     printf(", \"load_seconds\": %.3f, \"from_cache\": %d", load_s, (int)fc);
-    printf(", \"infer_samples_per_s\": %.1f", infer_s > 0 ? va[2] / infer_s : 0.0);
-    printf(", \"n_params\": %lld, \"n_params_embedding\": %lld, \"flops_per_sample\": %lld", (long long)np, (long long)pe,
-           (long long)ameir_model_flops(m));
+    printf(", \"infer_samples_per_s\": %.1f", ev.infer_samples_per_s);
+    cli_json_sizes(stdout, m);
     double tsg = 0, tfw = 0, tbw = 0;
     ameir_model_get_stat(m, "time_stage", &tsg);
     ameir_model_get_stat(m, "time_forward", &tfw);
@@ -190,12 +137,13 @@ int cmd_train(int argc, char **argv) {
     printf(", \"time_stage\": %.3f, \"time_forward\": %.3f, \"time_backward\": %.3f", tsg, tfw, tbw);
     printf(", \"peak_rss_mb\": %.1f}\n", peak_rss_mb());
   } else {
-    if (retrieval) {
+    if (ev.retrieval) {
       for (int p = 0; p < 2; p++)
         printf("model %s, %s: test HR@5 %.4f NDCG@5 %.4f HR@10 %.4f NDCG@10 %.4f MRR %.4f\n", model_name,
-               p ? "target + sampled negatives" : "full ranking", rk[p][1][0], rk[p][1][1], rk[p][1][2], rk[p][1][3], rk[p][1][4]);
+               p ? "target + sampled negatives" : "full ranking", ev.rank[p][1][0], ev.rank[p][1][1], ev.rank[p][1][2],
+               ev.rank[p][1][3], ev.rank[p][1][4]);
     } else {
-      printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, va[0], va[1], te[0], te[1]);
+      printf("model %s: valid AUC %.4f logloss %.4f | test AUC %.4f logloss %.4f\n", model_name, ev.valid[0], ev.valid[1], ev.test[0], ev.test[1]);
     }
     printf("trained %.0f steps in %.1fs (%.0f samples/s), %lld parameters, peak RSS %.0f MB\n", steps, ts, sps, (long long)np, peak_rss_mb());
   }
