@@ -1,7 +1,8 @@
 /* The CPU backend: internal declarations shared by the files of src/cpu.
  *
  * Threading: OpenMP parallel regions with explicit num_threads(st->threads) clauses and static
- * schedules only. Reductions never depend on the thread count: either every output is reduced by
+ * schedules only; the forward ops enter them through CPU_PAR_RANGE, which runs a one-thread
+ * loop on the calling thread without entering OpenMP. Reductions never depend on the thread count: either every output is reduced by
  * one thread in a fixed order (row- or column-parallel), or the rows are cut into a fixed number
  * of chunks that depends on the problem size only (cpu_chunks), each chunk reduces into its own
  * partial, and the partials are summed in chunk order. So results are bit-identical for the same
@@ -18,6 +19,7 @@
 #define AMEIR_CPU_H
 
 #include <math.h>
+#include <omp.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +40,21 @@ typedef struct cpu_state {
   size_t scratch_size;
   atomic_int scratch_busy;
 } cpu_state;
+
+/* AVX-512F copies of hot kernels (x86 with GCC or Clang): one body, always inlined into a
+ * default-target function and an AVX-512F one, chosen at run time by cpu_avx512(). The bodies
+ * are element-wise or reduce in explicit lanes, and the build does not contract a * b + c into
+ * FMA (-std=c11: -ffp-contract=off), so both copies give bit-identical results; only the vector
+ * width differs. -DCPU_NO_AVX512 compiles the AVX-512 copies out (to compare the two). */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(CPU_NO_AVX512)
+#define CPU_X86_AVX512 1
+#define CPU_AVX512_FN __attribute__((target("avx512f")))
+#else
+#define CPU_X86_AVX512 0
+#endif
+#define CPU_ALWAYS_INLINE static inline __attribute__((always_inline))
+/* 1 when the AVX-512F copies may run on this machine (checked once). */
+int cpu_avx512(void);
 
 /* Minimum amount of work (elements) worth a parallel region. */
 #define CPU_PAR_MIN 16384
@@ -65,6 +82,42 @@ size_t cpu_din_fwd_bound(int64_t b, int64_t t, int64_t d, int32_t a1, int32_t a2
 static inline int cpu_nt(const cpu_state *st, int64_t work) {
   return work >= CPU_PAR_MIN ? st->threads : 1;
 }
+
+/* The same for a loop of `items` independent iterations (samples, rows): never more threads
+ * than iterations (a single-row call would wake a thread that has nothing to do). */
+static inline int cpu_nt_items(const cpu_state *st, int64_t work, int64_t items) {
+  int nt = cpu_nt(st, work);
+  return items < nt ? (items > 1 ? (int)items : 1) : nt;
+}
+
+/* Runs `call` over the iterations [lo, hi) of [0, n): with nt > 1 in a parallel region, each
+ * thread on its own contiguous block (the blocks of schedule(static)), tid its number; with
+ * nt <= 1 (or n <= 1) once, on the calling thread, with lo = 0, hi = n, tid = 0, and without
+ * entering OpenMP at all: libgomp builds and tears down a team (an allocation and a futex wake)
+ * even for one thread, which costs more than the small ops of a single-row prediction. Loops
+ * split this way must give results that do not depend on the blocks (per-iteration outputs,
+ * or fixed-chunk partials indexed by iteration). */
+#define CPU_PAR_RANGE(nt, n, lo, hi, tid, call)                                   \
+  do {                                                                            \
+    int cpu_pr_nt_ = (nt);                                                        \
+    int64_t cpu_pr_n_ = (n);                                                      \
+    if (cpu_pr_nt_ > 1 && cpu_pr_n_ > 1) {                                        \
+      _Pragma("omp parallel num_threads(cpu_pr_nt_)")                             \
+      {                                                                           \
+        int tid = omp_get_thread_num();                                           \
+        int64_t cpu_pr_k_ = omp_get_num_threads();                                \
+        int64_t lo = cpu_pr_n_ * tid / cpu_pr_k_;                                 \
+        int64_t hi = cpu_pr_n_ * (tid + 1) / cpu_pr_k_;                           \
+        (void)tid;                                                                \
+        call;                                                                     \
+      }                                                                           \
+    } else {                                                                      \
+      int tid = 0;                                                                \
+      int64_t lo = 0, hi = cpu_pr_n_;                                             \
+      (void)tid;                                                                  \
+      call;                                                                       \
+    }                                                                             \
+  } while (0)
 
 /* Number of row chunks for a fixed-order reduction over m rows: depends on m only. */
 static inline int64_t cpu_chunks(int64_t m) {

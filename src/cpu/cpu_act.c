@@ -1,39 +1,68 @@
 /* The CPU backend: element-wise activations, Dice, dropout. All loops are element- or
  * column-parallel with static schedules, so results do not depend on the thread count. */
+#include <string.h>
+
 #include "cpu.h"
 
 #define CPU_INV_SQRT_2PI 0.39894228040143267794f
 
-int32_t ameir__cpu_act_fwd(void *s, int32_t act, const float *x, float *y, int64_t n) {
-  cpu_state *st = s;
-  int nt = cpu_nt(st, act == AMEIR_ACT_IDENTITY || act == AMEIR_ACT_RELU ? n : n * 8);
+/* y[lo, hi) = act(x[lo, hi)) (identity with x != y, relu, gelu, swish, sigmoid) */
+CPU_ALWAYS_INLINE void act_fwd_body(int32_t act, const float *x, float *y, int64_t lo,
+                                    int64_t hi) {
   switch (act) {
     case AMEIR_ACT_IDENTITY:
-      if (x != y) {
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) y[i] = x[i];
-      }
-      return 0;
+      memmove(y + lo, x + lo, (size_t)(hi - lo) * sizeof(float));
+      return;
     case AMEIR_ACT_RELU:
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-      return 0;
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      return;
     case AMEIR_ACT_GELU:   /* exact (erf) form x * Phi(x), as torch.nn.GELU() */
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] * cpu_phi(x[i]);
-      return 0;
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) y[i] = x[i] * cpu_phi(x[i]);
+      return;
     case AMEIR_ACT_SWISH:
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] * cpu_sigmoid(x[i]);
-      return 0;
-    case AMEIR_ACT_SIGMOID:
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; i++) y[i] = cpu_sigmoid(x[i]);
-      return 0;
-    default:
-      return ameir__error(st->ctx, AMEIR_EINVAL, "cpu act_fwd: bad activation kind %d (Dice has "
-                          "its own op)", (int)act);
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) y[i] = x[i] * cpu_sigmoid(x[i]);
+      return;
+    default:   /* AMEIR_ACT_SIGMOID */
+#pragma omp simd
+      for (int64_t i = lo; i < hi; i++) y[i] = cpu_sigmoid(x[i]);
+      return;
   }
+}
+
+static void act_fwd_def(int32_t act, const float *x, float *y, int64_t lo, int64_t hi) {
+  act_fwd_body(act, x, y, lo, hi);
+}
+
+#if CPU_X86_AVX512
+CPU_AVX512_FN static void act_fwd_512(int32_t act, const float *x, float *y, int64_t lo,
+                                      int64_t hi) {
+  act_fwd_body(act, x, y, lo, hi);
+}
+#endif
+
+static void act_fwd_range(int32_t act, const float *x, float *y, int64_t lo, int64_t hi) {
+#if CPU_X86_AVX512
+  if (act != AMEIR_ACT_IDENTITY && hi - lo >= 16 && cpu_avx512()) {
+    act_fwd_512(act, x, y, lo, hi);
+    return;
+  }
+#endif
+  act_fwd_def(act, x, y, lo, hi);
+}
+
+int32_t ameir__cpu_act_fwd(void *s, int32_t act, const float *x, float *y, int64_t n) {
+  cpu_state *st = s;
+  if (act != AMEIR_ACT_IDENTITY && act != AMEIR_ACT_RELU && act != AMEIR_ACT_GELU &&
+      act != AMEIR_ACT_SWISH && act != AMEIR_ACT_SIGMOID)
+    return ameir__error(st->ctx, AMEIR_EINVAL, "cpu act_fwd: bad activation kind %d (Dice has "
+                        "its own op)", (int)act);
+  if (n <= 0 || (act == AMEIR_ACT_IDENTITY && x == y)) return 0;
+  int nt = cpu_nt(st, act == AMEIR_ACT_IDENTITY || act == AMEIR_ACT_RELU ? n : n * 8);
+  CPU_PAR_RANGE(nt, n, lo, hi, tid, act_fwd_range(act, x, y, lo, hi));
+  return 0;
 }
 
 /* y may be NULL (it is then recomputed). dx may alias dy. */

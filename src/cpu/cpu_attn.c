@@ -20,6 +20,9 @@
 #include <string.h>
 
 #include "cpu.h"
+#if CPU_X86_AVX512
+#include <immintrin.h>
+#endif
 
 /* ---- multi-head self-attention ---- */
 
@@ -105,6 +108,106 @@ static void mha_lincomb(const float *w, int64_t ws, int64_t nk, const float *x, 
   else mha_lincomb_nv(4, w, ws, nk, x, xs, ncols, out);
 }
 
+#if CPU_X86_AVX512
+/* The same sums as mha_lincomb_nv with wider registers (AVX-512F copies only): every output
+ * column gets the same partial sums over k, added in the same order, so the results are those
+ * of mha_lincomb bit for bit. nv = 2 (ncols <= 8): the kl = 4 partials of 8 columns each in
+ * one 8-float vector; nv = 4: the kl = 2 partials of a 16-column block each in one 16-float
+ * vector, up to 4 blocks at a time. */
+typedef float mha_v8 __attribute__((vector_size(32)));
+typedef float mha_v16 __attribute__((vector_size(64)));
+
+CPU_AVX512_FN MHA_INLINE mha_v8 mha_ld8(const float *p) {
+  mha_v8 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+CPU_AVX512_FN MHA_INLINE mha_v16 mha_ld16(const float *p) {
+  mha_v16 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* out[0, nb) = v[0, nb), nb <= 16: a (masked) vector store, where a copy loop of a variable
+ * count would become a call or a rep movs */
+CPU_AVX512_FN MHA_INLINE void mha_st16(float *out, mha_v16 v, int64_t nb) {
+  if (nb >= 16) memcpy(out, &v, sizeof v);
+  else _mm512_mask_storeu_ps(out, (__mmask16)((1u << nb) - 1u), (__m512)v);
+}
+
+CPU_AVX512_FN MHA_INLINE void mha_lincomb8_512(const float *w, int64_t ws, int64_t nk,
+                                               const float *x, int64_t xs, int64_t ncols,
+                                               float *out) {
+  mha_v8 acc[4];
+  for (int a = 0; a < 4; a++) acc[a] = (mha_v8){0};
+  int64_t k = 0;
+  for (; k + 4 <= nk; k += 4)
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) acc[r] += w[(k + r) * ws] * mha_ld8(x + (k + r) * xs);
+  for (; k < nk; k++) acc[0] += w[k * ws] * mha_ld8(x + k * xs);
+  acc[0] += acc[1];
+  acc[0] += acc[2];
+  acc[0] += acc[3];
+  if (ncols == 8) {
+    memcpy(out, &acc[0], sizeof acc[0]);
+  } else {
+    mha_v16 v = __builtin_shufflevector(acc[0], acc[0], 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5,
+                                        6, 7);
+    mha_st16(out, v, ncols);
+  }
+}
+
+CPU_AVX512_FN MHA_INLINE void mha_lincomb16_512(const float *w, int64_t ws, int64_t nk,
+                                                const float *x, int64_t xs, int64_t ncols,
+                                                float *out) {
+  for (int64_t c0 = 0; c0 < ncols; c0 += 64) {
+    int nbk = (int)((ncols - c0 + 15) / 16);
+    if (nbk > 4) nbk = 4;
+    mha_v16 a0[4], a1[4];
+    for (int q = 0; q < 4; q++) a0[q] = a1[q] = (mha_v16){0};
+    int64_t k = 0;
+    if (nbk == 4) {
+      for (; k + 2 <= nk; k += 2) {
+        float w0 = w[k * ws], w1 = w[(k + 1) * ws];
+        const float *x0 = x + k * xs + c0, *x1 = x0 + xs;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          a0[q] += w0 * mha_ld16(x0 + 16 * q);
+          a1[q] += w1 * mha_ld16(x1 + 16 * q);
+        }
+      }
+    } else {
+      for (; k + 2 <= nk; k += 2) {
+        float w0 = w[k * ws], w1 = w[(k + 1) * ws];
+        const float *x0 = x + k * xs + c0, *x1 = x0 + xs;
+        for (int q = 0; q < nbk; q++) {
+          a0[q] += w0 * mha_ld16(x0 + 16 * q);
+          a1[q] += w1 * mha_ld16(x1 + 16 * q);
+        }
+      }
+    }
+    if (k < nk) {
+      float w0 = w[k * ws];
+      const float *x0 = x + k * xs + c0;
+      for (int q = 0; q < nbk; q++) a0[q] += w0 * mha_ld16(x0 + 16 * q);
+    }
+    for (int q = 0; q < nbk; q++) {
+      a0[q] += a1[q];
+      int64_t cb = c0 + 16 * q;
+      mha_st16(out + cb, a0[q], ncols - cb);
+    }
+  }
+}
+
+CPU_AVX512_FN static void mha_lincomb_512(const float *w, int64_t ws, int64_t nk,
+                                          const float *x, int64_t xs, int64_t ncols, float *out) {
+  if (ncols <= 4) mha_lincomb_nv(1, w, ws, nk, x, xs, ncols, out);
+  else if (ncols <= 8) mha_lincomb8_512(w, ws, nk, x, xs, ncols, out);
+  else mha_lincomb16_512(w, ws, nk, x, xs, ncols, out);
+}
+#endif
+
 /* padded widths: rows of K^T / V^T hold t keys, rows of Q/K/V/dctx hold dh values */
 static int64_t mha_pad(int64_t n) { return n <= 4 ? 4 : n <= 8 ? 8 : (n + 15) / 16 * 16; }
 
@@ -134,27 +237,85 @@ static void mha_cols(const float *src, int64_t lds, int64_t l, int64_t dh, float
 }
 
 /* One sample, all heads: P rows and the context rows. rows: the sample's packed qkv [l, 3d];
- * prob: its [heads, t, t] block; ctx: its packed rows [l, d]; buf: mha_fwd_scratch floats. */
-static void mha_fwd_sample(const float *rows, int64_t l, int64_t t, int64_t d, int64_t heads,
-                           float scale, float *prob, float *ctx, float *buf) {
+ * prob: its [heads, t, t] block; ctx: its packed rows [l, d]; buf: mha_fwd_scratch floats.
+ * wide: the AVX-512F products (a constant where inlined). */
+MHA_INLINE void mha_fwd_sample_body(const float *rows, int64_t l, int64_t t, int64_t d,
+                                    int64_t heads, float scale, float *prob, float *ctx,
+                                    float *buf, int wide) {
   int64_t dh = d / heads, d3 = 3 * d, tp = mha_pad(t), hp = mha_pad(dh);
   float *kt = buf, *vr = kt + dh * tp, *qs = vr + t * hp;
   for (int64_t hh = 0; hh < heads; hh++) {
     int64_t off = hh * dh;
     mha_cols(rows + d + off, d3, l, dh, kt, tp);
     mha_rows(rows + 2 * d + off, d3, l, dh, vr, hp);
-    for (int64_t i = 0; i < l; i++) {
+    /* The rows one stage at a time (scores, softmax, context): the same arithmetic per row as
+     * one row at a time, but each loop's rows are independent, so that their latency chains
+     * (the lane sums, the exponentials) overlap. */
+    for (int64_t i = 0; i < l; i++) {   /* scores */
       float *pr = prob + (hh * t + i) * t;
       for (int64_t c = 0; c < dh; c++) qs[c] = rows[i * d3 + off + c] * scale;
-      mha_lincomb(qs, 1, dh, kt, tp, l, pr);   /* scores */
+#if CPU_X86_AVX512
+      if (wide) mha_lincomb_512(qs, 1, dh, kt, tp, l, pr);
+      else
+#endif
+        mha_lincomb(qs, 1, dh, kt, tp, l, pr);
+      (void)wide;
+    }
+    for (int64_t i = 0; i < l; i++) {   /* exp(s - max) */
+      float *pr = prob + (hh * t + i) * t;
       float mx = mha_max(pr, l);
 #pragma omp simd
       for (int64_t j = 0; j < l; j++) pr[j] = cpu_expf(pr[j] - mx);
+    }
+    for (int64_t i = 0; i < l; i++) {   /* normalised */
+      float *pr = prob + (hh * t + i) * t;
       float inv = 1.0f / cpu_sum(pr, l);
 #pragma omp simd
       for (int64_t j = 0; j < l; j++) pr[j] *= inv;
-      mha_lincomb(pr, 1, l, vr, hp, dh, ctx + i * d + off);   /* context = P v */
     }
+    for (int64_t i = 0; i < l; i++) {   /* context = P v */
+      const float *pr = prob + (hh * t + i) * t;
+#if CPU_X86_AVX512
+      if (wide) mha_lincomb_512(pr, 1, l, vr, hp, dh, ctx + i * d + off);
+      else
+#endif
+        mha_lincomb(pr, 1, l, vr, hp, dh, ctx + i * d + off);
+    }
+  }
+}
+
+static void mha_fwd_sample_def(const float *rows, int64_t l, int64_t t, int64_t d,
+                               int64_t heads, float scale, float *prob, float *ctx, float *buf) {
+  mha_fwd_sample_body(rows, l, t, d, heads, scale, prob, ctx, buf, 0);
+}
+
+#if CPU_X86_AVX512
+CPU_AVX512_FN static void mha_fwd_sample_512(const float *rows, int64_t l, int64_t t, int64_t d,
+                                             int64_t heads, float scale, float *prob, float *ctx,
+                                             float *buf) {
+  mha_fwd_sample_body(rows, l, t, d, heads, scale, prob, ctx, buf, 1);
+}
+#endif
+
+/* samples [lo, hi) of mha_fwd's per-sample part; buf: this thread's scratch */
+static void mha_fwd_range(const float *qkv, const int32_t *len, const int64_t *base, int64_t t,
+                          int64_t d, int64_t heads, float scale, float *prob, float *ctx,
+                          float *buf, int64_t lo, int64_t hi) {
+  int64_t d3 = 3 * d;
+#if CPU_X86_AVX512
+  int wide = cpu_avx512();
+#endif
+  for (int64_t bb = lo; bb < hi; bb++) {
+    if (len[bb] <= 0) continue;
+    const float *rows = qkv + base[bb] * d3;
+    float *pb = prob + bb * heads * t * t, *cb = ctx + base[bb] * d;
+#if CPU_X86_AVX512
+    if (wide) {
+      mha_fwd_sample_512(rows, len[bb], t, d, heads, scale, pb, cb, buf);
+      continue;
+    }
+#endif
+    mha_fwd_sample_def(rows, len[bb], t, d, heads, scale, pb, cb, buf);
   }
 }
 
@@ -214,7 +375,7 @@ int32_t ameir__cpu_mha_fwd(void *s, const float *x, const int32_t *len, int64_t 
   int64_t cap = b * t, dh = d / heads, d3 = 3 * d;
   float scale = 1.0f / sqrtf((float)dh);
   int full = n == cap;
-  int nt = cpu_nt(st, n * t * d * 2);
+  int nt = cpu_nt_items(st, n * t * d * 2, b);
   size_t fl = sizeof(float), per_thread = (size_t)mha_fwd_scratch(t, dh);
   size_t bytes = mha_fwd_bytes(b, t, d, heads, n, full, nt, save != NULL);
   char *buf = cpu_scratch_get(st, bytes), *cur = buf;
@@ -236,12 +397,9 @@ int32_t ameir__cpu_mha_fwd(void *s, const float *x, const int32_t *len, int64_t 
   rc = ameir__cpu_gemm(st, 0, 1, n, d3, d, 1.0f, xp, d, wqkv, d, 0.0f, qkv, d3);
   if (!rc) rc = ameir__cpu_add_bias(st, qkv, d3, bqkv, n, d3);
   if (!rc) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bb = 0; bb < b; bb++)
-      if (len[bb] > 0)
-        mha_fwd_sample(qkv + base[bb] * d3, len[bb], t, d, heads, scale,
-                       prob + bb * heads * t * t, ctx + base[bb] * d,
-                       tbuf + (size_t)omp_get_thread_num() * per_thread);
+    CPU_PAR_RANGE(nt, b, lo, hi, tid,
+                  mha_fwd_range(qkv, len, base, t, d, heads, scale, prob, ctx,
+                                tbuf + (size_t)tid * per_thread, lo, hi));
     rc = ameir__cpu_gemm(st, 0, 1, n, d, d, 1.0f, ctx, d, wo, d, 0.0f, yp, d);
   }
   if (!rc) rc = ameir__cpu_add_bias(st, yp, d, bo, n, d);
@@ -323,23 +481,44 @@ static int32_t din_check(cpu_state *st, const char *op, int64_t d, int32_t a1, i
 }
 
 /* wp [a1, 2d] = [W1a + W1c, W1d]; wq [a1, d] = W1b - W1c (W1 = [W1a W1b W1c W1d], [a1, 4d]) */
-static void din_regroup(const float *w1, int64_t d, int64_t a1, float *wp, float *wq) {
+CPU_ALWAYS_INLINE void din_regroup_body(const float *w1, int64_t d, int64_t a1, float *wp,
+                                        float *wq) {
   for (int64_t u = 0; u < a1; u++) {
     const float *r = w1 + u * 4 * d;
+    float *pu = wp + u * 2 * d, *qu = wq + u * d;
+#pragma omp simd
     for (int64_t c = 0; c < d; c++) {
-      wp[u * 2 * d + c] = r[c] + r[2 * d + c];
-      wp[u * 2 * d + d + c] = r[3 * d + c];
-      wq[u * d + c] = r[d + c] - r[2 * d + c];
+      pu[c] = r[c] + r[2 * d + c];
+      pu[d + c] = r[3 * d + c];
+      qu[c] = r[d + c] - r[2 * d + c];
     }
   }
 }
 
-/* z[row] = [h, h * q_b] for the packed rows */
-static void din_z(cpu_state *st, const float *hp, const int32_t *len, const int64_t *base,
-                  int64_t b, int64_t d, const float *q, int64_t ldq, float *z) {
-  int nt = cpu_nt(st, base[b] * d * 2);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
+static void din_regroup_def(const float *w1, int64_t d, int64_t a1, float *wp, float *wq) {
+  din_regroup_body(w1, d, a1, wp, wq);
+}
+
+#if CPU_X86_AVX512
+CPU_AVX512_FN static void din_regroup_512(const float *w1, int64_t d, int64_t a1, float *wp,
+                                          float *wq) {
+  din_regroup_body(w1, d, a1, wp, wq);
+}
+#endif
+
+static void din_regroup(const float *w1, int64_t d, int64_t a1, float *wp, float *wq) {
+#if CPU_X86_AVX512
+  if (d >= 16 && cpu_avx512()) {
+    din_regroup_512(w1, d, a1, wp, wq);
+    return;
+  }
+#endif
+  din_regroup_def(w1, d, a1, wp, wq);
+}
+
+static void din_z_range(const float *hp, const int32_t *len, const int64_t *base, int64_t d,
+                        const float *q, int64_t ldq, float *z, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
     const float *qb = q + bb * ldq;
     for (int64_t r = base[bb]; r < base[bb] + len[bb]; r++) {
       const float *h = hp + r * d;
@@ -351,6 +530,119 @@ static void din_z(cpu_state *st, const float *hp, const int32_t *len, const int6
       }
     }
   }
+}
+
+/* z[row] = [h, h * q_b] for the packed rows */
+static void din_z(cpu_state *st, const float *hp, const int32_t *len, const int64_t *base,
+                  int64_t b, int64_t d, const float *q, int64_t ldq, float *z) {
+  int nt = cpu_nt_items(st, base[b] * d * 2, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, din_z_range(hp, len, base, d, q, ldq, z, lo, hi));
+}
+
+/* The first hidden layer's sigmoid, samples [lo, hi): hid1 = s(hid1 + cq_b + b1). */
+CPU_ALWAYS_INLINE void din_act1_body(const int32_t *len, const int64_t *base, int64_t a1,
+                                     const float *cq, const float *b1, float *hid1, int64_t lo,
+                                     int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
+    const float *cb = cq + bb * a1;
+    for (int64_t r = base[bb]; r < base[bb] + len[bb]; r++) {
+      float *hr = hid1 + r * a1;
+#pragma omp simd
+      for (int64_t u = 0; u < a1; u++) hr[u] = cpu_sigmoid(hr[u] + cb[u] + b1[u]);
+    }
+  }
+}
+
+/* The second hidden layer's sigmoid, the output unit and the weighted rows, samples [lo, hi). */
+CPU_ALWAYS_INLINE void din_out_body(const float *hp, const int32_t *len, const int64_t *base,
+                                    int64_t t, int64_t d, int64_t a2, const float *b2,
+                                    const float *w3, const float *b3, float *hid2, float *att,
+                                    float *pooled, int64_t ldp, float *scaled, int64_t lo,
+                                    int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
+    int64_t l = len[bb];
+    float *po = pooled ? pooled + bb * ldp : NULL;
+    if (po)
+      for (int64_t c = 0; c < d; c++) po[c] = 0.0f;
+    /* one stage at a time over the rows (independent rows: their latency chains overlap) */
+    for (int64_t i = 0; i < l; i++) {
+      float *hr = hid2 + (base[bb] + i) * a2;
+#pragma omp simd
+      for (int64_t v = 0; v < a2; v++) hr[v] = cpu_sigmoid(hr[v] + b2[v]);
+    }
+    for (int64_t i = 0; i < l; i++) {
+      int64_t r = base[bb] + i;
+      att[r] = cpu_dot(hid2 + r * a2, w3, a2) + b3[0];
+    }
+    for (int64_t i = 0; i < l; i++) {
+      int64_t r = base[bb] + i;
+      float a = att[r];
+      const float *h = hp + r * d;
+      if (po) {
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++) po[c] += a * h[c];
+      }
+      if (scaled) {
+        float *so = scaled + (bb * t + i) * d;
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++) so[c] = a * h[c];
+      }
+    }
+    if (scaled && l < t)
+      memset(scaled + (bb * t + l) * d, 0, (size_t)((t - l) * d) * sizeof(float));
+  }
+}
+
+static void din_act1_def(const int32_t *len, const int64_t *base, int64_t a1, const float *cq,
+                         const float *b1, float *hid1, int64_t lo, int64_t hi) {
+  din_act1_body(len, base, a1, cq, b1, hid1, lo, hi);
+}
+
+static void din_out_def(const float *hp, const int32_t *len, const int64_t *base, int64_t t,
+                        int64_t d, int64_t a2, const float *b2, const float *w3, const float *b3,
+                        float *hid2, float *att, float *pooled, int64_t ldp, float *scaled,
+                        int64_t lo, int64_t hi) {
+  din_out_body(hp, len, base, t, d, a2, b2, w3, b3, hid2, att, pooled, ldp, scaled, lo, hi);
+}
+
+#if CPU_X86_AVX512
+CPU_AVX512_FN static void din_act1_512(const int32_t *len, const int64_t *base, int64_t a1,
+                                       const float *cq, const float *b1, float *hid1, int64_t lo,
+                                       int64_t hi) {
+  din_act1_body(len, base, a1, cq, b1, hid1, lo, hi);
+}
+
+CPU_AVX512_FN static void din_out_512(const float *hp, const int32_t *len, const int64_t *base,
+                                      int64_t t, int64_t d, int64_t a2, const float *b2,
+                                      const float *w3, const float *b3, float *hid2, float *att,
+                                      float *pooled, int64_t ldp, float *scaled, int64_t lo,
+                                      int64_t hi) {
+  din_out_body(hp, len, base, t, d, a2, b2, w3, b3, hid2, att, pooled, ldp, scaled, lo, hi);
+}
+#endif
+
+static void din_act1_range(const int32_t *len, const int64_t *base, int64_t a1, const float *cq,
+                           const float *b1, float *hid1, int64_t lo, int64_t hi) {
+#if CPU_X86_AVX512
+  if (a1 >= 16 && cpu_avx512()) {
+    din_act1_512(len, base, a1, cq, b1, hid1, lo, hi);
+    return;
+  }
+#endif
+  din_act1_def(len, base, a1, cq, b1, hid1, lo, hi);
+}
+
+static void din_out_range(const float *hp, const int32_t *len, const int64_t *base, int64_t t,
+                          int64_t d, int64_t a2, const float *b2, const float *w3, const float *b3,
+                          float *hid2, float *att, float *pooled, int64_t ldp, float *scaled,
+                          int64_t lo, int64_t hi) {
+#if CPU_X86_AVX512
+  if (a2 >= 16 && cpu_avx512()) {
+    din_out_512(hp, len, base, t, d, a2, b2, w3, b3, hid2, att, pooled, ldp, scaled, lo, hi);
+    return;
+  }
+#endif
+  din_out_def(hp, len, base, t, d, a2, b2, w3, b3, hid2, att, pooled, ldp, scaled, lo, hi);
 }
 
 /* Scratch bytes of din_fwd: bases, z = [h, h * q], the regrouped first layer, the q term, the
@@ -402,47 +694,16 @@ int32_t ameir__cpu_din_fwd(void *s, const float *x, const int32_t *len, int64_t 
   rc = ameir__cpu_gemm(st, 0, 1, b, a1, d, 1.0f, q, ldq, wq, d, 0.0f, cq, a1);
   if (!rc) rc = ameir__cpu_gemm(st, 0, 1, n, a1, 2 * d, 1.0f, z, 2 * d, wp, 2 * d, 0.0f, hid1, a1);
   if (!rc) {
-    int nt = cpu_nt(st, n * a1 * 8);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bb = 0; bb < b; bb++) {
-      const float *cb = cq + bb * a1;
-      for (int64_t r = base[bb]; r < base[bb] + len[bb]; r++) {
-        float *hr = hid1 + r * a1;
-#pragma omp simd
-        for (int64_t u = 0; u < a1; u++) hr[u] = cpu_sigmoid(hr[u] + cb[u] + b1[u]);
-      }
-    }
+    int nt = cpu_nt_items(st, n * a1 * 8, b);
+    CPU_PAR_RANGE(nt, b, lo, hi, tid, din_act1_range(len, base, a1, cq, b1, hid1, lo, hi));
     rc = ameir__cpu_gemm(st, 0, 1, n, a2, a1, 1.0f, hid1, a1, w2, a1, 0.0f, hid2, a2);
   }
   if (!rc) {
     /* layer 2 and the output unit, then the weighted rows */
-    int nt = cpu_nt(st, n * (a2 * 8 + 2 * d));
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bb = 0; bb < b; bb++) {
-      int64_t l = len[bb];
-      float *po = pooled ? pooled + bb * ldp : NULL;
-      if (po)
-        for (int64_t c = 0; c < d; c++) po[c] = 0.0f;
-      for (int64_t i = 0; i < l; i++) {
-        int64_t r = base[bb] + i;
-        float *hr = hid2 + r * a2;
-#pragma omp simd
-        for (int64_t v = 0; v < a2; v++) hr[v] = cpu_sigmoid(hr[v] + b2[v]);
-        float a = cpu_dot(hr, w3, a2) + b3[0];
-        att[r] = a;
-        const float *h = hp + r * d;
-        if (po) {
-#pragma omp simd
-          for (int64_t c = 0; c < d; c++) po[c] += a * h[c];
-        }
-        if (scaled) {
-          float *so = scaled + (bb * t + i) * d;
-#pragma omp simd
-          for (int64_t c = 0; c < d; c++) so[c] = a * h[c];
-        }
-      }
-      if (scaled && l < t) memset(scaled + (bb * t + l) * d, 0, (size_t)((t - l) * d) * fl);
-    }
+    int nt = cpu_nt_items(st, n * (a2 * 8 + 2 * d), b);
+    CPU_PAR_RANGE(nt, b, lo, hi, tid,
+                  din_out_range(hp, len, base, t, d, a2, b2, w3, b3, hid2, att, pooled, ldp,
+                                scaled, lo, hi));
   }
   cpu_scratch_put(st, buf);
   return rc;

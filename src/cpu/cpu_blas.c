@@ -13,6 +13,13 @@
 #define GEMM_SMALL_MNK (1 << 18)
 /* column block of the small kernel (accumulators live on the stack) */
 #define GEMM_NB 64
+/* Matrix-vector products (m == 1 or n == 1) of at most this many multiply-adds run in the own
+ * kernels below (single-threaded, fixed order): OpenBLAS's sgemv spends more on its call than
+ * on them, and above 9216 multiply-adds it starts its threads (an OpenMP region that wakes
+ * the other threads), which dominates a single-row prediction at 2 threads. */
+#define GEMV_OWN_MAX (1 << 17)
+/* stack floats of the kernels (a strided vector copied, the accumulators of the axpy form) */
+#define GEMV_BUF 2048
 
 static int32_t gemm_check(cpu_state *st, const char *op, int32_t ta, int32_t tb, int64_t m,
                           int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
@@ -40,6 +47,169 @@ static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta) {
   }
 }
 
+/* rows [lo, hi) of C = alpha * a b^T + beta * C (k == 1) */
+static void gemm_rank1_rows(const float *a, int64_t sa, const float *b, int64_t sb, float alpha,
+                            float beta, float *c, int64_t ldc, int64_t n, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
+    float ai = alpha * a[i * sa];
+    float *ci = c + i * ldc;
+    if (beta == 0.0f) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb] + beta * ci[j];
+    }
+  }
+}
+
+/* ---- matrix-vector kernels ----
+ * dot form: y[j] = alpha * (x . R_j) (+ beta * y[j]) over rows R_j = r + j * ldr, x and the rows
+ * contiguous. Each dot keeps 16 lanes, lane q summing the products of p = q mod 16 in
+ * ascending p (the last block padded with zero products), and adds them as a tree: lane q and
+ * q + 8, then q and q + 4, q and q + 2, 0 and 1 (a few shuffles with wide registers instead of
+ * a chain of 16 scalar adds per output).
+ * axpy form: y[j] = alpha * sum_p x[p * sx] R[p * ldr + j] (+ beta * y[j]) with the sum over p
+ * in ascending order for every j (one lane per column). */
+static float gemv_lanes_dot(const float *x, const float *y, int64_t k) {
+  float l[16] = {0};
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16)
+    for (int q = 0; q < 16; q++) l[q] += x[p + q] * y[p + q];
+  if (p < k)
+    for (int q = 0; q < 16; q++) l[q] += p + q < k ? x[p + q] * y[p + q] : 0.0f;
+  for (int q = 0; q < 8; q++) l[q] += l[q + 8];
+  for (int q = 0; q < 4; q++) l[q] += l[q + 4];
+  for (int q = 0; q < 2; q++) l[q] += l[q + 2];
+  return l[0] + l[1];
+}
+
+static void gemv_dot_def(int64_t n, int64_t k, float alpha, const float *x, const float *r,
+                         int64_t ldr, float beta, float *y, int64_t incy) {
+  for (int64_t j = 0; j < n; j++) {
+    float dj = gemv_lanes_dot(x, r + j * ldr, k);
+    y[j * incy] = beta == 0.0f ? alpha * dj : alpha * dj + beta * y[j * incy];
+  }
+}
+
+CPU_ALWAYS_INLINE void gemv_axpy_body(int64_t n, int64_t k, float alpha, const float *x,
+                                      int64_t sx, const float *r, int64_t ldr, float beta,
+                                      float *y, int64_t incy, float *acc) {
+  for (int64_t j0 = 0; j0 < n; j0 += GEMV_BUF) {
+    int64_t nb = n - j0 < GEMV_BUF ? n - j0 : GEMV_BUF;
+    for (int64_t j = 0; j < nb; j++) acc[j] = 0.0f;
+    for (int64_t p = 0; p < k; p++) {
+      float xp = x[p * sx];
+      const float *rp = r + p * ldr + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < nb; j++) acc[j] += xp * rp[j];
+    }
+    float *yb = y + j0 * incy;
+    if (beta == 0.0f) {
+      for (int64_t j = 0; j < nb; j++) yb[j * incy] = alpha * acc[j];
+    } else {
+      for (int64_t j = 0; j < nb; j++) yb[j * incy] = alpha * acc[j] + beta * yb[j * incy];
+    }
+  }
+}
+
+static void gemv_axpy_def(int64_t n, int64_t k, float alpha, const float *x, int64_t sx,
+                          const float *r, int64_t ldr, float beta, float *y, int64_t incy,
+                          float *acc) {
+  gemv_axpy_body(n, k, alpha, x, sx, r, ldr, beta, y, incy, acc);
+}
+
+#if CPU_X86_AVX512
+typedef float gemv_v16 __attribute__((vector_size(64)));
+typedef float gemv_v8 __attribute__((vector_size(32)));
+typedef float gemv_v4 __attribute__((vector_size(16)));
+typedef float gemv_v2 __attribute__((vector_size(8)));
+
+/* the 16 lanes of x . y over k = 16 nb + rem (rem < 16 zero-padded) */
+CPU_AVX512_FN static inline __attribute__((always_inline)) float gemv_tree_512(gemv_v16 l) {
+  gemv_v8 h8 = __builtin_shufflevector(l, l, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(l, l, 8, 9, 10, 11, 12, 13, 14, 15);
+  gemv_v4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) +
+               __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+  gemv_v2 h2 = __builtin_shufflevector(h4, h4, 0, 1) + __builtin_shufflevector(h4, h4, 2, 3);
+  return h2[0] + h2[1];
+}
+
+CPU_AVX512_FN static void gemv_dot_512(int64_t n, int64_t k, float alpha, const float *x,
+                                       const float *r, int64_t ldr, float beta, float *y,
+                                       int64_t incy) {
+  int64_t kb = k & ~(int64_t)15, rem = k - kb;
+  gemv_v16 xt = {0};   /* x's last partial block, zero-padded */
+  if (rem) memcpy(&xt, x + kb, (size_t)rem * sizeof(float));
+  int64_t j = 0;
+  for (; j < n; j += 4) {
+    int64_t nj = n - j < 4 ? n - j : 4;
+    gemv_v16 l[4] = {{0}, {0}, {0}, {0}};
+    const float *rj[4];
+    for (int u = 0; u < 4; u++) rj[u] = r + (j + (u < nj ? u : 0)) * ldr;
+    for (int64_t p = 0; p < kb; p += 16) {
+      gemv_v16 xv;
+      memcpy(&xv, x + p, sizeof xv);
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) {
+        gemv_v16 rv;
+        memcpy(&rv, rj[u] + p, sizeof rv);
+        l[u] += xv * rv;
+      }
+    }
+    if (rem)
+      for (int u = 0; u < 4; u++) {
+        gemv_v16 rv = {0};
+        memcpy(&rv, rj[u] + kb, (size_t)rem * sizeof(float));
+        l[u] += xt * rv;
+      }
+    for (int u = 0; u < nj; u++) {
+      float dj = gemv_tree_512(l[u]);
+      float *yj = y + (j + u) * incy;
+      *yj = beta == 0.0f ? alpha * dj : alpha * dj + beta * *yj;
+    }
+  }
+}
+
+CPU_AVX512_FN static void gemv_axpy_512(int64_t n, int64_t k, float alpha, const float *x,
+                                        int64_t sx, const float *r, int64_t ldr, float beta,
+                                        float *y, int64_t incy, float *acc) {
+  gemv_axpy_body(n, k, alpha, x, sx, r, ldr, beta, y, incy, acc);
+}
+#endif
+
+/* The dot form with x at stride sx (copied when not contiguous): 0, or -1 when x does not fit
+ * the stack buffer (the caller takes sgemv). */
+static int gemv_dot(int64_t n, int64_t k, float alpha, const float *x, int64_t sx,
+                    const float *r, int64_t ldr, float beta, float *y, int64_t incy) {
+  float xb[GEMV_BUF];
+  if (sx != 1) {
+    if (k > GEMV_BUF) return -1;
+    for (int64_t p = 0; p < k; p++) xb[p] = x[p * sx];
+    x = xb;
+  }
+#if CPU_X86_AVX512
+  if (k >= 16 && cpu_avx512()) {
+    gemv_dot_512(n, k, alpha, x, r, ldr, beta, y, incy);
+    return 0;
+  }
+#endif
+  gemv_dot_def(n, k, alpha, x, r, ldr, beta, y, incy);
+  return 0;
+}
+
+static void gemv_axpy(int64_t n, int64_t k, float alpha, const float *x, int64_t sx,
+                      const float *r, int64_t ldr, float beta, float *y, int64_t incy) {
+  float acc[GEMV_BUF];
+#if CPU_X86_AVX512
+  if (n >= 16 && cpu_avx512()) {
+    gemv_axpy_512(n, k, alpha, x, sx, r, ldr, beta, y, incy, acc);
+    return;
+  }
+#endif
+  gemv_axpy_def(n, k, alpha, x, sx, r, ldr, beta, y, incy, acc);
+}
+
 int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
                         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                         float beta, float *c, int64_t ldc) {
@@ -55,19 +225,26 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
    * far more on packing than on arithmetic there, so they get their own paths. */
   if (k == 1) {   /* rank-1 update: C = alpha * a b^T + beta * C */
     const int64_t sa = ta ? 1 : lda, sb = tb ? ldb : 1;
-#pragma omp parallel for num_threads(st->threads) schedule(static) if (m * n > 32768)
-    for (int64_t i = 0; i < m; i++) {
-      float ai = alpha * a[i * sa];
-      float *ci = c + i * ldc;
-      if (beta == 0.0f) {
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb];
-      } else {
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * sb] + beta * ci[j];
-      }
-    }
+    int nt = m * n > 32768 ? st->threads : 1;
+    CPU_PAR_RANGE(nt, m, lo, hi, tid,
+                  gemm_rank1_rows(a, sa, b, sb, alpha, beta, c, ldc, n, lo, hi));
     return 0;
+  }
+  if (n == 1 && m * k <= GEMV_OWN_MAX) {   /* c[:, 0] = alpha * op(A) b + beta * c */
+    if (!ta) {   /* rows of A against b (stride tb ? 1 : ldb) */
+      if (!gemv_dot(m, k, alpha, b, tb ? 1 : ldb, a, lda, beta, c, ldc)) return 0;
+    } else {     /* op(A)[i, p] = A[p, i]: columns of A weighted by b */
+      gemv_axpy(m, k, alpha, b, tb ? 1 : ldb, a, lda, beta, c, ldc);
+      return 0;
+    }
+  }
+  if (m == 1 && n * k <= GEMV_OWN_MAX) {   /* c[0, :] = alpha * a op(B) + beta * c */
+    if (tb) {   /* rows of B against a (stride ta ? lda : 1) */
+      if (!gemv_dot(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c, 1)) return 0;
+    } else {    /* rows of B weighted by a */
+      gemv_axpy(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c, 1);
+      return 0;
+    }
   }
   if (n == 1) {   /* c[:, 0] = alpha * op(A) b + beta * c */
     if (ldc == 1)
@@ -151,9 +328,9 @@ int32_t ameir__cpu_gemm_strided_batched(void *s, int32_t ta, int32_t tb, int64_t
                         (long long)batch);
   if (m == 0 || n == 0 || batch == 0) return 0;
   if (k == 0 || alpha == 0.0f) {
-    int nt = cpu_nt(st, m * n * batch);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < batch; i++) scale_c(c + i * sc, ldc, m, n, beta);
+    int nt = cpu_nt_items(st, m * n * batch, batch);
+    CPU_PAR_RANGE(nt, batch, lo, hi, tid,
+                  for (int64_t i = lo; i < hi; i++) scale_c(c + i * sc, ldc, m, n, beta));
     return 0;
   }
   if (batch == 1 || m * n * k > GEMM_SMALL_MNK) {
@@ -168,11 +345,11 @@ int32_t ameir__cpu_gemm_strided_batched(void *s, int32_t ta, int32_t tb, int64_t
   int nt = cpu_nt(st, m * n * k * batch / 8);
   if (nt > batch) nt = (int)batch;
   if (st->blas_nested) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < batch; i++)
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                  (int)m, (int)n, (int)k, alpha, a + i * sa, (int)lda, b + i * sb, (int)ldb, beta,
-                  c + i * sc, (int)ldc);
+    CPU_PAR_RANGE(nt, batch, lo, hi, tid,
+                  for (int64_t i = lo; i < hi; i++) cblas_sgemm(
+                      CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                      (int)m, (int)n, (int)k, alpha, a + i * sa, (int)lda, b + i * sb, (int)ldb,
+                      beta, c + i * sc, (int)ldc));
     return 0;
   }
   float *pack = NULL;
@@ -180,34 +357,53 @@ int32_t ameir__cpu_gemm_strided_batched(void *s, int32_t ta, int32_t tb, int64_t
     pack = cpu_scratch_get(st, (size_t)nt * (size_t)(k * n) * sizeof(float));
     if (!pack) return cpu_scratch_status();
   }
-#pragma omp parallel num_threads(nt)
-  {
-    float *mypack = pack ? pack + (size_t)omp_get_thread_num() * (size_t)(k * n) : NULL;
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < batch; i++)
-      gemm_small(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta, c + i * sc, ldc,
-                 mypack);
-  }
+  CPU_PAR_RANGE(nt, batch, lo, hi, tid,
+                for (int64_t i = lo; i < hi; i++) gemm_small(
+                    ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta, c + i * sc, ldc,
+                    pack ? pack + (size_t)tid * (size_t)(k * n) : NULL));
   cpu_scratch_put(st, pack);
   return 0;
+}
+
+static void add_bias_rows(float *y, int64_t ldy, const float *bias, int64_t n, int64_t lo,
+                          int64_t hi) {
+  if (n == 1) {   /* a column (the output logit) */
+    float b0 = bias[0];
+    for (int64_t i = lo; i < hi; i++) y[i * ldy] += b0;
+    return;
+  }
+  for (int64_t i = lo; i < hi; i++) {
+    float *r = y + i * ldy;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) r[j] += bias[j];
+  }
 }
 
 int32_t ameir__cpu_add_bias(void *s, float *y, int64_t ldy, const float *bias, int64_t m,
                             int64_t n) {
   cpu_state *st = s;
   int nt = cpu_nt(st, m * n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < m; i++) {
-    float *r = y + i * ldy;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) r[j] += bias[j];
-  }
+  CPU_PAR_RANGE(nt, m, lo, hi, tid, add_bias_rows(y, ldy, bias, n, lo, hi));
   return 0;
 }
 
 int32_t ameir__cpu_bias_grad(void *s, const float *dy, int64_t lddy, float *dbias, int64_t m,
                              int64_t n) {
   return cpu_colsum_acc(s, dy, lddy, m, n, dbias);
+}
+
+static void copy2d_rows(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t n,
+                        int32_t accumulate, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
+    float *d = dst + i * ldd;
+    const float *x = src + i * lds;
+    if (accumulate) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) d[j] += x[j];
+    } else {
+      memcpy(d, x, (size_t)n * sizeof(float));
+    }
+  }
 }
 
 int32_t ameir__cpu_copy2d(void *s, float *dst, int64_t ldd, const float *src, int64_t lds,
@@ -219,45 +415,35 @@ int32_t ameir__cpu_copy2d(void *s, float *dst, int64_t ldd, const float *src, in
     return 0;
   }
   int nt = cpu_nt(st, m * n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < m; i++) {
-    float *d = dst + i * ldd;
-    const float *x = src + i * lds;
-    if (accumulate) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; j++) d[j] += x[j];
-    } else {
-      memcpy(d, x, (size_t)n * sizeof(float));
-    }
-  }
+  CPU_PAR_RANGE(nt, m, lo, hi, tid, copy2d_rows(dst, ldd, src, lds, n, accumulate, lo, hi));
   return 0;
+}
+
+static void axpby_range(float alpha, const float *x, float beta, float *y, int64_t lo,
+                        int64_t hi) {
+  if (beta == 0.0f) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) y[i] = alpha * x[i];
+  } else if (alpha == 1.0f && beta == 1.0f) {   /* the residual adds: same result, no products */
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) y[i] = x[i] + y[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) y[i] = alpha * x[i] + beta * y[i];
+  }
 }
 
 /* beta == 0 overwrites y without reading it (BLAS convention: y may be uninitialised). */
 int32_t ameir__cpu_axpby(void *s, int64_t n, float alpha, const float *x, float beta, float *y) {
   cpu_state *st = s;
   int nt = cpu_nt(st, n);
-  if (beta == 0.0f) {
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i];
-  } else {
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
-  }
+  CPU_PAR_RANGE(nt, n, lo, hi, tid, axpby_range(alpha, x, beta, y, lo, hi));
   return 0;
 }
 
-/* Fixed chunks (a function of n only) summed in order: independent of the thread count. */
-int32_t ameir__cpu_sumsq(void *s, const float *x, int64_t n, double *out) {
-  cpu_state *st = s;
-  enum { MAXC = 64 };
-  double part[MAXC];
-  int64_t nc = (n + 8191) / 8192;
-  if (nc > MAXC) nc = MAXC;
-  if (nc < 1) nc = 1;
-  int nt = cpu_nt(st, n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nc; c++) {
+static void sumsq_chunks(const float *x, int64_t n, int64_t nc, int64_t c0, int64_t c1,
+                         double *part) {
+  for (int64_t c = c0; c < c1; c++) {
     int64_t lo, hi;
     cpu_chunk_range(n, nc, c, &lo, &hi);
     double l[8] = {0};
@@ -269,6 +455,18 @@ int32_t ameir__cpu_sumsq(void *s, const float *x, int64_t n, double *out) {
     for (int j = 0; j < 8; j++) acc += l[j];
     part[c] = acc;
   }
+}
+
+/* Fixed chunks (a function of n only) summed in order: independent of the thread count. */
+int32_t ameir__cpu_sumsq(void *s, const float *x, int64_t n, double *out) {
+  cpu_state *st = s;
+  enum { MAXC = 64 };
+  double part[MAXC];
+  int64_t nc = (n + 8191) / 8192;
+  if (nc > MAXC) nc = MAXC;
+  if (nc < 1) nc = 1;
+  int nt = cpu_nt_items(st, n, nc);
+  CPU_PAR_RANGE(nt, nc, c0, c1, tid, sumsq_chunks(x, n, nc, c0, c1, part));
   double tot = 0.0;
   for (int64_t c = 0; c < nc; c++) tot += part[c];
   *out = tot;

@@ -6,15 +6,9 @@
 
 #define EMB_PREFETCH 16   /* pairs ahead */
 
-/* Row ids <= 0 are padding (0 by contract; negative ids are never valid and are skipped rather
- * than read out of bounds). */
-int32_t ameir__cpu_emb_sum_fwd(void *s, const float *table, int64_t dim, const int32_t *rows,
-                               int64_t n, int64_t len, float *out, int64_t ldo) {
-  cpu_state *st = s;
-  if (n <= 0 || dim <= 0) return 0;
-  int nt = cpu_nt(st, n * len * dim);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
+static void emb_sum_rows(const float *table, int64_t dim, const int32_t *rows, int64_t len,
+                         float *out, int64_t ldo, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
     float *o = out + i * ldo;
     const int32_t *ri = rows + i * len;
     int64_t l = 0;
@@ -32,6 +26,16 @@ int32_t ameir__cpu_emb_sum_fwd(void *s, const float *table, int64_t dim, const i
       for (int64_t j = 0; j < dim; j++) o[j] += t[j];
     }
   }
+}
+
+/* Row ids <= 0 are padding (0 by contract; negative ids are never valid and are skipped rather
+ * than read out of bounds). */
+int32_t ameir__cpu_emb_sum_fwd(void *s, const float *table, int64_t dim, const int32_t *rows,
+                               int64_t n, int64_t len, float *out, int64_t ldo) {
+  cpu_state *st = s;
+  if (n <= 0 || dim <= 0) return 0;
+  int nt = cpu_nt_items(st, n * len * dim, n);
+  CPU_PAR_RANGE(nt, n, lo, hi, tid, emb_sum_rows(table, dim, rows, len, out, ldo, lo, hi));
   return 0;
 }
 

@@ -163,6 +163,24 @@ size_t cpu_gru_fwd_bound(int64_t b, int64_t t, int64_t d) {
   return gru_fwd_bytes(b, t, d, b * t, 0, 1);
 }
 
+/* groups [lo, hi) of gru_fwd's recurrence, both directions */
+static void gru_fwd_groups(const gru_geo *g, const float *p, int64_t np, int64_t d, int64_t hd,
+                           int64_t G, int64_t cap, int64_t b, float *const *wt,
+                           float *const *bc, float *hbuf, float *save, float *y, int64_t lo,
+                           int64_t hi) {
+  for (int64_t grp = lo; grp < hi; grp++) {
+    int64_t st0 = gru_group_start(g, grp);
+    float *h = hbuf + st0 * hd, *gh = hbuf + b * hd + st0 * G;
+    for (int dir = 0; dir < 2; dir++) {
+      const float *pd = p + dir * np;
+      const float *whh = pd + G * d, *bhh = whh + G * hd + G;
+      float *sd = save + dir * cap * 5 * hd;
+      gru_fwd_group(g, grp, dir, whh, wt[dir], bc[dir], bhh + 2 * hd, h, gh, sd, sd + cap * G,
+                    sd + cap * (G + hd), y);
+    }
+  }
+}
+
 int32_t ameir__cpu_gru_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
                            int64_t d, const float *p, float *y, float *save) {
   cpu_state *st = s;
@@ -202,24 +220,13 @@ int32_t ameir__cpu_gru_fwd(void *s, const float *x, const int32_t *len, int64_t 
   }
   if (!rc) {
     int nt = (int)g.groups;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t grp = 0; grp < g.groups; grp++) {
-      int64_t st0 = gru_group_start(&g, grp);
-      float *h = hbuf + st0 * hd, *gh = hbuf + b * hd + st0 * G;
-      for (int dir = 0; dir < 2; dir++) {
-        const float *pd = p + dir * np;
-        const float *whh = pd + G * d, *bhh = whh + G * hd + G;
-        float *sd = save + dir * cap * 5 * hd;
-        gru_fwd_group(&g, grp, dir, whh, wt[dir], bc[dir], bhh + 2 * hd, h, gh, sd,
-                      sd + cap * G, sd + cap * (G + hd), y);
-      }
-    }
+    CPU_PAR_RANGE(nt, g.groups, lo, hi, tid,
+                  gru_fwd_groups(&g, p, np, d, hd, G, cap, b, wt, bc, hbuf, save, y, lo, hi));
     /* the padding rows of y */
-    int nz = cpu_nt(st, b * t * d);
-#pragma omp parallel for num_threads(nz) schedule(static)
-    for (int64_t bb = 0; bb < b; bb++)
-      if (len[bb] < t)
-        memset(y + (bb * t + len[bb]) * d, 0, (size_t)((t - len[bb]) * d) * fl);
+    int nz = cpu_nt_items(st, b * t * d, b);
+    CPU_PAR_RANGE(nz, b, lo, hi, tid,
+                  for (int64_t bb = lo; bb < hi; bb++) if (len[bb] < t)
+                      memset(y + (bb * t + len[bb]) * d, 0, (size_t)((t - len[bb]) * d) * fl));
   }
   cpu_scratch_put(st, buf);
   return rc;

@@ -21,15 +21,10 @@ static int32_t check_inter(cpu_state *st, const char *op, const int32_t *fields,
   return 0;
 }
 
-int32_t ameir__cpu_hadamard_fwd(void *s, const float *e, int64_t lde, int64_t b, int64_t k,
-                                const int32_t *fields, const int32_t *order, int64_t n_inter,
-                                int64_t max_order, float *out, int64_t ldo) {
-  cpu_state *st = s;
-  int32_t rc = check_inter(st, "hadamard_fwd", fields, order, n_inter, max_order);
-  if (rc) return rc;
-  int nt = cpu_nt(st, b * n_inter * k * max_order);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
+static void hadamard_range(const float *e, int64_t lde, int64_t k, const int32_t *fields,
+                           const int32_t *order, int64_t n_inter, int64_t max_order, float *out,
+                           int64_t ldo, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
     const float *eb = e + bb * lde;
     for (int64_t i = 0; i < n_inter; i++) {
       const int32_t *fs = fields + i * max_order;
@@ -42,6 +37,17 @@ int32_t ameir__cpu_hadamard_fwd(void *s, const float *e, int64_t lde, int64_t b,
       }
     }
   }
+}
+
+int32_t ameir__cpu_hadamard_fwd(void *s, const float *e, int64_t lde, int64_t b, int64_t k,
+                                const int32_t *fields, const int32_t *order, int64_t n_inter,
+                                int64_t max_order, float *out, int64_t ldo) {
+  cpu_state *st = s;
+  int32_t rc = check_inter(st, "hadamard_fwd", fields, order, n_inter, max_order);
+  if (rc) return rc;
+  int nt = cpu_nt_items(st, b * n_inter * k * max_order, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid,
+                hadamard_range(e, lde, k, fields, order, n_inter, max_order, out, ldo, lo, hi));
   return 0;
 }
 
@@ -82,13 +88,9 @@ int32_t ameir__cpu_hadamard_bwd(void *s, const float *e, int64_t lde, int64_t b,
   return 0;
 }
 
-/* out[b] = 0.5 sum_k ((sum_f e)^2 - sum_f e^2) */
-int32_t ameir__cpu_fm_fwd(void *s, const float *e, int64_t lde, int64_t b, int64_t f, int64_t k,
-                          float *out, int32_t accumulate) {
-  cpu_state *st = s;
-  int nt = cpu_nt(st, b * f * k);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
+static void fm_range(const float *e, int64_t lde, int64_t f, int64_t k, float *out,
+                     int32_t accumulate, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
     const float *eb = e + bb * lde;
     float sum[KB], sq[KB];
     float tot = 0.0f;
@@ -108,6 +110,14 @@ int32_t ameir__cpu_fm_fwd(void *s, const float *e, int64_t lde, int64_t b, int64
     }
     out[bb] = accumulate ? out[bb] + 0.5f * tot : 0.5f * tot;
   }
+}
+
+/* out[b] = 0.5 sum_k ((sum_f e)^2 - sum_f e^2) */
+int32_t ameir__cpu_fm_fwd(void *s, const float *e, int64_t lde, int64_t b, int64_t f, int64_t k,
+                          float *out, int32_t accumulate) {
+  cpu_state *st = s;
+  int nt = cpu_nt_items(st, b * f * k, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, fm_range(e, lde, f, k, out, accumulate, lo, hi));
   return 0;
 }
 

@@ -175,6 +175,23 @@ void cpu_scratch_put(cpu_state *st, void *p) {
   else free(p);
 }
 
+/* ---- instruction set ---- */
+
+int cpu_avx512(void) {
+#if CPU_X86_AVX512
+  static atomic_int cached = -1;   /* every thread computes the same value */
+  int c = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (c < 0) {
+    __builtin_cpu_init();
+    c = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    atomic_store_explicit(&cached, c, memory_order_relaxed);
+  }
+  return c;
+#else
+  return 0;
+#endif
+}
+
 /* ---- shared column reduction ---- */
 
 /* part[0..n) = sum of rows [lo, hi) of x, rows in ascending order. */
@@ -188,17 +205,22 @@ static void colsum_rows(const float *x, int64_t ldx, int64_t lo, int64_t hi, int
   }
 }
 
-void cpu_colsum_acc_buf(cpu_state *st, const float *x, int64_t ldx, int64_t m, int64_t n,
-                        float *out, float *part) {
-  if (m <= 0 || n <= 0) return;
-  int64_t nc = cpu_chunks(m);
-  int nt = cpu_nt(st, m * n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nc; c++) {
+/* the partials of chunks [c0, c1) of nc over m rows */
+static void colsum_chunks(const float *x, int64_t ldx, int64_t m, int64_t nc, int64_t c0,
+                          int64_t c1, int64_t n, float *part) {
+  for (int64_t c = c0; c < c1; c++) {
     int64_t lo, hi;
     cpu_chunk_range(m, nc, c, &lo, &hi);
     colsum_rows(x, ldx, lo, hi, n, part + c * n);
   }
+}
+
+void cpu_colsum_acc_buf(cpu_state *st, const float *x, int64_t ldx, int64_t m, int64_t n,
+                        float *out, float *part) {
+  if (m <= 0 || n <= 0) return;
+  int64_t nc = cpu_chunks(m);
+  int nt = cpu_nt_items(st, m * n, nc);
+  CPU_PAR_RANGE(nt, nc, c0, c1, tid, colsum_chunks(x, ldx, m, nc, c0, c1, n, part));
   for (int64_t c = 1; c < nc; c++)
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) part[j] += part[c * n + j];

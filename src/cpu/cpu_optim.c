@@ -5,17 +5,9 @@
 
 #include "cpu.h"
 
-int32_t ameir__cpu_bce_logits(void *s, const float *logit, const float *y, int64_t n, float scale,
-                              double *loss, float *dlogit, float *prob) {
-  cpu_state *st = s;
-  enum { MAXC = 64 };
-  double part[MAXC];
-  int64_t nc = (n + 4095) / 4096;
-  if (nc > MAXC) nc = MAXC;
-  if (nc < 1) nc = 1;
-  int nt = cpu_nt(st, n * 8);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nc; c++) {
+static void bce_chunks(const float *logit, const float *y, int64_t n, int64_t nc, float scale,
+                       float *dlogit, float *prob, double *part, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; c++) {
     int64_t lo, hi;
     cpu_chunk_range(n, nc, c, &lo, &hi);
     double acc = 0.0;
@@ -32,6 +24,19 @@ int32_t ameir__cpu_bce_logits(void *s, const float *logit, const float *y, int64
     }
     part[c] = acc;
   }
+}
+
+int32_t ameir__cpu_bce_logits(void *s, const float *logit, const float *y, int64_t n, float scale,
+                              double *loss, float *dlogit, float *prob) {
+  cpu_state *st = s;
+  enum { MAXC = 64 };
+  double part[MAXC];
+  int64_t nc = (n + 4095) / 4096;
+  if (nc > MAXC) nc = MAXC;
+  if (nc < 1) nc = 1;
+  int nt = cpu_nt_items(st, n * 8, nc);
+  CPU_PAR_RANGE(nt, nc, c0, c1, tid,
+                bce_chunks(logit, y, n, nc, scale, dlogit, prob, part, c0, c1));
   double tot = 0.0;
   for (int64_t c = 0; c < nc; c++) tot += part[c];
   *loss = n > 0 ? tot / (double)n : 0.0;
@@ -126,23 +131,12 @@ __attribute__((target("avx512f"))) static void adam_avx512(const adam_k *k, floa
     else adam_sse2_body(k, p + i, NULL, m + i, v + i, n - i, 0);
   }
 }
-
-static int adam_has_avx512(void) {
-  static atomic_int cached = -1;   /* every thread computes the same value */
-  int c = atomic_load_explicit(&cached, memory_order_relaxed);
-  if (c < 0) {
-    __builtin_cpu_init();
-    c = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    atomic_store_explicit(&cached, c, memory_order_relaxed);
-  }
-  return c;
-}
 #endif
 
 static void adam_update(const adam_k *k, float *p, const float *g, float *m, float *v,
                         int64_t n) {
 #if defined(CPU_ADAM_X86)
-  if (n >= 16 && adam_has_avx512()) adam_avx512(k, p, g, m, v, n);
+  if (n >= 16 && cpu_avx512()) adam_avx512(k, p, g, m, v, n);
   else if (g) adam_sse2_body(k, p, g, m, v, n, 1);
   else adam_sse2_body(k, p, NULL, m, v, n, 0);
 #else

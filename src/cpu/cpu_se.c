@@ -4,6 +4,29 @@
  * parallel region); the per-sample parts are parallel over fixed sample chunks. */
 #include "cpu.h"
 
+/* z[bb, j] = q_j . v for samples [lo, hi) */
+static void se_squeeze_range(const float *q, int64_t ldq, int64_t sn, int64_t k, const float *v,
+                             float *z, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++)
+    for (int64_t j = 0; j < sn; j++) z[bb * sn + j] = cpu_dot(q + bb * ldq + j * k, v, k);
+}
+
+/* out[bb] = sum_j a[bb, j] q_j for samples [lo, hi) */
+static void se_excite_range(const float *q, int64_t ldq, int64_t sn, int64_t k, const float *a,
+                            float *out, int64_t ldo, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
+    float *o = out + bb * ldo;
+    const float *ab = a + bb * sn;
+    for (int64_t t = 0; t < k; t++) o[t] = 0.0f;
+    for (int64_t j = 0; j < sn; j++) {
+      const float *qs = q + bb * ldq + j * k;
+      float w = ab[j];
+#pragma omp simd
+      for (int64_t t = 0; t < k; t++) o[t] += w * qs[t];
+    }
+  }
+}
+
 int32_t ameir__cpu_se_fwd(void *s, const float *q, int64_t ldq, int64_t b, int64_t sn, int64_t k,
                           const float *v, const float *w1, const float *b1, int64_t r,
                           const float *w2, const float *b2, float *out, int64_t ldo, float *save) {
@@ -16,10 +39,8 @@ int32_t ameir__cpu_se_fwd(void *s, const float *q, int64_t ldq, int64_t b, int64
     save = tmp;
   }
   float *z = save, *hid = save + b * sn, *a = save + b * (sn + r);
-  int nt = cpu_nt(st, b * sn * k);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++)
-    for (int64_t j = 0; j < sn; j++) z[bb * sn + j] = cpu_dot(q + bb * ldq + j * k, v, k);
+  int nt = cpu_nt_items(st, b * sn * k, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, se_squeeze_range(q, ldq, sn, k, v, z, lo, hi));
   int32_t rc = ameir__cpu_gemm(s, 0, 1, b, r, sn, 1.0f, z, sn, w1, sn, 0.0f, hid, r);
   if (rc) goto done;
   for (int64_t i = 0; i < b * r; i++) {
@@ -29,18 +50,7 @@ int32_t ameir__cpu_se_fwd(void *s, const float *q, int64_t ldq, int64_t b, int64
   rc = ameir__cpu_gemm(s, 0, 1, b, sn, r, 1.0f, hid, r, w2, r, 0.0f, a, sn);
   if (rc) goto done;
   for (int64_t i = 0; i < b * sn; i++) a[i] = cpu_sigmoid(a[i] + b2[i % sn]);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
-    float *o = out + bb * ldo;
-    const float *ab = a + bb * sn;
-    for (int64_t t = 0; t < k; t++) o[t] = 0.0f;
-    for (int64_t j = 0; j < sn; j++) {
-      const float *qs = q + bb * ldq + j * k;
-      float w = ab[j];
-#pragma omp simd
-      for (int64_t t = 0; t < k; t++) o[t] += w * qs[t];
-    }
-  }
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, se_excite_range(q, ldq, sn, k, a, out, ldo, lo, hi));
 done:
   if (tmp) cpu_scratch_put(st, tmp);
   return rc;

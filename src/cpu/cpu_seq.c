@@ -35,26 +35,35 @@ void cpu_seq_base(const int32_t *len, int64_t b, int64_t *base) {
   for (int64_t i = 0; i < b; i++) base[i + 1] = base[i] + len[i];
 }
 
-void cpu_seq_pack(cpu_state *st, const float *x, const int32_t *len, const int64_t *base, int64_t b,
-                  int64_t t, int64_t d, float *xp) {
-  int nt = cpu_nt(st, base[b] * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < b; i++)
+static void seq_pack_range(const float *x, const int32_t *len, const int64_t *base, int64_t t,
+                           int64_t d, float *xp, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++)
     if (len[i] > 0)
       memcpy(xp + base[i] * d, x + i * t * d, (size_t)((int64_t)len[i] * d) * sizeof(float));
 }
 
-void cpu_seq_unpack(cpu_state *st, const float *yp, const int32_t *len, const int64_t *base,
-                    int64_t b, int64_t t, int64_t d, float *y) {
-  int nt = cpu_nt(st, b * t * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < b; i++) {
+void cpu_seq_pack(cpu_state *st, const float *x, const int32_t *len, const int64_t *base, int64_t b,
+                  int64_t t, int64_t d, float *xp) {
+  int nt = cpu_nt_items(st, base[b] * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, seq_pack_range(x, len, base, t, d, xp, lo, hi));
+}
+
+/* samples [lo, hi): their packed rows at y's positions (unless already there), zeros after */
+static void seq_unpack_range(const float *yp, const int32_t *len, const int64_t *base, int64_t t,
+                             int64_t d, float *y, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
     int64_t l = len[i];
     float *yr = y + i * t * d;
     if (l > 0 && yr != yp + base[i] * d)
       memcpy(yr, yp + base[i] * d, (size_t)(l * d) * sizeof(float));
     if (l < t) memset(yr + l * d, 0, (size_t)((t - l) * d) * sizeof(float));
   }
+}
+
+void cpu_seq_unpack(cpu_state *st, const float *yp, const int32_t *len, const int64_t *base,
+                    int64_t b, int64_t t, int64_t d, float *y) {
+  int nt = cpu_nt_items(st, b * t * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, seq_unpack_range(yp, len, base, t, d, y, lo, hi));
 }
 
 void cpu_seq_order(const int32_t *len, int64_t b, int64_t t, int64_t *cnt, int32_t *ord) {
@@ -72,21 +81,26 @@ void cpu_seq_order(const int32_t *len, int64_t b, int64_t t, int64_t *cnt, int32
 
 /* ---- mask ---- */
 
-int32_t ameir__cpu_seq_mask(void *s, float *y, const float *x, const int32_t *len, int64_t b,
-                            int64_t t, int64_t d) {
-  cpu_state *st = s;
-  int64_t n;
-  int32_t rc = cpu_seq_total(st, "seq_mask", len, b, t, &n);
-  if (rc) return rc;
-  int nt = cpu_nt(st, b * t * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < b; i++) {
+static void seq_mask_range(float *y, const float *x, const int32_t *len, int64_t t, int64_t d,
+                           int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
     int64_t l = len[i];
     float *yr = y + i * t * d;
     if (l > 0 && yr != x + i * t * d)
       memmove(yr, x + i * t * d, (size_t)(l * d) * sizeof(float));
     if (l < t) memset(yr + l * d, 0, (size_t)((t - l) * d) * sizeof(float));
   }
+}
+
+int32_t ameir__cpu_seq_mask(void *s, float *y, const float *x, const int32_t *len, int64_t b,
+                            int64_t t, int64_t d) {
+  cpu_state *st = s;
+  int64_t n;
+  int32_t rc = cpu_seq_total(st, "seq_mask", len, b, t, &n);
+  if (rc) return rc;
+  if (y == x && n == b * t) return 0;   /* in place and no padding: nothing to do */
+  int nt = cpu_nt_items(st, b * t * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, seq_mask_range(y, x, len, t, d, lo, hi));
   return 0;
 }
 
@@ -113,49 +127,61 @@ static conv_geo conv_layout(const int32_t *len, int64_t b, int64_t t, int64_t n,
   return g;
 }
 
-/* xs (separated layout) from x: valid rows copied, separators zeroed. */
-static void conv_separate(cpu_state *st, const float *x, const int32_t *len, const int64_t *base,
-                          int64_t b, int64_t t, int64_t d, int64_t pad, float *xs) {
-  int nt = cpu_nt(st, (base[b] + b * pad) * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < b; i++) {
+static void conv_separate_range(const float *x, const int32_t *len, const int64_t *base, int64_t t,
+                                int64_t d, int64_t pad, float *xs, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
     float *o = xs + (base[i] + i * pad) * d;   /* the separator before sample i */
     if (pad) memset(o, 0, (size_t)(pad * d) * sizeof(float));
     if (len[i] > 0)
       memcpy(o + pad * d, x + i * t * d, (size_t)((int64_t)len[i] * d) * sizeof(float));
   }
+}
+
+/* xs (separated layout) from x: valid rows copied, separators zeroed. */
+static void conv_separate(cpu_state *st, const float *x, const int32_t *len, const int64_t *base,
+                          int64_t b, int64_t t, int64_t d, int64_t pad, float *xs) {
+  int nt = cpu_nt_items(st, (base[b] + b * pad) * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, conv_separate_range(x, len, base, t, d, pad, xs, lo, hi));
   if (pad) memset(xs + (base[b] + b * pad) * d, 0, (size_t)(pad * d) * sizeof(float));
+}
+
+static void conv_gather_range(const float *ys, const int32_t *len, const int64_t *base, int64_t t,
+                              int64_t d, int64_t pad, const float *bias, float *y, int64_t lo,
+                              int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
+    int64_t l = len[i];
+    const float *src = ys + (pad + base[i] + i * pad) * d;
+    float *yr = y + i * t * d;
+    if (bias) {
+      for (int64_t r = 0; r < l; r++) {
+        const float *sr = src + r * d;
+        float *o = yr + r * d;
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++) o[c] = sr[c] + bias[c];
+      }
+    } else if (l > 0 && yr != src) {
+      memmove(yr, src, (size_t)(l * d) * sizeof(float));
+    }
+    if (l < t) memset(yr + l * d, 0, (size_t)((t - l) * d) * sizeof(float));
+  }
 }
 
 /* y[b, i] = ys[off_b + i] (+ bias) for i < len, 0 on padding. */
 static void conv_gather(cpu_state *st, const float *ys, const int32_t *len, const int64_t *base,
                         int64_t b, int64_t t, int64_t d, int64_t pad, const float *bias,
                         float *y) {
-  int nt = cpu_nt(st, b * t * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < b; i++) {
-    int64_t l = len[i];
-    const float *src = ys + (pad + base[i] + i * pad) * d;
-    float *yr = y + i * t * d;
-    for (int64_t r = 0; r < l; r++) {
-      const float *sr = src + r * d;
-      float *o = yr + r * d;
-      if (bias) {
-#pragma omp simd
-        for (int64_t c = 0; c < d; c++) o[c] = sr[c] + bias[c];
-      } else if (o != sr) {
-        memcpy(o, sr, (size_t)d * sizeof(float));
-      }
-    }
-    if (l < t) memset(yr + l * d, 0, (size_t)((t - l) * d) * sizeof(float));
-  }
+  int nt = cpu_nt_items(st, b * t * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, conv_gather_range(ys, len, base, t, d, pad, bias, y, lo, hi));
 }
 
 /* wt[j][o][c] = w[o][c][j] (torch Conv1d layout [out, in, k] to one [out, in] matrix per tap) */
 static void conv_split_taps(const float *w, int64_t d, int32_t k, float *wt) {
-  for (int32_t j = 0; j < k; j++)
-    for (int64_t o = 0; o < d; o++)
-      for (int64_t c = 0; c < d; c++) wt[((int64_t)j * d + o) * d + c] = w[(o * d + c) * k + j];
+  for (int64_t o = 0; o < d; o++)   /* w read in order; each tap's rows written in order */
+    for (int64_t c = 0; c < d; c++) {
+      const float *wr = w + (o * d + c) * k;
+      float *dst = wt + o * d + c;
+      for (int32_t j = 0; j < k; j++) dst[(int64_t)j * d * d] = wr[j];
+    }
 }
 
 /* Scratch bytes of conv1d_fwd: packed bases, the taps' matrices, and the separated layouts of
@@ -384,15 +410,9 @@ int32_t ameir__cpu_pool3_bwd(void *s, int32_t kind, const int32_t *len, int64_t 
 
 /* ---- read-outs ---- */
 
-int32_t ameir__cpu_readout_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
-                               int64_t d, float *sum, int64_t lds, float *last, int64_t ldl) {
-  cpu_state *st = s;
-  int64_t n;
-  int32_t rc = cpu_seq_total(st, "readout_fwd", len, b, t, &n);
-  if (rc) return rc;
-  int nt = cpu_nt(st, n * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
+static void readout_range(const float *x, const int32_t *len, int64_t t, int64_t d, float *sum,
+                          int64_t lds, float *last, int64_t ldl, int64_t lo, int64_t hi) {
+  for (int64_t bb = lo; bb < hi; bb++) {
     int64_t l = len[bb];
     const float *xb = x + bb * t * d;
     if (sum) {
@@ -408,6 +428,16 @@ int32_t ameir__cpu_readout_fwd(void *s, const float *x, const int32_t *len, int6
       else memset(o, 0, (size_t)d * sizeof(float));
     }
   }
+}
+
+int32_t ameir__cpu_readout_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                               int64_t d, float *sum, int64_t lds, float *last, int64_t ldl) {
+  cpu_state *st = s;
+  int64_t n;
+  int32_t rc = cpu_seq_total(st, "readout_fwd", len, b, t, &n);
+  if (rc) return rc;
+  int nt = cpu_nt_items(st, n * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, readout_range(x, len, t, d, sum, lds, last, ldl, lo, hi));
   return 0;
 }
 
