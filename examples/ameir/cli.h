@@ -82,8 +82,12 @@ typedef struct {
   double infer_samples_per_s;
 } cli_eval;
 extern const char *const CLI_RANK_NAMES[5];
-/* Returns 0 or an exit code, having printed why. */
-int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config, cli_eval *e);
+/* Validation and test metrics into e. With time_inference, e->infer_samples_per_s too (CTR: one
+ * more scoring pass over the validation split, after a warm-up batch, timed without the metrics;
+ * retrieval: the time of the first evaluation); else it stays 0. Returns 0 or an exit code,
+ * having printed why. */
+int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config,
+                 int time_inference, cli_eval *e);
 /* The JSON name of a retrieval metric: test_hr@10, neg100_test_hr@10, hr@10 (valid), ... */
 void cli_rank_key(const cli_eval *e, int sampled, int test, int k, char *buf, size_t size);
 /* The JSON members of the metrics: valid_auc .. test_logloss, or every retrieval key */

@@ -199,7 +199,8 @@ int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arc
 
 const char *const CLI_RANK_NAMES[5] = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"};
 
-int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config, cli_eval *e) {
+int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const char *config,
+                 int time_inference, cli_eval *e) {
   memset(e, 0, sizeof *e);
   e->retrieval = ameir_dataset_task(ds) == AMEIR_TASK_RETRIEVAL;
   double infer_s = 0;   /* the first evaluation of the validation split: inference samples/s */
@@ -223,7 +224,7 @@ int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const ch
     if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_VALID, 3, ids, e->valid)) return cli_fail(ctx, "evaluate");
     /* inference speed: scores of the validation rows, without the metrics (as torch_ref times it) */
     int64_t nv = ameir_dataset_rows(ds, AMEIR_SPLIT_VALID);
-    float *pv = nv > 0 ? malloc(sizeof(float) * (size_t)nv) : NULL;
+    float *pv = time_inference && nv > 0 ? malloc(sizeof(float) * (size_t)nv) : NULL;
     if (pv) {
       /* a first batch outside the timing: the pooled inference workspace is allocated then */
       int64_t eb = 4096;
@@ -237,7 +238,7 @@ int cli_evaluate(ameir_context *ctx, ameir_model *m, ameir_dataset *ds, const ch
     }
     if (ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 3, ids, e->test)) return cli_fail(ctx, "evaluate");
   }
-  e->infer_samples_per_s = infer_s > 0 ? e->valid[2] / infer_s : 0.0;
+  e->infer_samples_per_s = time_inference && infer_s > 0 ? e->valid[2] / infer_s : 0.0;
   return 0;
 }
 

@@ -565,7 +565,7 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
     if (!rc) ameir_model_get_stat(m, "train_seconds", &seconds);
   }
   cli_eval ev;
-  if (!rc) rc = cli_evaluate(d->ctx, m, d->ds, d->config, &ev);
+  if (!rc) rc = cli_evaluate(d->ctx, m, d->ds, d->config, 1, &ev);
   if (!rc && write_raw(r, d, row, seed, path, m, &ev, seconds, search_s, cli_now() - t0)) rc = EXIT_RUNTIME;
   if (!rc) print_result(r, d, row, seed, &ev, seconds);
   if (rc && cli_interrupted()) rc = 130;

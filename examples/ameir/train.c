@@ -99,7 +99,7 @@ int cmd_train(int argc, char **argv) {
   }
   if ((rc = cli_train_arch(ctx, a.config, arch, ds, a.sets, a.n_sets, &m))) goto out;
   cli_eval ev;
-  if ((rc = cli_evaluate(ctx, m, ds, a.config, &ev))) goto out;
+  if ((rc = cli_evaluate(ctx, m, ds, a.config, a.json, &ev))) goto out;
   double ts = 0, sps = 0, steps = 0;
   ameir_model_get_stat(m, "train_seconds", &ts);
   ameir_model_get_stat(m, "train_samples_per_s", &sps);

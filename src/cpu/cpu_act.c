@@ -122,6 +122,20 @@ int32_t ameir__cpu_act_bwd(void *s, int32_t act, const float *x, const float *y,
  * thread each, rows in ascending order, in double. save = [mean[N], inv_std[N]]. ---- */
 #define DICE_CB 16
 
+/* rows [lo, hi) of Dice's output, given the statistics */
+static void dice_apply_rows(const float *x, float *y, int64_t n, const float *mean, const float *inv,
+                            const float *alpha, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) {
+    const float *xr = x + i * n;
+    float *yr = y + i * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      float p = cpu_sigmoid((xr[j] - mean[j]) * inv[j]);
+      yr[j] = p * xr[j] + (1.0f - p) * alpha[j] * xr[j];
+    }
+  }
+}
+
 int32_t ameir__cpu_dice_fwd(void *s, const float *x, float *y, int64_t m, int64_t n,
                             const float *alpha, float *running_mean, float *running_var, float eps,
                             int32_t training, float *save) {
@@ -174,17 +188,8 @@ int32_t ameir__cpu_dice_fwd(void *s, const float *x, float *y, int64_t m, int64_
       inv[j] = 1.0f / sqrtf(running_var[j] + eps);
     }
   }
-  int nt = cpu_nt(st, m * n * 8);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < m; i++) {
-    const float *xr = x + i * n;
-    float *yr = y + i * n;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-      float p = cpu_sigmoid((xr[j] - mean[j]) * inv[j]);
-      yr[j] = p * xr[j] + (1.0f - p) * alpha[j] * xr[j];
-    }
-  }
+  int nt = cpu_nt_items(st, m * n * 8, m);
+  CPU_PAR_RANGE(nt, m, lo, hi, tid, dice_apply_rows(x, y, n, mean, inv, alpha, lo, hi));
   if (tmp) cpu_scratch_put(st, tmp);
   return 0;
 }

@@ -45,24 +45,7 @@ int32_t ameir__cpu_bce_logits(void *s, const float *logit, const float *y, int64
 
 /* ---- Adam ---- */
 
-typedef struct {
-  float b1, b2, c1, c2, eps, l2, step, bc2s;
-} adam_k;
-
-static adam_k adam_consts(float lr, float b1, float b2, float eps, float l2, int64_t t) {
-  adam_k k;
-  double tt = (double)(t < 1 ? 1 : t);
-  k.b1 = b1;
-  k.b2 = b2;
-  k.c1 = 1.0f - b1;
-  k.c2 = 1.0f - b2;
-  k.eps = eps;
-  k.l2 = l2;
-  /* torch.optim.Adam: step_size = lr / (1 - b1^t); denom = sqrt(v) / sqrt(1 - b2^t) + eps */
-  k.step = (float)((double)lr / (1.0 - pow((double)b1, tt)));
-  k.bc2s = (float)sqrt(1.0 - pow((double)b2, tt));
-  return k;
-}
+typedef ameir__adam_k adam_k;   /* ops.h: the constants every backend shares */
 
 /* The one update every Adam op uses, so that adam_table_dense on a row without gradient is
  * bit-identical to adam_dense with g = 0 there. g == NULL means a zero gradient.
@@ -147,7 +130,7 @@ static void adam_update(const adam_k *k, float *p, const float *g, float *m, flo
 int32_t ameir__cpu_adam_dense(void *s, float *p, const float *g, float *m, float *v, int64_t n,
                               float lr, float b1, float b2, float eps, float l2, int64_t t) {
   cpu_state *st = s;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   enum { CH = 4096 };
   int64_t nch = (n + CH - 1) / CH;
   int nt = cpu_nt(st, n * 4);
@@ -163,7 +146,7 @@ int32_t ameir__cpu_adam_rows(void *s, float *table, int64_t dim, const int32_t *
                              const float *grad, int64_t n_rows, float *m, float *v, float lr,
                              float b1, float b2, float eps, float l2, int64_t t) {
   cpu_state *st = s;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   int nt = cpu_nt(st, n_rows * dim * 4);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n_rows; i++) {
@@ -193,7 +176,7 @@ int32_t ameir__cpu_adam_table_dense(void *s, float *table, int64_t n_table_rows,
                                     float l2, int64_t t) {
   cpu_state *st = s;
   if (n_table_rows <= 1 || dim <= 0) return 0;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   int64_t total = n_table_rows - 1;
   int nt = cpu_nt(st, total * dim * 4);
 #pragma omp parallel num_threads(nt)

@@ -319,19 +319,10 @@ int32_t ameir__cpu_conv1d_bwd(void *s, const float *x, const int32_t *len, int64
  * window order and lets a NaN through, as torch's max_pool1d (`val > max || isnan(val)`);
  * save holds the position it came from. */
 
-int32_t ameir__cpu_pool3_fwd(void *s, int32_t kind, const float *x, const int32_t *len, int64_t b,
-                             int64_t t, int64_t d, float *y, int32_t *save) {
-  cpu_state *st = s;
-  int64_t n;
-  if (kind != 0 && kind != 1)
-    return ameir__error(st->ctx, AMEIR_EINVAL, "cpu pool3_fwd: kind %d (0 avg, 1 max)", (int)kind);
-  if (kind == 1 && !save)
-    return ameir__error(st->ctx, AMEIR_EINVAL, "cpu pool3_fwd: max pooling needs save");
-  int32_t rc = cpu_seq_total(st, "pool3_fwd", len, b, t, &n);
-  if (rc) return rc;
-  int nt = cpu_nt(st, 3 * b * t * d);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++) {
+/* samples [b0, b1) of pool3_fwd */
+static void pool3_fwd_range(int32_t kind, const float *x, const int32_t *len, int64_t t, int64_t d,
+                            float *y, int32_t *save, int64_t b0, int64_t b1) {
+  for (int64_t bb = b0; bb < b1; bb++) {
     int64_t l = len[bb];
     const float *xb = x + bb * t * d;
     float *yb = y + bb * t * d;
@@ -366,6 +357,20 @@ int32_t ameir__cpu_pool3_fwd(void *s, int32_t kind, const float *x, const int32_
     }
     if (l < t) memset(yb + l * d, 0, (size_t)((t - l) * d) * sizeof(float));
   }
+}
+
+int32_t ameir__cpu_pool3_fwd(void *s, int32_t kind, const float *x, const int32_t *len, int64_t b,
+                             int64_t t, int64_t d, float *y, int32_t *save) {
+  cpu_state *st = s;
+  int64_t n;
+  if (kind != 0 && kind != 1)
+    return ameir__error(st->ctx, AMEIR_EINVAL, "cpu pool3_fwd: kind %d (0 avg, 1 max)", (int)kind);
+  if (kind == 1 && !save)
+    return ameir__error(st->ctx, AMEIR_EINVAL, "cpu pool3_fwd: max pooling needs save");
+  int32_t rc = cpu_seq_total(st, "pool3_fwd", len, b, t, &n);
+  if (rc) return rc;
+  int nt = cpu_nt_items(st, 3 * b * t * d, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, pool3_fwd_range(kind, x, len, t, d, y, save, lo, hi));
   return 0;
 }
 
@@ -470,14 +475,19 @@ int32_t ameir__cpu_readout_bwd(void *s, const int32_t *len, int64_t b, int64_t t
 
 /* ---- row dot products (retrieval head) ---- */
 
+/* rows [b0, b1) of dot_rows_fwd */
+static void dot_rows_range(const float *e, int64_t k, const int32_t *rows, int64_t c,
+                           const float *u, float *sc, int64_t b0, int64_t b1) {
+  for (int64_t bb = b0; bb < b1; bb++)
+    for (int64_t j = 0; j < c; j++)
+      sc[bb * c + j] = cpu_dot(e + (int64_t)rows[bb * c + j] * k, u + bb * k, k);
+}
+
 int32_t ameir__cpu_dot_rows_fwd(void *s, const float *e, int64_t k, const int32_t *rows, int64_t b,
                                 int64_t c, const float *u, float *sc) {
   cpu_state *st = s;
-  int nt = cpu_nt(st, b * c * k);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t bb = 0; bb < b; bb++)
-    for (int64_t j = 0; j < c; j++)
-      sc[bb * c + j] = cpu_dot(e + (int64_t)rows[bb * c + j] * k, u + bb * k, k);
+  int nt = cpu_nt_items(st, b * c * k, b);
+  CPU_PAR_RANGE(nt, b, lo, hi, tid, dot_rows_range(e, k, rows, c, u, sc, lo, hi));
   return 0;
 }
 

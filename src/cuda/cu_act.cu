@@ -504,24 +504,7 @@ int32_t reduce_to_host(cuda_state *s, int64_t n, const char *what, double *tot, 
 // ---------------------------------------------------------------------------------------------
 // Adam
 
-struct adam_k {
-  float b1, b2, c1, c2, eps, l2, step, bc2s;
-};
-
-// the CPU's adam_consts, verbatim
-adam_k adam_consts(float lr, float b1, float b2, float eps, float l2, int64_t t) {
-  adam_k k;
-  double tt = (double)(t < 1 ? 1 : t);
-  k.b1 = b1;
-  k.b2 = b2;
-  k.c1 = 1.0f - b1;
-  k.c2 = 1.0f - b2;
-  k.eps = eps;
-  k.l2 = l2;
-  k.step = (float)((double)lr / (1.0 - std::pow((double)b1, tt)));
-  k.bc2s = (float)std::sqrt(1.0 - std::pow((double)b2, tt));
-  return k;
-}
+using adam_k = ameir__adam_k;   // ops.h: the constants every backend shares
 
 // the CPU's adam_scalar for one element, same operations in the same order, no contraction
 __device__ __forceinline__ void adam1(const adam_k &k, float *p, float g, float *m, float *v) {
@@ -799,7 +782,7 @@ int32_t cu_adam_dense(void *state, float *p, const float *g, float *m, float *v,
                       float lr, float b1, float b2, float eps, float l2, int64_t t) {
   CU_ENTER(state);
   if (n <= 0) return 0;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   k_adam_dense<<<cu_blocks(n), CU_THREADS, 0, s->stream>>>(k, p, g, m, v, n);
   CU_LAUNCHED("cuda adam_dense kernel");
   return 0;
@@ -810,7 +793,7 @@ int32_t cu_adam_rows(void *state, float *table, int64_t dim, const int32_t *rows
                      float b2, float eps, float l2, int64_t t) {
   CU_ENTER(state);
   if (n_rows <= 0 || dim <= 0) return 0;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   const int64_t total = n_rows * dim;
   if (total <= (int64_t)UINT32_MAX)
     k_adam_rows<uint32_t><<<cu_blocks(total), CU_THREADS, 0, s->stream>>>(
@@ -829,7 +812,7 @@ int32_t cu_adam_table_dense(void *state, float *table, int64_t n_table_rows, int
   CU_ENTER(state);
   if (n_table_rows <= 1 || dim <= 0) return 0;
   if (n_rows < 0) n_rows = 0;
-  adam_k k = adam_consts(lr, b1, b2, eps, l2, t);
+  adam_k k = ameir__adam_consts(lr, b1, b2, eps, l2, t);
   const int64_t rpb = dim >= 1024 ? 1 : 1024 / dim;  // about 1024 elements per tile
   const int64_t ntiles = (n_table_rows - 1 + rpb - 1) / rpb;
   const unsigned grid = cu_blocks(ntiles, 1);

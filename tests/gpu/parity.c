@@ -1149,25 +1149,33 @@ static int32_t *huniq(int64_t n_rows, int64_t lo, int64_t hi) {
   return r;
 }
 
-static void run_adam_rows(backend *b, float *table, int64_t nrows, int64_t dim,
-                          const int32_t *rows, const float *g, int64_t n_rows, float *m, float *v,
-                          const adam_hp *h) {
+/* adam_rows (lazy: only the listed rows move) and adam_table_dense (every row moves, the unlisted
+ * ones with g = 0) take the same arguments but the table's row count */
+static void run_adam_sparse(backend *b, int table_dense, float *table, int64_t nrows, int64_t dim,
+                            const int32_t *rows, const float *g, int64_t n_rows, float *m, float *v,
+                            const adam_hp *h) {
   int64_t n = nrows * dim;
   float *T = UPF(b, table, n), *G = UPF(b, g, n_rows * dim), *M = UPF(b, m, n), *V = UPF(b, v, n);
   int32_t *R = UPI(b, rows, n_rows);
-  OPCALL(b, adam_rows, T, dim, R, G, n_rows, M, V, h->lr, h->b1, h->b2, h->eps, h->l2, h->t);
+  if (table_dense)
+    OPCALL(b, adam_table_dense, T, nrows, dim, R, G, n_rows, M, V, h->lr, h->b1, h->b2, h->eps,
+           h->l2, h->t);
+  else
+    OPCALL(b, adam_rows, T, dim, R, G, n_rows, M, V, h->lr, h->b1, h->b2, h->eps, h->l2, h->t);
   DOWNF(b, table, T, n);
   DOWNF(b, m, M, n);
   DOWNF(b, v, V, n);
 }
 
-static void case_adam_rows(int64_t nrows, int64_t dim, int64_t n_rows, int64_t t, float l2) {
+static void case_adam_sparse(int table_dense, int64_t nrows, int64_t dim, int64_t n_rows,
+                             int64_t t, float l2) {
+  const char *op = table_dense ? "adam_table_dense" : "adam_rows";
   adam_hp h = {0.01f, 0.9f, 0.999f, 1e-8f, l2, t};
   char par[240];
   snprintf(par, sizeof par, "table=%lldx%lld n_rows=%lld t=%lld l2=%g", (long long)nrows,
            (long long)dim, (long long)n_rows, (long long)t, l2);
-  if (!want("adam_rows", par)) return;
-  case_seed("adam_rows", par);
+  if (!want(op, par)) return;
+  case_seed(op, par);
   int64_t n = nrows * dim;
   float *p0, *m0, *v0;
   adam_init(n, &h, &p0, &m0, &v0);
@@ -1176,45 +1184,9 @@ static void case_adam_rows(int64_t nrows, int64_t dim, int64_t n_rows, int64_t t
   float *p[2] = {hdup(p0, n), hdup(p0, n)}, *m[2] = {hdup(m0, n), hdup(m0, n)},
         *v[2] = {hdup(v0, n), hdup(v0, n)};
   int w = 0;
-  BOTH((run_adam_rows(B, p[w], nrows, dim, rows, g, n_rows, m[w], v[w], &h), w++));
+  BOTH((run_adam_sparse(B, table_dense, p[w], nrows, dim, rows, g, n_rows, m[w], v[w], &h), w++));
   line_t L;
-  line_begin(&L, "adam_rows", par, TOL, 1);
-  adam_cmp(&L, p0, p, m, v, n);
-  line_end(&L);
-  hfree_all();
-}
-
-static void run_adam_table(backend *b, float *table, int64_t nrows, int64_t dim,
-                           const int32_t *rows, const float *g, int64_t n_rows, float *m, float *v,
-                           const adam_hp *h) {
-  int64_t n = nrows * dim;
-  float *T = UPF(b, table, n), *G = UPF(b, g, n_rows * dim), *M = UPF(b, m, n), *V = UPF(b, v, n);
-  int32_t *R = UPI(b, rows, n_rows);
-  OPCALL(b, adam_table_dense, T, nrows, dim, R, G, n_rows, M, V, h->lr, h->b1, h->b2, h->eps,
-         h->l2, h->t);
-  DOWNF(b, table, T, n);
-  DOWNF(b, m, M, n);
-  DOWNF(b, v, V, n);
-}
-
-static void case_adam_table(int64_t nrows, int64_t dim, int64_t n_rows, int64_t t, float l2) {
-  adam_hp h = {0.01f, 0.9f, 0.999f, 1e-8f, l2, t};
-  char par[240];
-  snprintf(par, sizeof par, "table=%lldx%lld n_rows=%lld t=%lld l2=%g", (long long)nrows,
-           (long long)dim, (long long)n_rows, (long long)t, l2);
-  if (!want("adam_table_dense", par)) return;
-  case_seed("adam_table_dense", par);
-  int64_t n = nrows * dim;
-  float *p0, *m0, *v0;
-  adam_init(n, &h, &p0, &m0, &v0);
-  int32_t *rows = huniq(n_rows, 1, nrows);
-  float *g = hrand(n_rows * dim, -0.01f, 0.01f);
-  float *p[2] = {hdup(p0, n), hdup(p0, n)}, *m[2] = {hdup(m0, n), hdup(m0, n)},
-        *v[2] = {hdup(v0, n), hdup(v0, n)};
-  int w = 0;
-  BOTH((run_adam_table(B, p[w], nrows, dim, rows, g, n_rows, m[w], v[w], &h), w++));
-  line_t L;
-  line_begin(&L, "adam_table_dense", par, TOL, 1);
+  line_begin(&L, op, par, TOL, 1);
   adam_cmp(&L, p0, p, m, v, n);
   line_end(&L);
   hfree_all();
@@ -1826,15 +1798,15 @@ static void all_cases(void) {
   case_adam_dense(7, 100, 0.01f);
   case_adam_dense(100003, 1, 0.01f);
   case_adam_dense(100003, 100, 0.0f);
-  case_adam_rows(10, 4, 1, 1, 0.0f);
-  case_adam_rows(50, 16, 7, 100, 0.01f);
-  case_adam_rows(2000, 64, 500, 100, 0.01f);
-  case_adam_rows(100000, 16, 300, 1, 0.0f);
-  case_adam_table(1, 4, 0, 1, 0.0f);
-  case_adam_table(2, 1, 1, 1, 0.01f);
-  case_adam_table(7, 3, 3, 100, 0.0f);
-  case_adam_table(5000, 16, 700, 100, 0.01f);
-  case_adam_table(20000, 64, 2000, 1, 0.01f);
+  case_adam_sparse(0, 10, 4, 1, 1, 0.0f);
+  case_adam_sparse(0, 50, 16, 7, 100, 0.01f);
+  case_adam_sparse(0, 2000, 64, 500, 100, 0.01f);
+  case_adam_sparse(0, 100000, 16, 300, 1, 0.0f);
+  case_adam_sparse(1, 1, 4, 0, 1, 0.0f);
+  case_adam_sparse(1, 2, 1, 1, 1, 0.01f);
+  case_adam_sparse(1, 7, 3, 3, 100, 0.0f);
+  case_adam_sparse(1, 5000, 16, 700, 100, 0.01f);
+  case_adam_sparse(1, 20000, 64, 2000, 1, 0.01f);
   case_sumsq(1);
   case_sumsq(7);
   case_sumsq(100003);

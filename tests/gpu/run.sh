@@ -164,5 +164,5 @@ if [ -z "${AMEIR_GPU_NO_BENCH:-}" ]; then
 fi
 
 note "total $(($(date +%s) - T0)) s"
-note "$PASS passed, $FAIL failed${SKIP:+, $SKIP skipped}"
+note "$PASS passed, $FAIL failed, $SKIP skipped"
 [ $FAIL = 0 ]

@@ -102,6 +102,28 @@ static void make_lines(void) {
   }
 }
 
+/* path = t_tmpdir()/name, holding the header line (unless NULL) and n lines: line i at
+ * base + i * stride (the rows of a char[n][stride] array) */
+static void write_lines(char *path, size_t size, const char *name, const char *header,
+                        const char *base, size_t stride, int64_t n) {
+  snprintf(path, size, "%s/%s", t_tmpdir(), name);
+  FILE *f = fopen(path, "w");
+  T_ASSERT(f != NULL);
+  if (header) fprintf(f, "%s\n", header);
+  for (int64_t i = 0; i < n; i++) fprintf(f, "%s\n", base + (size_t)i * stride);
+  fclose(f);
+}
+
+/* path = t_tmpdir()/name, a dataset config: "dataset:\n  files: [DATA]\n" + body */
+static void write_config(char *path, size_t size, const char *name, const char *data,
+                         const char *body) {
+  snprintf(path, size, "%s/%s", t_tmpdir(), name);
+  FILE *f = fopen(path, "w");
+  T_ASSERT(f != NULL);
+  fprintf(f, "dataset:\n  files: [%s]\n%s", data, body);
+  fclose(f);
+}
+
 typedef struct {
   ameir_context *ctx;
   ameir_dataset *ds;
@@ -113,24 +135,15 @@ typedef struct {
 static void csv_fixture(fixture *fx, int count) {
   memset(fx, 0, sizeof *fx);
   make_lines();
-  const char *dir = t_tmpdir();
   char csv[600], yaml[600];
-  snprintf(csv, sizeof csv, "%s/train.csv", dir);
-  snprintf(yaml, sizeof yaml, "%s/c.yaml", dir);
-  snprintf(fx->mpath, sizeof fx->mpath, "%s/m.ameir", dir);
-  FILE *f = fopen(csv, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "%s\n", HEADER);
-  for (int i = 0; i < N_ROWS; i++) fprintf(f, "%s\n", g_lines[i]);
-  fclose(f);
-  f = fopen(yaml, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "dataset:\n  files: [%s]\n  format: csv\n  header: true\n  label: label\n"
-             "  features:\n    - {name: a, type: categorical}\n    - {name: b, type: categorical}\n"
-             "    - {name: tags, type: categorical, multi: true, separator: \"|\", max_len: 3}\n"
-             "    - {name: x, type: numeric, transform: log}\n    - {name: y, type: numeric, transform: minmax}\n"
-             "  split: {method: modulo}\n  cache: false\n", csv);
-  fclose(f);
+  snprintf(fx->mpath, sizeof fx->mpath, "%s/m.ameir", t_tmpdir());
+  write_lines(csv, sizeof csv, "train.csv", HEADER, g_lines[0], sizeof g_lines[0], N_ROWS);
+  write_config(yaml, sizeof yaml, "c.yaml", csv,
+               "  format: csv\n  header: true\n  label: label\n"
+               "  features:\n    - {name: a, type: categorical}\n    - {name: b, type: categorical}\n"
+               "    - {name: tags, type: categorical, multi: true, separator: \"|\", max_len: 3}\n"
+               "    - {name: x, type: numeric, transform: log}\n    - {name: y, type: numeric, transform: minmax}\n"
+               "  split: {method: modulo}\n  cache: false\n");
   T_OK(ameir_context_create(&fx->ctx, "cpu"));
   if (count) count_backend(fx->ctx);
   T_OK(ameir_dataset_open(&fx->ds, fx->ctx, yaml));
@@ -452,6 +465,16 @@ void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(voi
     T_ASSERT_EQ_INT(atomic_load(&backend_allocs) - before, 0);
     if (HEAP_COUNTED) {
       T_ASSERT_MSG(heap == 0, "%ld heap allocations by libameir in 20 calls", heap);
+      /* a single row enters no OpenMP region (libgomp allocates a team per region, even for one
+       * thread) and wakes no OpenBLAS team: no allocation by anyone */
+      t_heap_allocs = t_runtime_allocs = 0;
+      t_counting = 1;
+      for (int rep = 0; rep < 20 && !st; rep++) st = ameir_model_predict(m, 1, ids, dense, got, big, sn);
+      t_counting = 0;
+      T_OK(st);
+      T_ASSERT_MSG(t_heap_allocs == 0 && t_runtime_allocs == 0,
+                   "%s, single rows: %ld allocations by libameir, %ld by the OpenMP runtime or OpenBLAS",
+                   names[which], t_heap_allocs, t_runtime_allocs);
       /* the hook is live: the same call without a workspace allocates */
       t_counting = 1;
       st = ameir_model_predict(m, n, ids, dense, got, NULL, 0);
@@ -653,6 +676,18 @@ static void served_open(served *sv, const char *yaml, const char *preset, const 
   T_OK(ameir_model_train(sv->m, sv->ds));
 }
 
+/* The test split's rows as text lines (row i of the data file at base + i * stride), and their
+ * scores through predict_split (want) and predict_text (got, checked equal). Returns the rows. */
+static int64_t served_text_rows(const served *sv, const char *base, size_t stride, const char **rows,
+                                float *want, float *got, const char *what) {
+  int64_t n = ameir_dataset_rows(sv->ds, AMEIR_SPLIT_TEST);
+  for (int64_t r = 0; r < n; r++) rows[r] = base + (size_t)sv->ds->split_rows[AMEIR_SPLIT_TEST][r] * stride;
+  T_OK(ameir_model_predict_split(sv->m, sv->ds, AMEIR_SPLIT_TEST, 0, n, want));
+  T_OK(ameir_model_predict_text(sv->m, NULL, n, rows, got));
+  assert_same(got, want, n, what);
+  return n;
+}
+
 static void served_free(served *sv) {
   ameir_model_free(sv->m);
   ameir_arch_free(sv->a);
@@ -663,12 +698,8 @@ static void served_free(served *sv) {
 void test_model_serve__criteo_lines(void) {
   const char *dir = t_tmpdir();
   char tsv[600], yaml[600];
-  snprintf(tsv, sizeof tsv, "%s/day.tsv", dir);
-  snprintf(yaml, sizeof yaml, "%s/criteo.yaml", dir);
   enum { N = 300 };
   static char lines[N][256];
-  FILE *f = fopen(tsv, "w");
-  T_ASSERT(f != NULL);
   for (int i = 0; i < N; i++) {
     int len = snprintf(lines[i], sizeof lines[i], "%d", (i % 3 == 0) ^ (i % 5 == 0));
     for (int c = 1; c <= 13; c++)   /* I1..I13: integers, some missing, some negative */
@@ -677,25 +708,16 @@ void test_model_serve__criteo_lines(void) {
     for (int c = 1; c <= 26; c++)   /* C1..C26: 8-hex values, some empty */
       len += (i + 2 * c) % 11 == 0 ? snprintf(lines[i] + len, sizeof lines[i] - (size_t)len, "\t")
                                    : snprintf(lines[i] + len, sizeof lines[i] - (size_t)len, "\t%08x", (unsigned)((i * (c + 3)) % (4 + c)));
-    fprintf(f, "%s\n", lines[i]);
   }
-  fclose(f);
-  f = fopen(yaml, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "dataset:\n  files: [%s]\n  format: criteo\n  split: {method: modulo}\n  cache: false\n", tsv);
-  fclose(f);
+  write_lines(tsv, sizeof tsv, "day.tsv", NULL, lines[0], sizeof lines[0], N);
+  write_config(yaml, sizeof yaml, "criteo.yaml", tsv, "  format: criteo\n  split: {method: modulo}\n  cache: false\n");
   served sv;
   served_open(&sv, yaml, "deepfm", "16:relu");
-  ameir_dataset *ds = sv.ds;
   ameir_model *m = sv.m;
-  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
-  T_ASSERT_EQ_INT(n, N / 10);
+  T_ASSERT_EQ_INT(ameir_dataset_rows(sv.ds, AMEIR_SPLIT_TEST), N / 10);
   float want[N / 10], got[N / 10];
   const char *rows[N / 10];
-  for (int64_t r = 0; r < n; r++) rows[r] = lines[ds->split_rows[AMEIR_SPLIT_TEST][r]];
-  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, want));
-  T_OK(ameir_model_predict_text(m, NULL, n, rows, got));
-  assert_same(got, want, n, "criteo predict_text");
+  int64_t n = served_text_rows(&sv, lines[0], sizeof lines[0], rows, want, got, "criteo predict_text");
   int32_t nf, ni, nd;
   T_OK(ameir_model_input_layout(m, &nf, &ni, &nd));
   T_ASSERT_EQ_INT(nf, 39);
@@ -704,7 +726,7 @@ void test_model_serve__criteo_lines(void) {
   /* the file of those rows gives the same scores */
   char part[600];
   snprintf(part, sizeof part, "%s/part.tsv", dir);
-  f = fopen(part, "w");
+  FILE *f = fopen(part, "w");
   T_ASSERT(f != NULL);
   for (int64_t r = 0; r < n; r++) fprintf(f, "%s\n", rows[r]);
   fclose(f);
@@ -722,32 +744,18 @@ void test_model_serve__criteo_lines(void) {
  * header line; on_bad_row: skip does not skip a served row. */
 void test_model_serve__listed_columns_and_skip_config(void) {
   make_lines();
-  const char *dir = t_tmpdir();
   char csv[600], yaml[600];
-  snprintf(csv, sizeof csv, "%s/train.csv", dir);
-  snprintf(yaml, sizeof yaml, "%s/c.yaml", dir);
-  FILE *f = fopen(csv, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "%s\n", HEADER);
-  for (int i = 0; i < N_ROWS; i++) fprintf(f, "%s\n", g_lines[i]);
-  fclose(f);
-  f = fopen(yaml, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "dataset:\n  files: [%s]\n  format: csv\n  header: true\n  columns: [label, a, b, tags, x, y]\n"
-             "  label: label\n  features: [a, b]\n  on_bad_row: skip\n  split: {method: modulo}\n  cache: false\n", csv);
-  fclose(f);
+  write_lines(csv, sizeof csv, "train.csv", HEADER, g_lines[0], sizeof g_lines[0], N_ROWS);
+  write_config(yaml, sizeof yaml, "c.yaml", csv,
+               "  format: csv\n  header: true\n  columns: [label, a, b, tags, x, y]\n"
+               "  label: label\n  features: [a, b]\n  on_bad_row: skip\n  split: {method: modulo}\n  cache: false\n");
   served sv;
   served_open(&sv, yaml, "dnn", "8:relu");
   ameir_context *ctx = sv.ctx;
-  ameir_dataset *ds = sv.ds;
   ameir_model *m = sv.m;
-  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   float want[N_ROWS / 10], got[N_ROWS / 10];
   const char *rows[N_ROWS / 10];
-  for (int64_t r = 0; r < n; r++) rows[r] = g_lines[ds->split_rows[AMEIR_SPLIT_TEST][r]];
-  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, want));
-  T_OK(ameir_model_predict_text(m, NULL, n, rows, got));
-  assert_same(got, want, n, "listed columns, no header");
+  int64_t n = served_text_rows(&sv, g_lines[0], sizeof g_lines[0], rows, want, got, "listed columns, no header");
   memset(got, 0, sizeof got);
   T_OK(ameir_model_predict_text(m, HEADER, n, rows, got));
   assert_same(got, want, n, "listed columns, header");
@@ -763,35 +771,20 @@ void test_model_serve__listed_columns_and_skip_config(void) {
 
 /* libFM lines (positional: feature k of a line is field k). */
 void test_model_serve__libfm_lines(void) {
-  const char *dir = t_tmpdir();
   char path[600], yaml[600];
-  snprintf(path, sizeof path, "%s/d.libfm", dir);
-  snprintf(yaml, sizeof yaml, "%s/d.yaml", dir);
   enum { N = 200 };
   static char lines[N][64];
-  FILE *f = fopen(path, "w");
-  T_ASSERT(f != NULL);
-  for (int i = 0; i < N; i++) {
+  for (int i = 0; i < N; i++)
     snprintf(lines[i], sizeof lines[i], "%d %d:1 %d:1 %d:1", (i % 3 == 0) ^ (i % 4 == 0), i % 5, 10 + i % 7, 20 + i % 3);
-    fprintf(f, "%s\n", lines[i]);
-  }
-  fclose(f);
-  f = fopen(yaml, "w");
-  T_ASSERT(f != NULL);
-  fprintf(f, "dataset:\n  files: [%s]\n  format: libfm\n  split: {method: modulo}\n  cache: false\n", path);
-  fclose(f);
+  write_lines(path, sizeof path, "d.libfm", NULL, lines[0], sizeof lines[0], N);
+  write_config(yaml, sizeof yaml, "d.yaml", path, "  format: libfm\n  split: {method: modulo}\n  cache: false\n");
   served sv;
   served_open(&sv, yaml, "deepfm", "8:relu");
   ameir_context *ctx = sv.ctx;
-  ameir_dataset *ds = sv.ds;
   ameir_model *m = sv.m;
-  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
   float want[N / 10], got[N / 10];
   const char *rows[N / 10];
-  for (int64_t r = 0; r < n; r++) rows[r] = lines[ds->split_rows[AMEIR_SPLIT_TEST][r]];
-  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, n, want));
-  T_OK(ameir_model_predict_text(m, NULL, n, rows, got));
-  assert_same(got, want, n, "libfm predict_text");
+  T_ASSERT(served_text_rows(&sv, lines[0], sizeof lines[0], rows, want, got, "libfm predict_text") > 0);
   const char *bad[2] = {rows[0], "1 3:1 x:1 20:1"};
   T_ASSERT_EQ_INT(ameir_model_predict_text(m, NULL, 2, bad, got), AMEIR_EFORMAT);
   T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "row 1: feature 2"), "%s", ameir_context_last_error(ctx));

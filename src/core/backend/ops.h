@@ -17,6 +17,7 @@
 #ifndef AMEIR_CORE_OPS_H
 #define AMEIR_CORE_OPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -323,6 +324,27 @@ static inline int64_t ameir__din_params(int64_t d, int64_t a1, int64_t a2) {
 static inline int64_t ameir__din_save(int64_t b, int64_t t, int64_t d, int64_t a1, int64_t a2) {
   (void)d;
   return b * t * (a1 + a2 + 1);   /* both hidden activations and the weight per position */
+}
+
+/* Adam's per-step constants (torch.optim.Adam: step = lr / (1 - b1^t); denominator
+ * sqrt(v) / sqrt(1 - b2^t) + eps), computed on the host in double. Every backend takes them from
+ * here, so that their updates can be bit-identical. */
+typedef struct {
+  float b1, b2, c1, c2, eps, l2, step, bc2s;
+} ameir__adam_k;
+static inline ameir__adam_k ameir__adam_consts(float lr, float b1, float b2, float eps, float l2,
+                                               int64_t t) {
+  ameir__adam_k k;
+  double tt = (double)(t < 1 ? 1 : t);
+  k.b1 = b1;
+  k.b2 = b2;
+  k.c1 = 1.0f - b1;
+  k.c2 = 1.0f - b2;
+  k.eps = eps;
+  k.l2 = l2;
+  k.step = (float)((double)lr / (1.0 - pow((double)b1, tt)));
+  k.bc2s = (float)sqrt(1.0 - pow((double)b2, tt));
+  return k;
 }
 
 /* The CPU backend's table (src/cpu). */
