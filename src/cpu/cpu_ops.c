@@ -307,6 +307,11 @@ static const ameir_ops cpu_ops = {
     .dot_rows_bwd = ameir__cpu_dot_rows_bwd,
     .scratch_bytes = cpu_scratch_bytes,
     .set_thread_scratch = cpu_set_thread_scratch,
+    /* host and device memory are the same: ordinary memory and plain copies */
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_free,
+    .upload_async = cpu_upload,
+    .download_async = cpu_upload,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

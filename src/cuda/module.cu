@@ -189,6 +189,50 @@ int32_t op_download(void *state, void *dst, const void *src, size_t bytes) {
   return AMEIR_OK;
 }
 
+// Pinned host memory for the pipelined staging (upload_async/download_async): the copies
+// then run as DMA behind the queued kernels instead of through the driver's bounce buffer.
+int32_t op_host_alloc(void *state, size_t bytes, void **host) {
+  CU_ENTER(state);
+  *host = nullptr;
+  cudaError_t e = cudaHostAlloc(host, bytes ? bytes : 1, cudaHostAllocDefault);
+  if (e != cudaSuccess) {
+    *host = nullptr;
+    (void)cudaGetLastError();
+    int32_t st = e == cudaErrorMemoryAllocation ? AMEIR_ENOMEM : AMEIR_EBACKEND;
+    return fail(s->ctx, st, "CUDA: cudaHostAlloc of %zu bytes failed: %s (%s)", bytes,
+                cudaGetErrorString(e), cudaGetErrorName(e));
+  }
+  return AMEIR_OK;
+}
+
+void op_host_free(void *state, void *host) {
+  if (!host) return;
+  CU_ENTER(state);
+  // waits for the device: a copy still queued from this buffer finishes first
+  cudaError_t e = cudaFreeHost(host);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    log_msg(s->ctx, AMEIR_LOG_WARN, "CUDA: cudaFreeHost failed: %s", cudaGetErrorString(e));
+  }
+}
+
+// queued behind the work already on the stream; the caller syncs before touching `src`/`dst`
+int32_t op_upload_async(void *state, void *dst, const void *src, size_t bytes) {
+  CU_ENTER(state);
+  if (!bytes) return AMEIR_OK;
+  CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s->stream),
+           "cudaMemcpyAsync (asynchronous upload)");
+  return AMEIR_OK;
+}
+
+int32_t op_download_async(void *state, void *dst, const void *src, size_t bytes) {
+  CU_ENTER(state);
+  if (!bytes) return AMEIR_OK;
+  CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream),
+           "cudaMemcpyAsync (asynchronous download)");
+  return AMEIR_OK;
+}
+
 int32_t op_memset0(void *state, void *dev, size_t bytes) {
   CU_ENTER(state);
   if (!bytes) return AMEIR_OK;
@@ -226,6 +270,10 @@ ameir_ops make_table() {
   t.memset0 = op_memset0;
   t.copy = op_copy;
   t.sync = op_sync;
+  t.host_alloc = op_host_alloc;
+  t.host_free = op_host_free;
+  t.upload_async = op_upload_async;
+  t.download_async = op_download_async;
   t.gemm = cu_gemm;
   t.gemm_strided_batched = cu_gemm_strided_batched;
   t.add_bias = cu_add_bias;

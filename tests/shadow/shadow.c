@@ -109,7 +109,12 @@ static int32_t sh_init(struct ameir_context *ctx, int32_t threads, void **state)
   return cpu()->init(ctx, threads, state);
 }
 
-static void sh_shutdown(void *state) { cpu()->shutdown(state); }
+static int32_t flush(void *state, const char *op);
+
+static void sh_shutdown(void *state) {
+  (void)flush(state, "shutdown");   /* frees the snapshots; leaked host_alloc blocks show in LSan */
+  cpu()->shutdown(state);
+}
 
 static int32_t sh_set_threads(void *state, int32_t threads) {
   return cpu()->set_threads(state, threads);
@@ -142,16 +147,182 @@ static void sh_free(void *state, void *dev) {
   cpu()->free(state, untag(dev));
 }
 
+static int32_t flush(void *state, const char *op);
+
 static int32_t sh_upload(void *state, void *dev_dst, const void *host_src, size_t bytes) {
   DEV(dev_dst);
   HOST(host_src);
+  int32_t fs = flush(state, OPNAME);   /* synchronous: everything queued before completes */
+  if (fs) return fs;
   return cpu()->upload(state, dev_dst, host_src, bytes);
 }
 
 static int32_t sh_download(void *state, void *host_dst, const void *dev_src, size_t bytes) {
   HOST(host_dst);
   DEV(dev_src);
+  int32_t fs = flush(state, OPNAME);
+  if (fs) return fs;
   return cpu()->download(state, host_dst, dev_src, bytes);
+}
+
+/* ---- asynchronous staging, with the rules of ops.h checked ----
+ * host_alloc blocks are recorded; upload_async and download_async take only such blocks. An
+ * upload copies at once and keeps a snapshot of its source: the next sync point (sync, or a
+ * synchronous upload/download) fails if the source changed in between (the core rewrote a
+ * staging buffer the device might still be reading). A download copies the device data aside at
+ * once, fills the destination with 0xFF (NaN) and writes the data only at the next sync point,
+ * so a core that reads its scores before syncing reads NaN. */
+
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct {
+  void *state;
+  int download;
+  char *host;          /* upload: source; download: destination */
+  size_t bytes;
+  char *data;          /* upload: snapshot of the source; download: the device's bytes */
+} pending_copy;
+
+static pthread_mutex_t g_async_mu = PTHREAD_MUTEX_INITIALIZER;
+static pending_copy *g_pending;
+static size_t g_n_pending, g_cap_pending;
+static struct { void *state; char *p; size_t bytes; } *g_pinned;
+static size_t g_n_pinned, g_cap_pinned;
+
+static int in_pinned(void *state, const void *p, size_t bytes) {
+  for (size_t i = 0; i < g_n_pinned; i++)
+    if (g_pinned[i].state == state && (const char *)p >= g_pinned[i].p &&
+        (const char *)p + bytes <= g_pinned[i].p + g_pinned[i].bytes)
+      return 1;
+  return 0;
+}
+
+/* Completes the pending copies of `state` (all of them); 0, or the first rule broken. Caller
+ * holds g_async_mu. */
+static int32_t flush_locked(void *state, const char *op) {
+  int32_t st = 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < g_n_pending; i++) {
+    pending_copy *c = &g_pending[i];
+    if (c->state != state) {
+      g_pending[keep++] = *c;
+      continue;
+    }
+    if (c->download) memcpy(c->host, c->data, c->bytes);
+    else if (!st && memcmp(c->host, c->data, c->bytes) != 0)
+      st = ameir__error(ctx_of(state), AMEIR_EINVAL,
+                        "shadow: %s: the source of an earlier upload_async changed before this "
+                        "sync point (the device may still have been reading it)", op);
+    free(c->data);
+  }
+  g_n_pending = keep;
+  return st;
+}
+
+static int32_t flush(void *state, const char *op) {
+  pthread_mutex_lock(&g_async_mu);
+  int32_t st = flush_locked(state, op);
+  pthread_mutex_unlock(&g_async_mu);
+  return st;
+}
+
+static int32_t sh_host_alloc(void *state, size_t bytes, void **host) {
+  if (!host) return bad_arg(state, OPNAME, "host", "is NULL");
+  void *p = NULL;
+  int32_t st = cpu()->host_alloc(state, bytes, &p);
+  if (st) {
+    *host = NULL;
+    return st;
+  }
+  pthread_mutex_lock(&g_async_mu);
+  if (g_n_pinned == g_cap_pinned) {
+    size_t cap = g_cap_pinned ? 2 * g_cap_pinned : 16;
+    void *np = realloc(g_pinned, cap * sizeof *g_pinned);
+    if (!np) {
+      pthread_mutex_unlock(&g_async_mu);
+      cpu()->host_free(state, p);
+      *host = NULL;
+      return ameir__error(ctx_of(state), AMEIR_ENOMEM, "shadow: host_alloc: out of memory");
+    }
+    g_pinned = np;
+    g_cap_pinned = cap;
+  }
+  g_pinned[g_n_pinned].state = state;
+  g_pinned[g_n_pinned].p = p;
+  g_pinned[g_n_pinned].bytes = bytes;
+  g_n_pinned++;
+  pthread_mutex_unlock(&g_async_mu);
+  if (p && bytes) memset(p, 0xFF, bytes);
+  *host = p;
+  return 0;
+}
+
+static void sh_host_free(void *state, void *host) {
+  if (!host) return;
+  pthread_mutex_lock(&g_async_mu);
+  (void)flush_locked(state, "host_free");   /* as cudaFreeHost: queued copies finish first */
+  int found = 0;
+  for (size_t i = 0; i < g_n_pinned; i++)
+    if (g_pinned[i].p == host) {
+      g_pinned[i] = g_pinned[--g_n_pinned];
+      found = 1;
+      break;
+    }
+  pthread_mutex_unlock(&g_async_mu);
+  if (!found) {
+    ameir__log(ctx_of(state), AMEIR_LOG_ERROR,
+               "shadow: host_free: %p does not come from host_alloc; not freed", host);
+    return;
+  }
+  cpu()->host_free(state, host);
+}
+
+static int32_t queue_copy(void *state, int download, void *host, const void *dev, size_t bytes,
+                          const char *op) {
+  if (!bytes) return 0;
+  pthread_mutex_lock(&g_async_mu);
+  int32_t st = 0;
+  if (!in_pinned(state, host, bytes))
+    st = bad_arg(state, op, download ? "host_dst" : "host_src", "does not come from host_alloc");
+  char *data = st ? NULL : malloc(bytes);
+  if (!st && !data) st = ameir__error(ctx_of(state), AMEIR_ENOMEM, "shadow: %s: out of memory", op);
+  if (!st && g_n_pending == g_cap_pending) {
+    size_t cap = g_cap_pending ? 2 * g_cap_pending : 16;
+    void *np = realloc(g_pending, cap * sizeof *g_pending);
+    if (!np) st = ameir__error(ctx_of(state), AMEIR_ENOMEM, "shadow: %s: out of memory", op);
+    else {
+      g_pending = np;
+      g_cap_pending = cap;
+    }
+  }
+  if (st) {
+    free(data);
+    pthread_mutex_unlock(&g_async_mu);
+    return st;
+  }
+  if (download) {
+    memcpy(data, dev, bytes);      /* the device's bytes as of now, in queue order */
+    memset(host, 0xFF, bytes);     /* unreadable until the sync point */
+  } else {
+    memcpy((void *)dev, host, bytes);
+    memcpy(data, host, bytes);
+  }
+  g_pending[g_n_pending++] = (pending_copy){state, download, host, bytes, data};
+  pthread_mutex_unlock(&g_async_mu);
+  return 0;
+}
+
+static int32_t sh_upload_async(void *state, void *dev_dst, const void *host_src, size_t bytes) {
+  DEV(dev_dst);
+  HOST(host_src);
+  return queue_copy(state, 0, (void *)host_src, dev_dst, bytes, OPNAME);
+}
+
+static int32_t sh_download_async(void *state, void *host_dst, const void *dev_src, size_t bytes) {
+  HOST(host_dst);
+  DEV(dev_src);
+  return queue_copy(state, 1, host_dst, dev_src, bytes, OPNAME);
 }
 
 static int32_t sh_memset0(void *state, void *dev, size_t bytes) {
@@ -165,7 +336,10 @@ static int32_t sh_copy(void *state, void *dev_dst, const void *dev_src, size_t b
   return cpu()->copy(state, dev_dst, dev_src, bytes);
 }
 
-static int32_t sh_sync(void *state) { return cpu()->sync(state); }
+static int32_t sh_sync(void *state) {
+  int32_t fs = flush(state, OPNAME);
+  return fs ? fs : cpu()->sync(state);
+}
 
 /* ---- dense linear algebra ---- */
 
@@ -687,10 +861,15 @@ static const ameir_ops shadow_ops = {
     .dot_rows_bwd = sh_dot_rows_bwd,
     .scratch_bytes = NULL,        /* as a device backend: no caller host blocks */
     .set_thread_scratch = NULL,
+    .host_alloc = sh_host_alloc,
+    .host_free = sh_host_free,
+    .upload_async = sh_upload_async,
+    .download_async = sh_download_async,
 };
 
-/* Every function member set except the two scratch members (left NULL on purpose). */
-_Static_assert(offsetof(ameir_ops, set_thread_scratch) + sizeof(void (*)(void)) ==
+/* Every function member set except the two scratch members (left NULL on purpose). Keep the
+ * assertion on the table's last member. */
+_Static_assert(offsetof(ameir_ops, download_async) + sizeof(void (*)(void)) ==
                    sizeof(ameir_ops),
                "shadow.c: struct ameir_ops grew: wrap the new members above");
 

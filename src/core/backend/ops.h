@@ -23,7 +23,8 @@
 
 #include "ameir/common.h"
 
-#define AMEIR_OPS_ABI_VERSION 1
+/* 2: the asynchronous staging members (host_alloc, host_free, upload_async, download_async) */
+#define AMEIR_OPS_ABI_VERSION 2
 
 /* Activation kinds (pinned, stored in model files). */
 enum ameir__act {
@@ -296,6 +297,25 @@ typedef struct ameir_ops {
    * than the block holds fails with AMEIR_EINVAL instead. The block must stay valid until it
    * is cleared; ops called from other threads are not affected. optional */
   int32_t (*set_thread_scratch)(void *state, void *buf, size_t size);
+
+  /* ==== Asynchronous staging (ABI version 2: members appended) ====
+   * Let the core overlap its host work (gathering the next batch's ids) with the device's
+   * (scoring the current batch): a batch is gathered into host memory from host_alloc, queued
+   * with upload_async, scored, and its scores queued back with download_async; the core calls
+   * sync before it reuses or reads those host buffers. Required (a module built for version 1
+   * is refused: the CPU reference's memcpy would be wrong for device memory). On the CPU
+   * backend they are malloc, free and plain copies. */
+
+  /* Host memory the backend copies from and to without a staging copy of its own (CUDA: pinned
+   * memory), 64-byte aligned, uninitialised. Costly: allocate once per workspace, not per batch. */
+  int32_t (*host_alloc)(void *state, size_t bytes, void **host);
+  void (*host_free)(void *state, void *host);   /* NULL ok */
+  /* Queue a copy behind the work already queued and return. The host buffer must come from
+   * host_alloc; an upload's source must stay unchanged, a download's destination unread, until
+   * a later sync (or a synchronous upload/download) returns. Copies and ops run in the order
+   * they were queued, so an op queued after upload_async reads the new data. */
+  int32_t (*upload_async)(void *state, void *dev_dst, const void *host_src, size_t bytes);
+  int32_t (*download_async)(void *state, void *host_dst, const void *dev_src, size_t bytes);
 } ameir_ops;
 
 /* Op ids of scratch_bytes (pinned: a module may answer them). */
