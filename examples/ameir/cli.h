@@ -64,6 +64,13 @@ typedef struct {
 } cli_stage_progress;
 int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user);
 
+/* A named architecture as `ameir train --model NAME` makes it: the MLP from mlp_override, else
+ * the config's train.mlp (not for LR and FM), else the preset's; the DCN and xDeepFM towers from
+ * train.cross_layers and train.cin (config, or a KEY=V / train.KEY=V of sets). Returns 0 or an
+ * exit code, having printed why. */
+int cli_preset(ameir_context *ctx, const char *config, const char *name, const char *mlp_override,
+               const char *const *sets, int n_sets, ameir_arch **out);
+
 /* The model built, configured and trained as `ameir train` does it: the options of the config's
  * `train:` section, then the KEY=V (or train.KEY=V) ones of sets (dataset.* are skipped).
  * Returns 0 or an exit code (EXIT_USAGE for a bad set), having printed why; free *m either way. */
@@ -103,6 +110,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_arch(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);

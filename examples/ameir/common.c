@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,6 +183,73 @@ int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, do
   return cli_progress_fn(sp->names[sp->cur], done, total, metric, &sp->prog);
 }
 
+/* the value of KEY in sets (KEY=V or train.KEY=V; the last one wins), else in the config */
+static int arch_key(ameir_context *ctx, const char *config, const char *key, const char *const *sets, int n_sets,
+                    char *buf, size_t size) {
+  int found = 0;
+  for (int i = 0; i < n_sets; i++) {
+    char k[128];
+    const char *kk = cli_set_key(sets[i], "train.", k, sizeof k);
+    if (!strcmp(kk, key)) {
+      snprintf(buf, size, "%s", strchr(sets[i], '=') + 1);
+      found = 1;
+    }
+  }
+  if (found) return 1;
+  char full[160];
+  snprintf(full, sizeof full, "train.%s", key);
+  return config && !ameir_config_get_string(ctx, config, full, buf, size);
+}
+
+int cli_preset(ameir_context *ctx, const char *config, const char *name, const char *mlp_override,
+               const char *const *sets, int n_sets, ameir_arch **out) {
+  *out = NULL;
+  char mlp[600] = "", buf[600];
+  if (mlp_override) snprintf(mlp, sizeof mlp, "%s", mlp_override);
+  /* a config's train.mlp is for the models with hidden layers: LR and FM keep none (an explicit
+   * --mlp still gives them one) */
+  else if (strcasecmp(name, "lr") && strcasecmp(name, "fm") && config &&
+           !ameir_config_get_string(ctx, config, "train.mlp", buf, sizeof buf))
+    snprintf(mlp, sizeof mlp, "%s", buf);
+  ameir_arch *a = NULL;
+  if (ameir_arch_preset(&a, ctx, name, mlp[0] ? mlp : NULL)) {
+    cli_fail(ctx, "model");
+    return EXIT_USAGE;
+  }
+  char cross[64] = "", cin[256] = "";
+  int has_cross = arch_key(ctx, config, "cross_layers", sets, n_sets, cross, sizeof cross);
+  int has_cin = arch_key(ctx, config, "cin", sets, n_sets, cin, sizeof cin);
+  char *text = NULL;
+  if ((has_cross || has_cin) && !ameir_arch_to_string(a, &text)) {
+    /* the preset's own tower lines give way to the keys (only for presets that have that tower) */
+    size_t cap = strlen(text) + sizeof cross + sizeof cin + 32, n = 0;
+    char *t = malloc(cap);
+    int had_cross = 0, had_cin = 0;
+    for (char *line = text, *nl; t && line && *line; line = nl ? nl + 1 : NULL) {
+      nl = strchr(line, '\n');
+      size_t len = nl ? (size_t)(nl - line) : strlen(line);
+      if (!strncmp(line, "cross:", 6) && has_cross) { had_cross = 1; continue; }
+      if (!strncmp(line, "cin:", 4) && has_cin) { had_cin = 1; continue; }
+      n += (size_t)snprintf(t + n, cap - n, "%.*s\n", (int)len, line);
+    }
+    if (t && had_cross) n += (size_t)snprintf(t + n, cap - n, "cross: %s\n", cross);
+    if (t && had_cin) n += (size_t)snprintf(t + n, cap - n, "cin: %s\n", cin);
+    ameir_free(text);
+    ameir_arch *b = NULL;
+    if (!t || ameir_arch_parse(&b, ctx, t)) {
+      free(t);
+      ameir_arch_free(a);
+      cli_fail(ctx, "train.cross_layers / train.cin");
+      return EXIT_USAGE;
+    }
+    free(t);
+    ameir_arch_free(a);
+    a = b;
+  }
+  *out = a;
+  return 0;
+}
+
 int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arch, ameir_dataset *ds,
                    const char *const *sets, int n_sets, ameir_model **m) {
   *m = NULL;
@@ -191,6 +259,7 @@ int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arc
     if (!strncmp(sets[i], "dataset.", 8)) continue;
     char key[128];
     const char *k = cli_set_key(sets[i], "train.", key, sizeof key);
+    if (!strcmp(k, "cross_layers") || !strcmp(k, "cin")) continue;   /* architecture keys (cli_preset) */
     if (ameir_model_set_option(*m, k, strchr(sets[i], '=') + 1)) { cli_fail(ctx, sets[i]); return EXIT_USAGE; }
   }
   if (ameir_model_train(*m, ds)) return cli_fail(ctx, "train");

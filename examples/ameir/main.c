@@ -18,6 +18,7 @@ static const char *USAGE =
     "  eval MODEL CONFIG.yaml   evaluate a saved model on the dataset's test split\n"
     "  predict MODEL FILE   print one score a line for the rows of a data file\n"
     "  inspect MODEL        print a saved model's architecture and sizes\n"
+    "  arch NAME [CONFIG]   print a named model (deepfm, dcn, xdeepfm, din, sasrec, ...) as an arch file\n"
     "  gen DIR [--rows N] [--seed N]   write a synthetic dataset with planted answers\n"
     "  reproduce TABLE      run the rows of one of the paper's tables (1-4) on the bundled data\n"
     "\n"
@@ -94,6 +95,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
   if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "arch")) return cmd_arch(argc - 1, argv + 1);
   if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 1, argv + 1);
   if (!strcmp(argv[1], "search")) return cmd_search(argc - 1, argv + 1);
   if (!strcmp(argv[1], "reproduce")) return cmd_reproduce(argc - 1, argv + 1);

@@ -79,22 +79,14 @@ int cmd_train(int argc, char **argv) {
   /* architecture */
   char buf[512];
   int retrieval = ameir_dataset_task(ds) == AMEIR_TASK_RETRIEVAL;
-  char model_name[600] = "deepfm", mlp[600] = "";
+  char model_name[600] = "deepfm";
   if (retrieval) snprintf(model_name, sizeof model_name, "sasrec");
   if (a.model) snprintf(model_name, sizeof model_name, "%s", a.model);
   else if (!ameir_config_get_string(ctx, a.config, "train.model", buf, sizeof buf)) snprintf(model_name, sizeof model_name, "%s", buf);
-  if (a.mlp) snprintf(mlp, sizeof mlp, "%s", a.mlp);
-  /* a config's train.mlp is for the models with hidden layers: LR and FM keep none (an explicit
-   * --mlp still gives them one) */
-  else if (strcasecmp(model_name, "lr") && strcasecmp(model_name, "fm") &&
-           !ameir_config_get_string(ctx, a.config, "train.mlp", buf, sizeof buf))
-    snprintf(mlp, sizeof mlp, "%s", buf);
   if (a.arch) {
     if (ameir_arch_load(&arch, ctx, a.arch)) { rc = cli_fail(ctx, "arch"); goto out; }
     snprintf(model_name, sizeof model_name, "arch");
-  } else if (ameir_arch_preset(&arch, ctx, model_name, mlp[0] ? mlp : NULL)) {
-    cli_fail(ctx, "model");
-    rc = EXIT_USAGE;
+  } else if ((rc = cli_preset(ctx, a.config, model_name, a.mlp, a.sets, a.n_sets, &arch))) {
     goto out;
   }
   if ((rc = cli_train_arch(ctx, a.config, arch, ds, a.sets, a.n_sets, &m))) goto out;
@@ -265,6 +257,38 @@ int cmd_inspect(int argc, char **argv) {
            (long long)ameir_model_flops(m));
   }
   ameir_model_free(m);
+  ameir_context_free(ctx);
+  return rc;
+}
+
+static const char *ARCH_HELP =
+    "usage: ameir arch NAME [CONFIG.yaml] [--mlp SPEC] [--set key=value]...\n"
+    "Prints the named model (lr fm dnn widedeep deepfm dcn xdeepfm din dien dsin sasrec nextitnet\n"
+    "gru4rec ameir-a1..ameir-a4) as an architecture file (docs/arch.md), as `ameir train --model NAME`\n"
+    "would build it: with CONFIG, its train.mlp, train.cross_layers and train.cin apply, then --mlp\n"
+    "and --set cross_layers=N / cin=W,W. The output trains with `ameir train CONFIG --arch FILE`.\n";
+
+int cmd_arch(int argc, char **argv) {
+  const char *name = NULL, *config = NULL, *mlp = NULL, *sets[64];
+  int n_sets = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(ARCH_HELP, stdout); return 0; }
+    if (!strcmp(argv[i], "--mlp") && i + 1 < argc) mlp = argv[++i];
+    else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64 && strchr(argv[i + 1], '=')) sets[n_sets++] = argv[++i];
+    else if (argv[i][0] == '-' || (name && config)) { fputs(ARCH_HELP, stderr); return EXIT_USAGE; }
+    else if (!name) name = argv[i];
+    else config = argv[i];
+  }
+  if (!name) { fputs(ARCH_HELP, stderr); return EXIT_USAGE; }
+  ameir_context *ctx = NULL;
+  if (ameir_context_create(&ctx, "cpu")) { fprintf(stderr, "ameir: %s\n", ameir_last_error()); return EXIT_RUNTIME; }
+  ameir_arch *a = NULL;
+  int rc = cli_preset(ctx, config, name, mlp, sets, n_sets, &a);
+  char *txt = NULL;
+  if (!rc && ameir_arch_to_string(a, &txt)) rc = cli_fail(ctx, "arch");
+  if (!rc) fputs(txt, stdout);
+  ameir_free(txt);
+  ameir_arch_free(a);
   ameir_context_free(ctx);
   return rc;
 }

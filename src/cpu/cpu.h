@@ -398,4 +398,20 @@ int32_t ameir__cpu_din_bwd(void *s, const float *x, const int32_t *len, int64_t 
                            const float *dscaled, const float *save, float *dx, float *dq,
                            float *dp);
 
+/* cpu_zoo.c */
+int32_t ameir__cpu_cross_fwd(void *s, const float *x0, int64_t ld0, const float *xl, int64_t ldl,
+                             const float *w, const float *bias, int64_t b, int64_t d, float *y,
+                             int64_t ldy);
+int32_t ameir__cpu_cross_bwd(void *s, const float *x0, int64_t ld0, const float *xl, int64_t ldl,
+                             const float *w, int64_t b, int64_t d, const float *dy, int64_t lddy,
+                             float *dx0, int64_t lddx0, float *dxl, int64_t lddxl, float *dw,
+                             float *dbias);
+int32_t ameir__cpu_cin_fwd(void *s, const float *x, int64_t ldx, int64_t h, const float *x0,
+                           int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w,
+                           int64_t h_out, float *y, int64_t ldy);
+int32_t ameir__cpu_cin_bwd(void *s, const float *x, int64_t ldx, int64_t h, const float *x0,
+                           int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w,
+                           int64_t h_out, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                           float *dx0, int64_t lddx0, float *dw);
+
 #endif

@@ -312,6 +312,10 @@ static const ameir_ops cpu_ops = {
     .host_free = cpu_free,
     .upload_async = cpu_upload,
     .download_async = cpu_upload,
+    .cross_fwd = ameir__cpu_cross_fwd,
+    .cross_bwd = ameir__cpu_cross_bwd,
+    .cin_fwd = ameir__cpu_cin_fwd,
+    .cin_bwd = ameir__cpu_cin_bwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

@@ -210,6 +210,17 @@ int32_t cu_din_fwd(void *, const float *, const int32_t *, int64_t, int64_t, int
 int32_t cu_din_bwd(void *, const float *, const int32_t *, int64_t, int64_t, int64_t,
                    const float *, int64_t, int32_t, int32_t, const float *, const float *,
                    int64_t, const float *, const float *, float *, float *, float *);
+// cu_zoo.cu
+int32_t cu_cross_fwd(void *, const float *, int64_t, const float *, int64_t, const float *,
+                     const float *, int64_t, int64_t, float *, int64_t);
+int32_t cu_cross_bwd(void *, const float *, int64_t, const float *, int64_t, const float *,
+                     int64_t, int64_t, const float *, int64_t, float *, int64_t, float *, int64_t,
+                     float *, float *);
+int32_t cu_cin_fwd(void *, const float *, int64_t, int64_t, const float *, int64_t, int64_t,
+                   int64_t, int64_t, const float *, int64_t, float *, int64_t);
+int32_t cu_cin_bwd(void *, const float *, int64_t, int64_t, const float *, int64_t, int64_t,
+                   int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *,
+                   int64_t, float *, int64_t, float *);
 }
 
 #endif

@@ -316,6 +316,10 @@ ameir_ops make_table() {
   t.readout_bwd = cu_readout_bwd;
   t.dot_rows_fwd = cu_dot_rows_fwd;
   t.dot_rows_bwd = cu_dot_rows_bwd;
+  t.cross_fwd = cu_cross_fwd;
+  t.cross_bwd = cu_cross_bwd;
+  t.cin_fwd = cu_cin_fwd;
+  t.cin_bwd = cu_cin_bwd;
   // scratch_bytes / set_thread_scratch stay NULL: a caller's host block cannot hold device
   // buffers, so the core refuses caller workspaces on this backend (src/core/train/predict.c).
   return t;

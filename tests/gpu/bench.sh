@@ -14,6 +14,7 @@
 #      synthetic-alimama, which libameir cannot read (the interactions are MovieLens fields)
 #   ML DIN on MovieLens-100K with behaviours (REFERENCE.md "Real data"), batch 256
 #   D  AMEIR-seq on Amazon Beauty: emb 128, seq-len 15, sa4/dconv5/gru blocks, batch 512, 5 negatives
+# BENCH_ONLY="A B" runs only those configurations (default: all five).
 # Each side times its training loop after warm-up steps (data generation, parsing and the first
 # steps excluded); inference = the validation split, no gradients.
 set -uo pipefail
@@ -29,6 +30,8 @@ NVALID=$((NTRAIN / 10))
 STEPS=${BENCH_STEPS:-60}
 WARM=10
 TDEV=${BENCH_TORCH_DEVICE:-cuda}   # cpu: a rehearsal of this script on a machine without a GPU
+ONLY=" ${BENCH_ONLY:-A B C ML D} "  # the configurations to run, e.g. BENCH_ONLY="A B"
+want() { [[ $ONLY == *" $1 "* ]]; }
 
 show() {  # label side json
   $PY - "$@" <<'PY'
@@ -46,7 +49,7 @@ PY
 }
 
 # ---- A and B: synthetic-criteo dumped once as Criteo TSV, read by both sides ----
-$PY "$REF" --model dnn --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb 4 --mlp 8:relu \
+{ want A || want B; } && $PY "$REF" --model dnn --data synthetic-criteo --n-train "$NTRAIN" --n-valid "$NVALID" --emb 4 --mlp 8:relu \
   --batch 4096 --steps 1 --warmup-steps 0 --dump-tsv "$DIR/synth_criteo.tsv" --quiet > /dev/null 2>&1
 ctr() {  # label model emb mlp
   AMEIR_BACKEND=cuda ./build/ameir train bench/synth_criteo.yaml --model "$2" --json --set emb="$3" --mlp "$4" \
@@ -58,10 +61,11 @@ ctr() {  # label model emb mlp
   [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
   show "$1" pytorch "$DIR/t.json"
 }
-ctr A deepfm 16 400:relu,400:relu,400:relu
-ctr B dnn 5 200:relu,200:relu,200:relu
+want A && ctr A deepfm 16 400:relu,400:relu,400:relu
+want B && ctr B dnn 5 200:relu,200:relu,200:relu
 
 # ---- C: the AMEIR CTR backbone on MovieLens-100K ----
+if want C; then
 printf 'blocks: (conv3, relu, ln) (sa2, gelu, none) (gru, identity, ln)\nreadout: sum last att\ninteractions: (age, movie_id) (gender, movie_id) (occupation, zip1) (user_id, movie_id) (age, gender, occupation)\nmlp: (200, relu) (80, relu)\nshortcut: se\n' > "$DIR/c.arch"
 AMEIR_BACKEND=cuda ./build/ameir train examples/configs/ml100k.yaml --arch "$DIR/c.arch" --json --set emb=4 --set batch=1024 \
   --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set shuffle=0 2>"$DIR/err" | tail -1 > "$DIR/a.json"
@@ -72,8 +76,10 @@ $PY "$REF" --device "$TDEV" --model ameir-ctr --format ml100k --data "$DATA/movi
   --batch 1024 --steps $STEPS --warmup-steps $WARM --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
 [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
 show C pytorch "$DIR/t.json"
+fi
 
 # ---- ML: DIN on MovieLens-100K, one epoch ----
+if want ML; then
 AMEIR_BACKEND=cuda ./build/ameir train examples/configs/ml100k.yaml --json --set epochs=1 2>"$DIR/err" | tail -1 > "$DIR/a.json"
 [ -s "$DIR/a.json" ] || tail -3 "$DIR/err"
 show ML libameir "$DIR/a.json"
@@ -81,8 +87,10 @@ $PY "$REF" --device "$TDEV" --format ml100k --data "$DATA/movielens" --model din
   --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
 [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
 show ML pytorch "$DIR/t.json"
+fi
 
 # ---- D: AMEIR-seq on Amazon Beauty ----
+if want D; then
 printf 'blocks: (sa4, swish, ln) (dconv5, gelu, ln) (gru, identity, none)\nreadout: sum last\nmlp: (200, relu) (80, relu)\nshortcut: se\n' > "$DIR/d.arch"
 AMEIR_BACKEND=cuda ./build/ameir train examples/configs/amazon_beauty.yaml --arch "$DIR/d.arch" --json --set emb=128 \
   --set batch=512 --set neg=5 --set max_steps=$((STEPS + WARM)) --set timing_warmup=$WARM --set dataset.max_len=15 \
@@ -94,3 +102,4 @@ $PY "$REF" --device "$TDEV" --model ameir-seq --format userseq --data "$DATA/ama
   --neg 5 --steps $STEPS --warmup-steps $WARM --infer-max 2000 --quiet 2>"$DIR/err" | tail -1 > "$DIR/t.json"
 [ -s "$DIR/t.json" ] || tail -3 "$DIR/err"
 show D pytorch "$DIR/t.json"
+fi

@@ -39,9 +39,11 @@
 #include "core/backend/module.h"
 #include "core/base/base.h"
 
-/* Adding a member to struct ameir_ops must add its cases here (and to k_covered below). */
+/* Adding a member to struct ameir_ops must add its cases here (and to k_covered below). The
+ * asynchronous staging members of ABI version 2 (host_alloc, host_free, upload_async,
+ * download_async) have no case here yet. */
 typedef void (*any_fn_)(void);
-_Static_assert(offsetof(ameir_ops, set_thread_scratch) + sizeof(any_fn_) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, cin_bwd) + sizeof(any_fn_) == sizeof(ameir_ops),
                "parity.c: struct ameir_ops grew: give the new op cases and list it in k_covered");
 
 #define TOL 1e-4
@@ -267,7 +269,8 @@ static const char *const k_covered[] = {
     "adam_table_dense", "sumsq",             "seq_mask",     "conv1d_fwd",    "conv1d_bwd",
     "pool3_fwd",     "pool3_bwd",            "gru_fwd",      "gru_bwd",       "mha_fwd",
     "mha_bwd",       "din_fwd",              "din_bwd",      "readout_fwd",   "readout_bwd",
-    "dot_rows_fwd",  "dot_rows_bwd",
+    "dot_rows_fwd",  "dot_rows_bwd",         "cross_fwd",    "cross_bwd",     "cin_fwd",
+    "cin_bwd",
 };
 #define N_COVERED (sizeof k_covered / sizeof k_covered[0])
 static int g_count[N_COVERED];
@@ -1607,6 +1610,136 @@ static void case_dot_rows(int64_t nrows, int64_t k, int64_t b, int64_t c) {
   hfree_all();
 }
 
+/* ================================================================ baseline models ========== */
+
+/* An output of a strided op: its gaps GAP7 (they must stay), its rows NaN where the op writes
+ * without reading (overwrite) or random where it adds (accumulate). */
+#define GAP7 7.0f
+static float *hout(int64_t rows, int64_t cols, int64_t ld, int accumulate) {
+  float *x = hconst(rows * ld, GAP7);
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) x[i * ld + j] = accumulate ? rf(-1, 1) : NAN;
+  return x;
+}
+
+/* outputs of the cross pair */
+enum { CR_Y, CR_DX0, CR_DXL, CR_DW, CR_DB, CR_N };
+/* row strides of the cross pair: x0, xl, y, dy, dx0, dxl */
+enum { LD_X0, LD_XL, LD_Y, LD_DY, LD_DX0, LD_DXL, LD_N };
+
+static void run_cross(backend *b, const float *x0, const float *xl, int same, int64_t bs,
+                      int64_t d, const int64_t *ld, const float *w, const float *bias,
+                      const float *dy, float **o, const int64_t *sz) {
+  float *X0 = UPF(b, x0, bs * ld[LD_X0]);
+  float *XL = same ? X0 : UPF(b, xl, bs * ld[LD_XL]);   /* the first layer: one buffer */
+  float *W = UPF(b, w, d), *Bi = UPF(b, bias, d), *DY = UPF(b, dy, bs * ld[LD_DY]);
+  float *D[CR_N];
+  for (int j = 0; j < CR_N; j++) D[j] = UPF(b, o[j], sz[j]);
+  OPCALL(b, cross_fwd, X0, ld[LD_X0], XL, ld[LD_XL], W, Bi, bs, d, D[CR_Y], ld[LD_Y]);
+  OPCALL(b, cross_bwd, X0, ld[LD_X0], XL, ld[LD_XL], W, bs, d, DY, ld[LD_DY], D[CR_DX0],
+         ld[LD_DX0], D[CR_DXL], ld[LD_DXL], D[CR_DW], D[CR_DB]);
+  for (int j = 0; j < CR_N; j++) DOWNF(b, o[j], D[j], sz[j]);
+}
+
+static void case_cross(int64_t bs, int64_t d, int same, int pad) {
+  int64_t ld[LD_N] = {d + (pad ? 3 : 0), d + (pad ? 1 : 0), d + (pad ? 2 : 0),
+                      d + (pad ? 5 : 0), d + (pad ? 1 : 0), d + (pad ? 4 : 0)};
+  if (same) ld[LD_XL] = ld[LD_X0];
+  char par[240];
+  snprintf(par, sizeof par, "b=%lld d=%lld xl=%s ld=%lld,%lld,%lld dld=%lld,%lld,%lld",
+           (long long)bs, (long long)d, same ? "x0" : "own", (long long)ld[LD_X0],
+           (long long)ld[LD_XL], (long long)ld[LD_Y], (long long)ld[LD_DY], (long long)ld[LD_DX0],
+           (long long)ld[LD_DXL]);
+  if (!want("cross_fwd cross_bwd", par)) return;
+  case_seed("cross", par);
+  float *x0 = hmat(bs, d, ld[LD_X0], -1, 1);
+  float *xl = same ? x0 : hmat(bs, d, ld[LD_XL], -1, 1);
+  float *w = hrand(d, -0.3f, 0.3f), *bias = hrand(d, -1, 1), *dy = hmat(bs, d, ld[LD_DY], -1, 1);
+  const int64_t sz[CR_N] = {bs * ld[LD_Y], bs * ld[LD_DX0], bs * ld[LD_DXL], d, d};
+  float *init[CR_N] = {hout(bs, d, ld[LD_Y], 0), hout(bs, d, ld[LD_DX0], 1),
+                       hout(bs, d, ld[LD_DXL], 0), hrand(d, -1, 1), hrand(d, -1, 1)};
+  static const char *const nm[CR_N] = {"y", "dx0", "dxl", "dw", "dbias"};
+  float *o[2][CR_N];
+  for (int j = 0; j < CR_N; j++) {
+    o[0][j] = hdup(init[j], sz[j]);
+    o[1][j] = hdup(init[j], sz[j]);
+  }
+  int w_ = 0;
+  BOTH(run_cross(B, x0, xl, same, bs, d, ld, w, bias, dy, o[w_++], sz));
+  line_t L;
+  line_begin(&L, "cross_fwd", par, TOL, 1);
+  cmp_f(&L, nm[CR_Y], o[0][CR_Y], o[1][CR_Y], sz[CR_Y]);
+  line_end(&L);
+  line_begin(&L, "cross_bwd", par, TOL, 2);
+  for (int j = CR_DX0; j < CR_N; j++) cmp_f(&L, nm[j], o[0][j], o[1][j], sz[j]);
+  line_end(&L);
+  hfree_all();
+}
+
+typedef struct {
+  int64_t b, h, f, k, h_out;
+  int same;   /* x == x0 (the first layer, h == f) */
+  int pad;    /* row strides wider than the rows */
+} cin_shape;
+
+/* outputs of the CIN pair */
+enum { CI_Y, CI_DX, CI_DX0, CI_DW, CI_N };
+/* row strides of the CIN pair: x, x0, y, dy, dx, dx0 */
+enum { CL_X, CL_X0, CL_Y, CL_DY, CL_DX, CL_DX0, CL_N };
+
+static void run_cin(backend *b, const cin_shape *s, const int64_t *ld, const float *x,
+                    const float *x0, const float *w, const float *dy, float **o,
+                    const int64_t *sz) {
+  const int64_t bs = s->b;
+  float *X = UPF(b, x, bs * ld[CL_X]);
+  float *X0 = s->same ? X : UPF(b, x0, bs * ld[CL_X0]);
+  float *W = UPF(b, w, s->h_out * s->h * s->f), *DY = UPF(b, dy, bs * ld[CL_DY]);
+  float *D[CI_N];
+  for (int j = 0; j < CI_N; j++) D[j] = UPF(b, o[j], sz[j]);
+  OPCALL(b, cin_fwd, X, ld[CL_X], s->h, X0, ld[CL_X0], s->f, bs, s->k, W, s->h_out, D[CI_Y],
+         ld[CL_Y]);
+  OPCALL(b, cin_bwd, X, ld[CL_X], s->h, X0, ld[CL_X0], s->f, bs, s->k, W, s->h_out, DY,
+         ld[CL_DY], D[CI_DX], ld[CL_DX], D[CI_DX0], ld[CL_DX0], D[CI_DW]);
+  for (int j = 0; j < CI_N; j++) DOWNF(b, o[j], D[j], sz[j]);
+}
+
+static void case_cin(cin_shape s) {
+  const int64_t hk = s.h * s.k, fk = s.f * s.k, ok = s.h_out * s.k, hf = s.h * s.f;
+  int64_t ld[CL_N] = {hk + (s.pad ? 3 : 0), fk + (s.pad ? 1 : 0), ok + (s.pad ? 2 : 0),
+                      ok + (s.pad ? 5 : 0), hk + (s.pad ? 1 : 0), fk + (s.pad ? 4 : 0)};
+  if (s.same) ld[CL_X0] = ld[CL_X];
+  char par[240];
+  snprintf(par, sizeof par,
+           "b=%lld h=%lld f=%lld k=%lld h_out=%lld x0=%s ld=%lld,%lld,%lld dld=%lld,%lld,%lld",
+           (long long)s.b, (long long)s.h, (long long)s.f, (long long)s.k, (long long)s.h_out,
+           s.same ? "x" : "own", (long long)ld[CL_X], (long long)ld[CL_X0], (long long)ld[CL_Y],
+           (long long)ld[CL_DY], (long long)ld[CL_DX], (long long)ld[CL_DX0]);
+  if (!want("cin_fwd cin_bwd", par)) return;
+  case_seed("cin", par);
+  const int64_t bs = s.b;
+  float *x = hmat(bs, hk, ld[CL_X], -1, 1), *x0 = s.same ? x : hmat(bs, fk, ld[CL_X0], -1, 1);
+  float *w = hrand(s.h_out * hf, -0.3f, 0.3f), *dy = hmat(bs, ok, ld[CL_DY], -1, 1);
+  const int64_t sz[CI_N] = {bs * ld[CL_Y], bs * ld[CL_DX], bs * ld[CL_DX0], s.h_out * hf};
+  float *init[CI_N] = {hout(bs, ok, ld[CL_Y], 0), hout(bs, hk, ld[CL_DX], 0),
+                       hout(bs, fk, ld[CL_DX0], 1), hrand(s.h_out * hf, -1, 1)};
+  static const char *const nm[CI_N] = {"y", "dx", "dx0", "dw"};
+  float *o[2][CI_N];
+  for (int j = 0; j < CI_N; j++) {
+    o[0][j] = hdup(init[j], sz[j]);
+    o[1][j] = hdup(init[j], sz[j]);
+  }
+  int w_ = 0;
+  BOTH(run_cin(B, &s, ld, x, x0, w, dy, o[w_++], sz));
+  line_t L;
+  line_begin(&L, "cin_fwd", par, TOL, 1);
+  cmp_f(&L, nm[CI_Y], o[0][CI_Y], o[1][CI_Y], sz[CI_Y]);
+  line_end(&L);
+  line_begin(&L, "cin_bwd", par, TOL, 2);
+  for (int j = CI_DX; j < CI_N; j++) cmp_f(&L, nm[j], o[0][j], o[1][j], sz[j]);
+  line_end(&L);
+  hfree_all();
+}
+
 /* ================================================================ memory ops =============== */
 
 /* Checks of the device backend's memory ops alone (nothing to compare with the CPU). */
@@ -1859,6 +1992,27 @@ static void all_cases(void) {
   case_dot_rows(1000, 16, 512, 1);
   case_dot_rows(5000, 64, 256, 11);
   case_dot_rows(100000, 16, 1024, 5);
+
+  /* DCN cross layers: one row, odd widths, wider strides, the first layer (xl == x0), a batch
+   * of many row chunks; xDeepFM CIN layers: the same, plus x == x0 (the first layer), the
+   * realistic Criteo width (39 fields of 16) and a shape whose outer products need several
+   * chunks of rows on both backends */
+  case_cross(1, 1, 0, 0);
+  case_cross(1, 7, 0, 1);
+  case_cross(7, 13, 0, 1);
+  case_cross(7, 13, 1, 1);
+  case_cross(300, 37, 0, 1);
+  case_cross(1024, 39 * 16 + 13, 0, 0);
+  case_cross(4096, 400, 1, 1);
+  case_cin((cin_shape){1, 1, 1, 1, 1, 0, 0});
+  case_cin((cin_shape){1, 3, 4, 5, 2, 0, 1});
+  case_cin((cin_shape){7, 5, 3, 3, 4, 0, 1});
+  case_cin((cin_shape){9, 4, 4, 7, 6, 1, 1});
+  case_cin((cin_shape){256, 16, 10, 8, 16, 0, 0});
+  case_cin((cin_shape){300, 20, 20, 10, 32, 1, 1});
+  case_cin((cin_shape){512, 64, 39, 16, 64, 0, 1});
+  case_cin((cin_shape){256, 200, 39, 16, 200, 0, 0});
+  case_cin((cin_shape){150, 256, 40, 16, 16, 0, 1});   /* CPU: 13 blocks; CUDA: 2 chunks */
 }
 
 /* ================================================================ setup ==================== */

@@ -77,7 +77,7 @@ st=$?
 result cuda_module $st "($(tail -1 "$OUT/cuda_module.log"))"
 if [ $st = 77 ]; then
   note "no usable GPU: the remaining steps are skipped"
-  note "$PASS passed, $FAIL failed, $((SKIP + 4)) skipped"
+  note "$PASS passed, $FAIL failed, $((SKIP + 5)) skipped"
   exit 0
 fi
 
@@ -86,6 +86,12 @@ s=$(date +%s)
 timeout 150 ./build/gpu/parity "$MODULE" > "$OUT/parity.log" 2>&1
 result parity $? "($(tail -1 "$OUT/parity.log"); $(($(date +%s) - s)) s; failures: $(grep -c '^FAIL' "$OUT/parity.log"))"
 grep '^FAIL' "$OUT/parity.log" | head -40 >> "$SUM"
+
+# ---- 2b. one model predicting from several host threads; pipelined scores ----
+s=$(date +%s)
+timeout 120 ./build/gpu/threads "$MODULE" > "$OUT/threads.log" 2>&1
+result threads $? "($(tail -1 "$OUT/threads.log"); $(($(date +%s) - s)) s)"
+grep '^FAIL' "$OUT/threads.log" | head -10 >> "$SUM"
 
 # ---- 3. end to end: the same training on both backends ----
 # Same seed and data: differences come from floating-point order only, so the metrics must
@@ -118,6 +124,8 @@ PY
 }
 e2e deepfm-frappe examples/configs/frappe.yaml --model deepfm --set epochs=2
 e2e din-ml100k examples/configs/ml100k.yaml --set epochs=1
+e2e dcn-frappe examples/configs/frappe.yaml --model dcn --set epochs=1
+e2e xdeepfm-frappe examples/configs/frappe.yaml --model xdeepfm --set epochs=1 --set cin=64,64
 ARCH=$OUT/blocks.arch
 printf 'blocks: (conv3, relu, ln) (sa2, gelu, none) (gru, identity, ln)\nreadout: sum last att\nmlp: (200, relu) (80, relu)\nshortcut: se\n' > "$ARCH"
 e2e blocks-ml100k examples/configs/ml100k.yaml --arch "$ARCH" --set epochs=1

@@ -250,6 +250,70 @@ void test_model_model__gradient_check(void) {
   ameir_context_free(ctx);
 }
 
+/* The towers of the DCN and xDeepFM baselines (src/core/model/tower.c): parameters of every
+ * cross and CIN layer and the embeddings they reach, alone and next to an MLP, SE and FM. */
+void test_model_model__gradient_check_towers(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 64, 3, 5, 1, 2, 14);
+  grad_check(ctx, ds, "cross: 3\n", "4");
+  grad_check(ctx, ds, "mlp: (6, swish) (4, gelu)\ncross: 2\n", "4");   /* smooth: no ReLU kink under FD */
+  grad_check(ctx, ds, "cin: 3 2 4\nextras: linear\n", "4");
+  grad_check(ctx, ds, "interactions: (C0, C1)\nmlp: (5, swish)\nshortcut: se\nextras: fm\ncross: 1\ncin: 2\n", "3");
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* Towers only where they fit, and an arch with them prints and parses back to itself. */
+void test_model_model__tower_arch(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_arch *a = NULL;
+  char *s = NULL;
+  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\ncin: 16, 8\ncross: 2\n"));
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT_MSG(strstr(s, "cross: 2\n") && strstr(s, "cin: 16 8\n"), "printed: %s", s);
+  ameir_arch *b = NULL;
+  T_OK(ameir_arch_parse(&b, ctx, s));
+  char *s2 = NULL;
+  T_OK(ameir_arch_to_string(b, &s2));
+  T_ASSERT_MSG(!strcmp(s, s2), "reprinted: %s", s2);
+  ameir_free(s);
+  ameir_free(s2);
+  ameir_arch_free(a);
+  ameir_arch_free(b);
+  /* no tower lines unless present: existing architectures print as before */
+  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\n"));
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT_MSG(!strstr(s, "cross") && !strstr(s, "cin"), "printed: %s", s);
+  ameir_free(s);
+  ameir_arch_free(a);
+  const char *bad[] = {"cross: -1\n", "cross: 17\n", "cross: two\n", "cross: 2 3\n", "cin: 0\n",
+                       "cin: (4)\n", "cin: 5000\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    T_ASSERT_MSG(ameir_arch_parse(&a, ctx, bad[i]) == AMEIR_EFORMAT, "accepted '%s'", bad[i]);
+    T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "arch line 1"), "message: %s", ameir_context_last_error(ctx));
+  }
+  /* the presets */
+  T_OK(ameir_arch_preset(&a, ctx, "dcn", NULL));
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT_MSG(strstr(s, "cross: 3\n") && strstr(s, "readout: field"), "dcn: %s", s);
+  ameir_free(s);
+  ameir_arch_free(a);
+  T_OK(ameir_arch_preset(&a, ctx, "xdeepfm", "64:relu"));
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT_MSG(strstr(s, "cin: 128 128\n") && strstr(s, "extras: linear") && strstr(s, "(64, relu)"), "xdeepfm: %s", s);
+  ameir_free(s);
+  ameir_arch_free(a);
+  /* a retrieval model has no logit for a tower */
+  ameir_dataset *ds = synth_retrieval(ctx, 30, 20, 5, 15);
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv1, relu, none)\nreadout: sum\ncross: 1\n"));
+  ameir_model *m = NULL;
+  T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "CTR baselines"), "message: %s", ameir_context_last_error(ctx));
+  ameir_arch_free(a);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
 /* Stage 1: every layer kind, with and without LayerNorm, all three read-outs. Histories are
  * non-empty here: the special tag of an empty history is an all-zero row, where LayerNorm's
  * derivative (1/sqrt(eps)) is far too steep for finite differences. */

@@ -404,10 +404,10 @@ static const char *DIN_PRESET = "preset:din:16:dice,8:dice";
 
 void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(void) {
   install_heap_hooks();
-  static const char *const names[4] = {"DeepFM", "Stage-1 pooling", "Stage-1 conv/attention/GRU/att read-out",
-                                       "DIN preset"};
-  const char *const archs[4] = {NULL, SEQ_ARCH, ATT_ARCH, DIN_PRESET};
-  for (int which = 0; which < 4; which++) {
+  static const char *const names[5] = {"DeepFM", "Stage-1 pooling", "Stage-1 conv/attention/GRU/att read-out",
+                                       "DIN preset", "DCN preset (cross tower)"};
+  const char *const archs[5] = {NULL, SEQ_ARCH, ATT_ARCH, DIN_PRESET, "preset:dcn:16:relu"};
+  for (int which = 0; which < 5; which++) {
     fixture fx;
     ameir_context *ctx;
     ameir_dataset *ds;
@@ -620,6 +620,22 @@ void test_model_serve__unsupported_models(void) {
   T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 8, want));
   T_OK(ameir_model_predict(m, 8, ids, dense, got, NULL, 0));
   assert_same(got, want, 8, "conv model, model's workspace");
+  ameir_model_free(m);
+  ameir_arch_free(a);
+  synth_free(ds);
+  /* xDeepFM's CIN kernel blocks its outer products in scratch of its own: no caller's block */
+  m = seq_model(ctx, &ds, &a, "preset:xdeepfm:8:relu");
+  T_ASSERT_EQ_INT(ameir_model_workspace_size(m, 8), 0);
+  int32_t *xids;
+  float *xdense;
+  encode_test_rows(m, ds, 0, 8, &xids, &xdense, 0);
+  T_ASSERT_EQ_INT(ameir_model_predict(m, 8, xids, xdense, got, block, sizeof block), AMEIR_EUNSUPPORTED);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "CIN"), "%s", ameir_context_last_error(ctx));
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 8, want));
+  T_OK(ameir_model_predict(m, 8, xids, xdense, got, NULL, 0));
+  assert_same(got, want, 8, "xdeepfm, model's workspace");
+  free(xids);
+  free(xdense);
   ameir_model_free(m);
   ameir_arch_free(a);
   synth_free(ds);

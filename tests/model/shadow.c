@@ -105,6 +105,12 @@ void test_model_shadow__deepfm_and_backbone(void) {
   same("mlp: (16, relu)\nextras: linear fm\n", ds_ctr, sp, 0);
 }
 
+/* the baseline towers (DCN's cross network, xDeepFM's CIN) with several batches to score */
+void test_model_shadow__towers(void) {
+  const char *opts[][2] = {{"emb", "8"}, {"epochs", "2"}, {"batch", "128"}, {"eval_batch", "64"}, {NULL, NULL}};
+  same("mlp: (16, relu)\ncross: 2\ncin: 6 4\nextras: linear\n", ds_ctr, opts, 0);
+}
+
 void test_model_shadow__behaviour_blocks(void) {
   const char *opts[][2] = {{"emb", "8"}, {"epochs", "2"}, {"batch", "128"}, {"eval_batch", "96"},
                            {"patience", "1"}, {NULL, NULL}};

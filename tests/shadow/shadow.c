@@ -801,6 +801,60 @@ static int32_t sh_dot_rows_bwd(void *state, const float *e, int64_t k, const int
   return ameir__cpu_dot_rows_bwd(state, e, k, rows, b, c, u, ds, du, g);
 }
 
+/* ---- baseline models ---- */
+
+static int32_t sh_cross_fwd(void *state, const float *x0, int64_t ld0, const float *xl,
+                            int64_t ldl, const float *w, const float *bias, int64_t b, int64_t d,
+                            float *y, int64_t ldy) {
+  DEV(x0);
+  DEV(xl);
+  DEV(w);
+  DEV(bias);
+  DEV(y);
+  return ameir__cpu_cross_fwd(state, x0, ld0, xl, ldl, w, bias, b, d, y, ldy);
+}
+
+static int32_t sh_cross_bwd(void *state, const float *x0, int64_t ld0, const float *xl,
+                            int64_t ldl, const float *w, int64_t b, int64_t d, const float *dy,
+                            int64_t lddy, float *dx0, int64_t lddx0, float *dxl, int64_t lddxl,
+                            float *dw, float *dbias) {
+  DEV(x0);
+  DEV(xl);
+  DEV(w);
+  DEV(dy);
+  DEV(dx0);
+  DEV(dxl);
+  DEV(dw);
+  DEV(dbias);
+  return ameir__cpu_cross_bwd(state, x0, ld0, xl, ldl, w, b, d, dy, lddy, dx0, lddx0, dxl, lddxl,
+                              dw, dbias);
+}
+
+static int32_t sh_cin_fwd(void *state, const float *x, int64_t ldx, int64_t h, const float *x0,
+                          int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w,
+                          int64_t h_out, float *y, int64_t ldy) {
+  DEV(x);
+  DEV(x0);
+  DEV(w);
+  DEV(y);
+  return ameir__cpu_cin_fwd(state, x, ldx, h, x0, ld0, f, b, k, w, h_out, y, ldy);
+}
+
+static int32_t sh_cin_bwd(void *state, const float *x, int64_t ldx, int64_t h, const float *x0,
+                          int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w,
+                          int64_t h_out, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                          float *dx0, int64_t lddx0, float *dw) {
+  DEV(x);
+  DEV(x0);
+  DEV(w);
+  DEV(dy);
+  DEV(dx);
+  DEV(dx0);
+  DEV(dw);
+  return ameir__cpu_cin_bwd(state, x, ldx, h, x0, ld0, f, b, k, w, h_out, dy, lddy, dx, lddx, dx0,
+                            lddx0, dw);
+}
+
 /* ---- the table ---- */
 
 static const ameir_ops shadow_ops = {
@@ -865,11 +919,15 @@ static const ameir_ops shadow_ops = {
     .host_free = sh_host_free,
     .upload_async = sh_upload_async,
     .download_async = sh_download_async,
+    .cross_fwd = sh_cross_fwd,
+    .cross_bwd = sh_cross_bwd,
+    .cin_fwd = sh_cin_fwd,
+    .cin_bwd = sh_cin_bwd,
 };
 
 /* Every function member set except the two scratch members (left NULL on purpose). Keep the
  * assertion on the table's last member. */
-_Static_assert(offsetof(ameir_ops, download_async) + sizeof(void (*)(void)) ==
+_Static_assert(offsetof(ameir_ops, cin_bwd) + sizeof(void (*)(void)) ==
                    sizeof(ameir_ops),
                "shadow.c: struct ameir_ops grew: wrap the new members above");
 

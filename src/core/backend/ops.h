@@ -23,7 +23,8 @@
 
 #include "ameir/common.h"
 
-/* 2: the asynchronous staging members (host_alloc, host_free, upload_async, download_async) */
+/* 2: the asynchronous staging members (host_alloc, host_free, upload_async, download_async) and
+ *    the baseline towers' ops (cross_fwd/bwd, cin_fwd/bwd); a module built for 1 is refused */
 #define AMEIR_OPS_ABI_VERSION 2
 
 /* Activation kinds (pinned, stored in model files). */
@@ -316,6 +317,49 @@ typedef struct ameir_ops {
    * they were queued, so an op queued after upload_async reads the new data. */
   int32_t (*upload_async)(void *state, void *dev_dst, const void *host_src, size_t bytes);
   int32_t (*download_async)(void *state, void *host_dst, const void *dev_src, size_t bytes);
+
+  /* ==== Baseline models (members appended) ====
+   * Layers of the comparison models of the paper's Table 3 that the ops above cannot express:
+   * DCN's cross layer and xDeepFM's CIN. Both pairs required. Every row stride below must be at
+   * least its row's width (AMEIR_EINVAL otherwise); the gaps between rows are neither read nor
+   * written. Sizes may be 0 (nothing to do, except that overwritten outputs are still zeroed). */
+
+  /* DCN cross layer (Wang et al. 2017, eq. (3)), for each row r < b:
+   *   s_r = xl_r . w;   y_r = x0_r * s_r + bias + xl_r          (width d)
+   * x0, xl, y: [b, d] with row strides ld0, ldl, ldy; w, bias: [d]. xl may equal x0 (the first
+   * layer); y aliases neither. */
+  int32_t (*cross_fwd)(void *state, const float *x0, int64_t ld0, const float *xl, int64_t ldl,
+                       const float *w, const float *bias, int64_t b, int64_t d, float *y,
+                       int64_t ldy);
+  /* Backward of cross_fwd, s recomputed (no save buffer); with ds_r = dy_r . x0_r:
+   *   dx0_r += dy_r * s_r       ACCUMULATED: every layer of the network adds into x0's gradient
+   *   dxl_r  = dy_r + ds_r * w  overwritten
+   *   dw += sum_r ds_r xl_r;  dbias += sum_r dy_r   (accumulated)
+   * dy, dx0, dxl: [b, d] with row strides lddy, lddx0, lddxl. dx0 and dxl never alias each
+   * other nor an input (xl may still equal x0). */
+  int32_t (*cross_bwd)(void *state, const float *x0, int64_t ld0, const float *xl, int64_t ldl,
+                       const float *w, int64_t b, int64_t d, const float *dy, int64_t lddy,
+                       float *dx0, int64_t lddx0, float *dxl, int64_t lddxl, float *dw,
+                       float *dbias);
+  /* xDeepFM CIN layer (Lian et al. 2018, eq. (6); no activation, no bias): per row r, x holds
+   * h feature maps of width k (x[r*ldx + i*k + t], i < h) and x0 the f field embeddings
+   * (x0[r*ld0 + j*k + t], j < f); w: [h_out, h*f] row-major;
+   *   y[r*ldy + o*k + t] = sum_{i<h, j<f} w[o*h*f + i*f + j] * x[r,i,t] * x0[r,j,t]
+   * Row strides ldx >= h*k, ld0 >= f*k, ldy >= h_out*k. x may equal x0 (the first layer,
+   * h = f); y aliases neither. Backends run it as GEMMs over the outer products of a block of
+   * rows at a time (scratch of their own), so results are bit-identical for the same thread
+   * count, as sgemm's are. */
+  int32_t (*cin_fwd)(void *state, const float *x, int64_t ldx, int64_t h, const float *x0,
+                     int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w, int64_t h_out,
+                     float *y, int64_t ldy);
+  /* Backward of cin_fwd: dx (row stride lddx, overwritten), dx0 (row stride lddx0, ACCUMULATED:
+   * every CIN layer adds into x0's gradient), dw ([h_out, h*f], accumulated); dy: [b, h_out*k]
+   * with row stride lddy. dx and dx0 never alias each other nor an input (x may still equal
+   * x0: the caller then adds dx into dx0). */
+  int32_t (*cin_bwd)(void *state, const float *x, int64_t ldx, int64_t h, const float *x0,
+                     int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w, int64_t h_out,
+                     const float *dy, int64_t lddy, float *dx, int64_t lddx, float *dx0,
+                     int64_t lddx0, float *dw);
 } ameir_ops;
 
 /* Op ids of scratch_bytes (pinned: a module may answer them). */

@@ -49,6 +49,7 @@ void ameir_arch_free(ameir_arch *a) {
   free(a->blocks);
   free(a->inter);
   free(a->mlp);
+  free(a->cin);
   free(a);
 }
 
@@ -217,7 +218,36 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras)", key);
+  if (!strcmp(key, "cross")) {
+    char *end;
+    long n = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
+    if (lx->kind != 'w' || *end || n < 0 || n > AMEIR_ARCH_MAX_TOWER)
+      return PERR(lx, "cross takes the number of cross layers (0 to %d)", AMEIR_ARCH_MAX_TOWER);
+    a->n_cross = (int32_t)n;
+    lex_next(lx);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after cross", lx->tok);
+    return AMEIR_OK;
+  }
+  if (!strcmp(key, "cin")) {
+    free(a->cin);
+    a->cin = NULL;
+    a->n_cin = 0;
+    for (; lx->kind; lex_next(lx)) {
+      if (lx->kind == ',') continue;
+      if (lx->kind == 'w' && !strcasecmp(lx->tok, "none")) continue;
+      char *end;
+      long w = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
+      if (lx->kind != 'w' || *end || w < 1 || w > 4096)
+        return PERR(lx, "cin takes the widths of its layers (1 to 4096), got '%s'", lx->tok);
+      if (a->n_cin == AMEIR_ARCH_MAX_TOWER) return PERR(lx, "cin has at most %d layers", AMEIR_ARCH_MAX_TOWER);
+      int32_t *nc = realloc(a->cin, sizeof *nc * (size_t)(a->n_cin + 1));
+      if (!nc) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      a->cin = nc;
+      a->cin[a->n_cin++] = (int32_t)w;
+    }
+    return AMEIR_OK;
+  }
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -344,6 +374,13 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     {"dnn", "readout: field\n", NULL},
     {"widedeep", "readout: field\nextras: linear\n", NULL},
     {"deepfm", "readout: field\nextras: linear fm\n", NULL},
+    /* DCN (appendix C.3): a cross network of 3 layers over x0 beside the MLP, both into the
+     * output layer */
+    {"dcn", "readout: field\ncross: 3\n", NULL},
+    /* xDeepFM: a CIN over the field embeddings (sum-pooled feature maps) beside the MLP, plus
+     * the first-order term; 128-128 feature maps (the paper's Criteo setting is 256, see
+     * docs/arch.md) */
+    {"xdeepfm", "readout: field\ncin: 128 128\nextras: linear\n", NULL},
     /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
     {"din", "readout: att\n", "200:dice,80:dice"},
     /* DIEN-like (appendix C.1): an interest-extractor GRU, attention from the target, a second
@@ -447,6 +484,13 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
   if (a->extras & AMEIR_EXTRA_LINEAR) sb_add(&b, " linear");
   if (a->extras & AMEIR_EXTRA_FM) sb_add(&b, " fm");
   sb_add(&b, "\n");
+  /* the towers only when present: architectures without them print as before */
+  if (a->n_cross) sb_add(&b, "cross: %d\n", (int)a->n_cross);
+  if (a->n_cin) {
+    sb_add(&b, "cin:");
+    for (int32_t i = 0; i < a->n_cin; i++) sb_add(&b, " %d", (int)a->cin[i]);
+    sb_add(&b, "\n");
+  }
   if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }
   *out = b.s;
   return AMEIR_OK;

@@ -34,7 +34,12 @@ struct ameir_arch {
   ameir__mlp_layer *mlp;
   int32_t shortcut;      /* AMEIR_SHORTCUT_* */
   int32_t extras;        /* AMEIR_EXTRA_* bits */
+  /* towers beside the MLP whose outputs join the output layer (baselines, src/core/model/tower.c) */
+  int32_t n_cross;       /* DCN: cross layers over x0 */
+  int32_t n_cin;         /* xDeepFM: CIN layers over the field embeddings, widths in cin[] */
+  int32_t *cin;
 };
+#define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 
 const char *ameir__act_name(int32_t act);
 int32_t ameir__act_parse(const char *s);     /* -1 if unknown */

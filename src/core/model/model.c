@@ -10,7 +10,7 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r);
 ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B);
 void ameir__stage1_free_ws(ameir_model *m);
 ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
-                                 int32_t *h_rows, int32_t *h_src, int64_t src_base);
+                                 int32_t *h_rows, int32_t *h_src, int64_t src_base, int32_t *h_len);
 ameir_status ameir__stage1_forward(ameir_model *m, int64_t B, int32_t training, const int32_t *rows_seq);
 ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out);
 
@@ -103,8 +103,12 @@ void ameir__ws_host_free(ameir_model *m, void *p) {
 
 static void free_workspace(ameir_model *m) {
   if (!m->ops) return;
-  ameir__ws_host_free(m, m->host_stage);
+  if (!m->arena) {
+    m->ops->host_free(m->bs, m->host_stage);
+    m->ops->host_free(m->bs, m->host_prob);
+  }
   m->host_stage = NULL;
+  m->host_prob = NULL;
   ameir__ws_dev_free(m, m->dev_stage);
   float **bufs[] = {&m->x0, &m->dx0, &m->dh0, &m->dh1, &m->logit, &m->dlogit, &m->prob, &m->hse,
                     &m->dhse, &m->se_save, &m->decomp, &m->gradrows, &m->gradrows_l, &m->lin_out};
@@ -128,6 +132,7 @@ static void free_workspace(ameir_model *m) {
   m->z = m->h = m->dice_save = m->hd = NULL;
   m->dmask = NULL;
   ameir__stage1_free_ws(m);
+  ameir__tower_free_ws(m);
   m->dev_stage = NULL;
   m->ws_batch = 0;
 }
@@ -296,6 +301,7 @@ static ameir_status layout_params(ameir_model *m) {
   }
   m->dl_w = -1;
   if ((a->extras & AMEIR_EXTRA_LINEAR) && m->n_dense) { m->dl_w = off; off += m->n_dense; }
+  off = ameir__tower_layout(m, off);
   m->n_params = off;
   m->n_stats = soff;
   return AMEIR_OK;
@@ -434,6 +440,8 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   if (m->n_cat == 0 && m->n_dense == 0 && !m->stage1) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
   if (a->n_blocks > 0 && !m->stage1)
     return ameir__error(ctx, AMEIR_ECONFIG, "the architecture has behaviour blocks but the dataset has no sequence fields (or readout is 'field')");
+  const char *tw = ameir__tower_unfit(m);
+  if (tw) return ameir__error(ctx, AMEIR_ECONFIG, "%s", tw);
 
   /* stage 2: interactions by field name */
   m->n_inter = a->n_inter;
@@ -502,6 +510,7 @@ static ameir_status init_params(ameir_model *m) {
   }
   /* first-order dense weights start at zero (torch_ref) */
   ameir_status st = ameir__stage1_init(m, hp, &r);
+  ameir__tower_init(m, hp, &r);   /* after the rest: models without towers draw as before */
   if (st) { free(hp); return ameir__error(ctx, st, "out of memory initialising Stage 1"); }
   st = m->ops->upload(m->bs, m->P, hp, sizeof(float) * (size_t)m->n_params);
   free(hp);
@@ -638,27 +647,22 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   int64_t lt = m->lin_total;
   /* an inference-only copy leaves out what only the backward reads (NULL stays NULL) */
   const int train = !m->ws_infer;
-  /* host/device staging: rows_fm (+ the sequence rows after it), src_fm (same), rows_lin,
-   * src_lin (int32), y, dense (float) */
+  /* host/device staging, one block (see stage_layout): rows_fm (+ the sequence and candidate
+   * rows after it), rows_lin, dense, lengths, y, src_fm, src_lin. The host side comes from
+   * ops->host_alloc (pinned memory on CUDA: the upload is a DMA queued behind the kernels). */
   int64_t ns = m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0;
   m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? m->opt.positives + m->opt.neg : 0;
   ns += B * m->n_cand;   /* retrieval: the candidates' rows follow the sequences */
   m->stage_cap = B * lt + ns;
-  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt);
+  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt + (m->stage1 ? B : 0));
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
-  CK(ameir__ws_host(m, &m->host_stage, m->stage_bytes + 64, 0));
-  CK(ameir__ws_dev(m, &m->dev_stage, m->stage_bytes + 64));
-  if (m->dev_stage) {   /* NULL while an arena measures */
-    int32_t *ip = m->dev_stage;
-    m->rows_fm = ip; ip += B * lt + ns;
-    m->src_fm = ip; ip += B * lt + ns;
-    m->rows_lin = ip; ip += B * lt;
-    m->src_lin = ip; ip += B * lt;
-    float *fp = (float *)ip;
-    m->y = fp; fp += B;
-    m->dense = fp;
+  if (m->arena) CK(ameir__ws_host(m, &m->host_stage, m->stage_bytes + 64, 0));
+  else {   /* and the scores of a pipelined batch (ameir__model_score_rows) */
+    CK(m->ops->host_alloc(m->bs, m->stage_bytes + 64, &m->host_stage));
+    CK(m->ops->host_alloc(m->bs, sizeof(float) * (size_t)B, (void **)&m->host_prob));
   }
+  CK(ameir__ws_dev(m, &m->dev_stage, m->stage_bytes + 64));
   int64_t maxw = m->d0;
   for (int32_t l = 0; l < a->n_mlp; l++) if (m->mlp[l].out > maxw) maxw = m->mlp[l].out;
   size_t f4 = sizeof(float);
@@ -708,6 +712,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   }
 #undef SLOT
   CK(ameir__stage1_workspace(m, B));
+  CK(ameir__tower_workspace(m, B, train));
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     int64_t C = m->n_cand;
     CK(ameir__ws_dev(m, &m->u, f4 * (size_t)(B * K)));
@@ -739,22 +744,45 @@ ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) 
   return AMEIR_OK;
 }
 
-/* Gathers rows of the dataset into the staging buffers and uploads them in one transfer. */
-ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb) {
+/* The staging block for nb rows, packed for nb (not the workspace's capacity) in the same
+ * layout on the host and the device, so that one copy moves a batch. Offsets in 4-byte words:
+ *   rows_fm [capn]  embedding rows: per-field ids, then the sequences', then the candidates'
+ *   rows_lin [nl]   the first-order term's rows, sample-major (extras linear)
+ *   dense [nb * n_dense], len [nb] (Stage 1)            -- a scoring forward reads up to here
+ *   y [nb]                                              -- a forward asked for its loss
+ *   src_fm [capn], src_lin [nl]                         -- only a training step's backward */
+typedef struct {
+  int64_t capn, nl, rows_lin, dense, len, y, src_fm, src_lin, end;
+} stage_layout;
+
+static stage_layout layout_for(const ameir_model *m, int64_t nb) {
+  stage_layout L;
+  L.capn = nb * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0) + nb * m->n_cand;
+  L.nl = m->L ? nb * m->lin_total : 0;
+  L.rows_lin = L.capn;
+  L.dense = L.rows_lin + L.nl;
+  L.len = L.dense + nb * m->n_dense;
+  L.y = L.len + (m->stage1 ? nb : 0);
+  L.src_fm = L.y + nb;
+  L.src_lin = L.src_fm + L.capn;
+  L.end = L.src_lin + L.nl;
+  return L;
+}
+
+/* Gathers rows[0..nb) into the host block `host`, points the device views at dev_stage, and
+ * returns in *bytes how much of the block `mode` needs on the device. */
+static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                 int32_t mode, void *host, size_t *bytes) {
   int64_t lt = m->lin_total, F = m->n_cat;
-  const int lin = m->L != NULL;
-  /* The regions are packed for nb rows (not the workspace's capacity), in the same layout on
-   * the host and the device, so one transfer moves the batch: rows_fm (+ sequences and
-   * candidates), src_fm, rows_lin, src_lin, y, dense. */
-  int64_t capn = nb * lt + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0) + nb * m->n_cand;
-  int64_t nl = lin ? nb * lt : 0;
+  const int lin = m->L != NULL, train = mode == AMEIR__STAGE_TRAIN;
   if (nb > m->ws_batch)
     return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staging %lld rows into a workspace of %lld",
                         (long long)nb, (long long)m->ws_batch);
-  int32_t *rows_fm = m->host_stage, *src_fm = rows_fm + capn, *rows_lin = src_fm + capn,
-          *src_lin = rows_lin + nl;
-  float *y = (float *)(src_lin + nl), *dense = y + nb;
-  /* field-major ids (for the per-field lookups and the sparse gradient) */
+  stage_layout Lo = layout_for(m, nb);
+  int32_t *hb = host;
+  int32_t *rows_fm = hb, *rows_lin = hb + Lo.rows_lin, *src_fm = hb + Lo.src_fm, *src_lin = hb + Lo.src_lin;
+  float *y = (float *)(hb + Lo.y), *dense = (float *)(hb + Lo.dense);
+  /* field-major ids (for the per-field lookups and, training, the sparse gradient) */
   int32_t *rp = rows_fm, *sp = src_fm;
   int64_t loff = 0;
   for (int32_t s = 0; s < F; s++) {
@@ -766,23 +794,22 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
         int32_t id = ids[l];
         int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
         *rp++ = g;
-        *sp++ = (int32_t)(b * F + s);
-        if (lin) {   /* sample-major copy for the first-order term */
-          rows_lin[b * lt + loff + l] = g;
-          src_lin[b * lt + loff + l] = (int32_t)b;
+        if (lin) rows_lin[b * lt + loff + l] = g;   /* sample-major copy for the first-order term */
+        if (train) {
+          *sp++ = (int32_t)(b * F + s);
+          if (lin) src_lin[b * lt + loff + l] = (int32_t)b;
         }
       }
     }
     loff += L;
   }
   for (int64_t b = 0; b < nb; b++) {
-    y[b] = ds->label ? ds->label[rows[b]] : 0.f;
+    if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
     for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
   }
-  const ameir_ops *o = m->ops;
   size_t nfm = (size_t)(nb * lt), nsq = 0;
   if (m->stage1) {
-    CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, src_fm + nfm, nb * F));
+    CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, train ? src_fm + nfm : NULL, nb * F, hb + Lo.len));
     nsq = (size_t)(m->n_seq * nb * m->seq_t);
   }
   if (m->task == AMEIR_TASK_RETRIEVAL) {
@@ -826,21 +853,37 @@ ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const i
         cr[b * C + j] = (int32_t)(m->item_base + v);
       }
     }
-    for (int64_t i = 0; i < nb * C; i++) cs[i] = (int32_t)(src0 + i);
+    if (train)
+      for (int64_t i = 0; i < nb * C; i++) cs[i] = (int32_t)(src0 + i);
     nsq += (size_t)(nb * C);
   }
-  if ((int64_t)(nfm + nsq) != capn)
+  if ((int64_t)(nfm + nsq) != Lo.capn)
     return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staged %lld ids, laid out %lld",
-                        (long long)(nfm + nsq), (long long)capn);
+                        (long long)(nfm + nsq), (long long)Lo.capn);
   int32_t *dp = m->dev_stage;
   m->rows_fm = dp;
-  m->src_fm = dp + capn;
-  m->rows_lin = dp + 2 * capn;
-  m->src_lin = m->rows_lin + nl;
-  m->y = (float *)(m->src_lin + nl);
-  m->dense = m->y + nb;
-  return o->upload(m->bs, m->dev_stage, m->host_stage,
-                   4 * (size_t)(2 * capn + 2 * nl + nb + nb * m->n_dense));
+  m->rows_lin = dp + Lo.rows_lin;
+  m->dense = (float *)(dp + Lo.dense);
+  m->len_dev = m->stage1 ? dp + Lo.len : NULL;
+  m->y = (float *)(dp + Lo.y);
+  m->src_fm = dp + Lo.src_fm;
+  m->src_lin = dp + Lo.src_lin;
+  int64_t words = mode == AMEIR__STAGE_TRAIN ? Lo.end : mode == AMEIR__STAGE_SCORE_LOSS ? Lo.src_fm : Lo.y;
+  *bytes = 4 * (size_t)words;
+  return AMEIR_OK;
+}
+
+ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb) {
+  size_t bytes = 0;
+  CK(stage_gather(m, ds, rows, nb, AMEIR__STAGE_TRAIN, m->host_stage, &bytes));
+  return m->ops->upload(m->bs, m->dev_stage, m->host_stage, bytes);
+}
+
+ameir_status ameir__model_stage_async(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                      int32_t mode, void *host) {
+  size_t bytes = 0;
+  CK(stage_gather(m, ds, rows, nb, mode, host, &bytes));
+  return m->ops->upload_async(m->bs, m->dev_stage, host, bytes);
 }
 
 ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, double *loss) {
@@ -916,7 +959,10 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     int64_t C = m->n_cand, ld = m->out_ld;
     CK(o->gemm(bs, 0, 1, B, K, m->h_last, 1.f, hin, ldin, m->P + m->out_w, ld, 0.f, m->u, K));
     if (m->se_s) CK(o->gemm(bs, 0, 1, B, K, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, ld, 1.f, m->u, K));
-    if (!training) { *loss = NAN; return AMEIR_OK; }
+    if (!training) {
+      if (loss) *loss = NAN;
+      return AMEIR_OK;
+    }
     const int32_t *cand = m->rows_fm + fm_off + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
     CK(o->dot_rows_fwd(bs, m->E, K, cand, B, C, m->u, m->cscore));
     CK(o->bce_logits(bs, m->cscore, m->cy, B * C, 1.f / (float)B, loss, m->dcscore, NULL));
@@ -936,6 +982,8 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     if (m->dl_w >= 0)
       CK(o->gemm(bs, 0, 1, B, 1, m->n_dense, 1.f, m->dense, m->n_dense, m->P + m->dl_w, m->n_dense, 1.f, m->logit, 1));
   }
+  CK(ameir__tower_forward(m, B));
+  if (!training && !loss) return o->act_fwd(bs, AMEIR_ACT_SIGMOID, m->logit, m->prob, B);   /* scores only */
   return o->bce_logits(bs, m->logit, m->y, B, 1.f / (float)B, loss, training ? m->dlogit : NULL, m->prob);
 }
 
@@ -1023,6 +1071,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     }
     if (l) { X = dhin; Y = (dhin == m->dh0) ? m->dh1 : m->dh0; }
   }
+  CK(ameir__tower_backward(m, B));   /* before Stage 1 reads its part of dx0 */
   /* Stage 1 backward: d H_0 lands after the e part of the embedding-gradient buffer */
   CK(ameir__stage1_backward(m, B, m->decomp + B * F * K));
   /* shortcut and extras: accumulate into the gradient of e (and p) */

@@ -121,6 +121,9 @@ struct ameir_model {
                             * supernet's slot after its widest MLP) */
   int64_t se_v, se_w1, se_b1, se_w2, se_b2, se_r, se_s;
   int64_t dl_w;            /* dense first-order weights, -1 if none */
+  /* towers (src/core/model/tower.c): cross layer l's w at cross_p + 2 l d0 (its b follows),
+   * CIN layer k's W at cin_p[k], the towers' output weights at tw_out ([x_L | p^1 | p^2 ...]) */
+  int64_t cross_p, cin_p[AMEIR_ARCH_MAX_TOWER], tw_out, tw_width;
   int64_t n_stats;
 
   float *P, *G, *M, *V;    /* dev: flat params, grads, Adam moments */
@@ -158,7 +161,8 @@ struct ameir_model {
   struct ameir__arena *arena;
   int32_t ws_infer;        /* inference only: leave out the buffers only a backward reads */
   int64_t ws_batch;
-  void *host_stage;        /* host staging for one batch's ids, labels, dense */
+  void *host_stage;        /* host staging for one batch (ops->host_alloc, or the caller's block) */
+  float *host_prob;        /* scores of a pipelined batch (ops->host_alloc, ws_batch floats; NULL with an arena) */
   size_t stage_bytes;
   int64_t stage_cap;       /* capacity of rows_fm / src_fm (e slots and sequence rows) */
   void *dev_stage;
@@ -175,12 +179,12 @@ struct ameir_model {
   float *gradrows_l;
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
+  float *tw_x, *tw_p, *tw_ones, *tw_d1, *tw_d2, *tw_dp;   /* towers */
   /* stage 1 */
-  int32_t *len_dev;
+  int32_t *len_dev;        /* dev view into dev_stage (the batch's lengths) */
   float **H, **nrm, **ly, **la, **lsave, **lnsave;
   int32_t **psave;
   float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
-  int32_t *host_len;
   /* A copy with an arena only: the block the Stage-1 kernels take their scratch from (handed
    * to the backend for the calling thread during ameir__stage1_forward), and its bytes. */
   void *kscratch;
@@ -223,10 +227,30 @@ void ameir__model_clone_release(ameir_model *copy);
 /* Forgets the kept prediction workspaces (a supernet's child changed the shapes they copied). */
 ameir_status ameir__model_ws_pool_reset(ameir_model *m);
 
+/* Towers beside the MLP (src/core/model/tower.c). */
+const char *ameir__tower_unfit(const ameir_model *m);            /* why the arch's towers do not fit, or NULL */
+int64_t ameir__tower_layout(ameir_model *m, int64_t off);        /* reserves parameters from off; the new off */
+void ameir__tower_init(const ameir_model *m, float *hp, ameir__rng *r);
+ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train);
+void ameir__tower_free_ws(ameir_model *m);
+ameir_status ameir__tower_forward(ameir_model *m, int64_t B);    /* adds the towers to the logit */
+ameir_status ameir__tower_backward(ameir_model *m, int64_t B);   /* after the MLP's: G, and dx0 (+=) */
+int64_t ameir__tower_flops(const ameir_model *m);
+
+/* loss may be NULL when not training: the forward then only scores (prob), no labels read. */
 ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);
 ameir_status ameir__model_backward_step(ameir_model *m, int64_t nb, double lr);
-/* stages rows[0..nb) of the dataset into the device batch */
+/* What a staging gathers and moves: everything a training step reads, or only what a forward
+ * that scores reads (no source slots for the sparse gradients), with or without the labels
+ * (a forward asked for its loss reads them). */
+enum { AMEIR__STAGE_TRAIN = 0, AMEIR__STAGE_SCORE = 1, AMEIR__STAGE_SCORE_LOSS = 2 };
+/* Stages rows[0..nb) of the dataset into the device batch (synchronous: returns when the
+ * device holds them). */
 ameir_status ameir__model_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb);
+/* The same for `mode`, gathered into `host` (the host_stage) and queued with upload_async:
+ * the caller keeps `host` unchanged until a later sync. */
+ameir_status ameir__model_stage_async(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                      int32_t mode, void *host);
 ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds);
 ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t batch);
 /* Scores rows[0..n) of ds into prob[n] (host) in batches of the eval batch, and their mean loss

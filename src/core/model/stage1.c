@@ -166,13 +166,10 @@ void ameir__stage1_free_ws(ameir_model *m) {
   float *bufs[] = {m->dHs, m->dt1, m->dt2, m->dt3, m->q, m->dq, m->ro_save};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ameir__ws_dev_free(m, bufs[i]);
   m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
-  ameir__ws_dev_free(m, m->len_dev);
-  m->len_dev = NULL;
+  m->len_dev = NULL;   /* a view into the staging block */
   ameir__ws_dev_free(m, m->kscratch);
   m->kscratch = NULL;
   m->kscratch_bytes = 0;
-  ameir__ws_host_free(m, m->host_len);
-  m->host_len = NULL;
 }
 
 /* The backend's bound for one forward op's scratch (SIZE_MAX: it cannot give one). */
@@ -231,8 +228,7 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
   CK(ameir__ws_host(m, &m->lsave, np, 1));
   CK(ameir__ws_host(m, &m->lnsave, np, 1));
   CK(ameir__ws_host(m, &m->psave, sizeof(int32_t *) * ((size_t)L + 1), 1));
-  CK(ameir__ws_host(m, &m->host_len, sizeof(int32_t) * (size_t)B, 0));
-  CK(ameir__ws_dev(m, &m->len_dev, sizeof(int32_t) * (size_t)B));
+  /* the lengths (len_dev) are a part of the model's staging block */
 #define SLOT(arr, l) ((arr) ? (void *)&(arr)[l] : NULL)
   CK(dalloc(m, SLOT(m->H, 0), n));
   /* a supernet's blocks change kind from batch to batch: every block gets every buffer */
@@ -287,30 +283,34 @@ static float *h_at(const ameir_model *m, int32_t l) {
   return m->H[l];
 }
 
-/* Host side: sequence rows into rows_seq/src_seq (device views given), lengths uploaded. */
+/* Host side: the sequences' rows into h_rows, their lengths into h_len[nb], and (h_src not
+ * NULL: a training step) each row's slot in the gathered embeddings into h_src. All three are
+ * parts of the model's staging block, moved to the device with it (ameir__model_stage). */
 ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
-                                 int32_t *h_rows, int32_t *h_src, int64_t src_base) {
+                                 int32_t *h_rows, int32_t *h_src, int64_t src_base, int32_t *h_len) {
   int64_t T = m->seq_t, S = m->n_seq;
   const ameir__field *f0 = &ds->fields[m->seq_field[0]];
   for (int64_t b = 0; b < nb; b++) {
     const int32_t *ids = f0->ids + rows[b] * T;
     int32_t len = 0;
     while (len < T && ids[len] >= 0) len++;
-    m->host_len[b] = len ? len : 1;   /* empty history: one padding position (the special tag) */
+    h_len[b] = len ? len : 1;   /* empty history: one padding position (the special tag) */
   }
   for (int64_t s = 0; s < S; s++) {
     const ameir__field *f = &ds->fields[m->seq_field[s]];
     int64_t base = m->seq_base[s], voc = m->seq_vocab[s];
     for (int64_t b = 0; b < nb; b++) {
       const int32_t *ids = f->ids + rows[b] * T;
+      int32_t *hr = h_rows + (s * nb + b) * T;
       for (int64_t t = 0; t < T; t++) {
-        int32_t id = t < m->host_len[b] ? ids[t] : -1;
-        h_rows[(s * nb + b) * T + t] = id < 0 ? 0 : (int32_t)(base + (id < voc ? id : 0));
-        h_src[(s * nb + b) * T + t] = (int32_t)(src_base + (b * T + t) * S + s);
+        int32_t id = t < h_len[b] ? ids[t] : -1;
+        hr[t] = id < 0 ? 0 : (int32_t)(base + (id < voc ? id : 0));
       }
+      if (h_src)
+        for (int64_t t = 0; t < T; t++) h_src[(s * nb + b) * T + t] = (int32_t)(src_base + (b * T + t) * S + s);
     }
   }
-  return m->ops->upload(m->bs, m->len_dev, m->host_len, sizeof(int32_t) * (size_t)nb);
+  return AMEIR_OK;
 }
 
 static ameir_status stage1_forward(ameir_model *m, int64_t B, const int32_t *rows_seq) {

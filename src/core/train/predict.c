@@ -161,6 +161,8 @@ static const char *no_caller_ws(const ameir_model *m, char *why, size_t size) {
              m->ops->name, !m->ops->scratch_bytes || !m->ops->set_thread_scratch
                                ? "cannot take from a caller's block (no scratch_bytes/set_thread_scratch)"
                                : "cannot bound");
+  else if (m->arch->n_cin)   /* its CPU kernel blocks the outer products in scratch of its own */
+    snprintf(why, size, "the model has a CIN tower, whose kernel takes scratch memory of its own");
   else
     return NULL;
   return why;
@@ -224,10 +226,9 @@ AMEIR_API ameir_status ameir_model_predict(const ameir_model *m, int64_t n, cons
   ameir__model_clone_ws(m, &c);
   c.arena = &a;
   c.ws_infer = 1;
-  double loss;
   CK(ameir__model_alloc_workspace(&c, n));
-  CK(ameir__model_stage(&c, &ds, rows, n));
-  CK(ameir__model_forward(&c, n, 0, &loss));
+  CK(ameir__model_stage_async(&c, &ds, rows, n, AMEIR__STAGE_SCORE, c.host_stage));
+  CK(ameir__model_forward(&c, n, 0, NULL));
   return c.ops->download(c.bs, out, c.prob, sizeof(float) * (size_t)n);
 }
 

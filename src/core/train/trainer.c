@@ -181,7 +181,8 @@ AMEIR_API ameir_status ameir_model_set_options_file(ameir_model *m, const char *
     const ameir__kv *kv = &cfg->kv[i];
     if (strncmp(kv->key, prefix, pl)) continue;
     const char *k = kv->key + pl;
-    if (!strcmp(k, "model") || !strcmp(k, "mlp") || !strcmp(k, "arch") || !strcmp(k, "threads") || !strcmp(k, "seed"))
+    if (!strcmp(k, "model") || !strcmp(k, "mlp") || !strcmp(k, "arch") || !strcmp(k, "threads") || !strcmp(k, "seed") ||
+        !strcmp(k, "cross_layers") || !strcmp(k, "cin"))
       continue;   /* read by the program, not model options */
     st = ameir_model_set_option(m, k, kv->value);
     if (st) ameir__error_prefix(m->ctx, "%s:%d: %s%s", cfg->path, (int)kv->line, prefix, k);
@@ -222,21 +223,53 @@ static ameir_status snap_restore(ameir_model *m, const snapshot *s) {
 
 /* ---------------- evaluation ---------------- */
 
-/* Scores the rows of a split; fills prob[n] (host) and returns the mean loss. */
+/* Scores rows[0..n) into prob[n] (host) and, when mean_loss is not NULL, their mean loss.
+ *
+ * Batches are pipelined (ops.h, asynchronous staging): batch i is gathered into the host
+ * staging block while the device still scores batch i-1, its upload is queued behind that
+ * work, then one sync hands back batch i-1's scores (and frees the block: the upload of batch
+ * i was queued before it), and batch i's forward and download are queued. Host and device work
+ * overlap, with one synchronisation per batch; the ops run in the same order as batch by
+ * batch, so the scores are the same bits. Asking for the loss costs the forward one more sync
+ * (the loss comes back to the host). */
 ameir_status ameir__model_score_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
                                      float *prob, double *mean_loss) {
   int64_t EB = m->opt.eval_batch > m->opt.batch ? m->opt.eval_batch : m->opt.batch;
   if (m->ws_batch < EB && n < EB) EB = n > 0 ? n : 1;   /* a small request gets a small workspace */
   CK(ameir__model_alloc_workspace(m, EB));
   EB = m->ws_batch;
+  const ameir_ops *o = m->ops;
+  const int32_t mode = mean_loss ? AMEIR__STAGE_SCORE_LOSS : AMEIR__STAGE_SCORE;
   double lsum = 0;
-  for (int64_t s = 0; s < n; s += EB) {
-    int64_t nb = n - s < EB ? n - s : EB;
-    double loss = 0;
-    CK(ameir__model_stage(m, ds, rows + s, nb));
-    CK(ameir__model_forward(m, nb, 0, &loss));
-    CK(m->ops->download(m->bs, prob + s, m->prob, 4 * (size_t)nb));
-    lsum += loss * (double)nb;
+  if (m->arena || n <= EB) {   /* one batch, or a caller's block (no host_alloc memory): plain */
+    for (int64_t s = 0; s < n; s += EB) {
+      int64_t nb = n - s < EB ? n - s : EB;
+      double loss = 0;
+      CK(ameir__model_stage_async(m, ds, rows + s, nb, mode, m->host_stage));
+      CK(ameir__model_forward(m, nb, 0, mean_loss ? &loss : NULL));
+      CK(o->download(m->bs, prob + s, m->prob, 4 * (size_t)nb));   /* synchronous: all done */
+      lsum += loss * (double)nb;
+    }
+  } else {
+    int64_t prev = -1, prev_nb = 0;   /* the batch in flight */
+    ameir_status st = AMEIR_OK;
+    for (int64_t s = 0; s < n && !st; s += EB) {
+      int64_t nb = n - s < EB ? n - s : EB;
+      double loss = 0;
+      st = ameir__model_stage_async(m, ds, rows + s, nb, mode, m->host_stage);
+      if (!st) st = o->sync(m->bs);   /* batch i-1 and the upload of batch i: the block is free */
+      if (!st && prev >= 0) memcpy(prob + prev, m->host_prob, sizeof(float) * (size_t)prev_nb);
+      if (!st) st = ameir__model_forward(m, nb, 0, mean_loss ? &loss : NULL);
+      if (!st) st = o->download_async(m->bs, m->host_prob, m->prob, sizeof(float) * (size_t)nb);
+      lsum += loss * (double)nb;
+      prev = s;
+      prev_nb = nb;
+    }
+    /* the last batch (after an error: whatever is still queued, before the blocks are reused) */
+    ameir_status s2 = o->sync(m->bs);
+    if (!st) st = s2;
+    if (!st && prev >= 0) memcpy(prob + prev, m->host_prob, sizeof(float) * (size_t)prev_nb);
+    CK(st);
   }
   if (mean_loss) *mean_loss = n ? lsum / (double)n : NAN;
   return AMEIR_OK;
@@ -247,9 +280,8 @@ ameir_status ameir__model_score_rows(ameir_model *m, const ameir_dataset *ds, co
 static ameir_status score_all_items(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
                                     float *dev, float *host) {
   int64_t V = m->item_vocab - 1, K = m->opt.emb;
-  double loss;
-  CK(ameir__model_stage(m, ds, rows, nb));
-  CK(ameir__model_forward(m, nb, 0, &loss));
+  CK(ameir__model_stage_async(m, ds, rows, nb, AMEIR__STAGE_SCORE, m->host_stage));
+  CK(ameir__model_forward(m, nb, 0, NULL));
   CK(m->ops->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V));
   return m->ops->download(m->bs, host, dev, sizeof(float) * (size_t)(nb * V));
 }
@@ -440,9 +472,12 @@ AMEIR_API ameir_status ameir_model_evaluate(ameir_model *m, const ameir_dataset 
   for (int i = 0; i < 7; i++) rk[i] = NAN;
   if (m->task == AMEIR_TASK_RETRIEVAL) CK(eval_retrieval(m, ds, split, rk));
   else {
-    int want_gauc = 0;
-    for (int32_t i = 0; i < n; i++) want_gauc |= ids[i] == AMEIR_METRIC_GAUC;
-    CK(eval_split(m, ds, split, want_gauc ? &gauc_v : NULL, &auc, &ll, &loss, &ctr, &rows));
+    int want_gauc = 0, want_loss = 0;
+    for (int32_t i = 0; i < n; i++) {
+      want_gauc |= ids[i] == AMEIR_METRIC_GAUC;
+      want_loss |= ids[i] == AMEIR_METRIC_LOSS;   /* the device's loss costs a sync per batch */
+    }
+    CK(eval_split(m, ds, split, want_gauc ? &gauc_v : NULL, &auc, &ll, want_loss ? &loss : NULL, &ctr, &rows));
   }
   for (int32_t i = 0; i < n; i++) {
     switch (ids[i]) {
@@ -635,7 +670,7 @@ AMEIR_API int64_t ameir_model_flops(const ameir_model *m) {
   if (m->se_s) f += 2 * m->se_s * K + 4 * m->se_s * m->se_r + 2 * m->se_s * K;
   for (int32_t i = 0; i < m->n_inter; i++) f += (m->inter_order[i] - 1) * K;
   if (m->arch->extras & AMEIR_EXTRA_FM) f += 3 * m->n_cat * K;
-  return f;
+  return f + ameir__tower_flops(m);
 }
 
 AMEIR_API const ameir_arch *ameir_model_arch(const ameir_model *m) { return m ? m->arch : NULL; }

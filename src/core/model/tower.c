@@ -1,0 +1,221 @@
+/* Towers beside the MLP: the explicit-interaction networks of two CTR baselines, whose outputs
+ * join the output layer (appendix C.3; the paper's eq. for DCN and xDeepFM in appendix A.2).
+ *
+ * - DCN's cross network (Wang et al. 2017) over the MLP input x0 = [e, dense]:
+ *     x_{l+1} = x0 * (x_l . w_l) + b_l + x_l,      logit += w_c^T x_L
+ * - xDeepFM's CIN (Lian et al. 2018, eq. 6, no activation, no split-half) over the field
+ *   embeddings X^0 = e (F vectors of K):
+ *     X^k[h] = sum_{i,j} W^k[h, i*F + j] (X^{k-1}[i] * X^0[j]),   p^k[h] = sum_d X^k[h, d],
+ *     logit += sum_k w_k^T p^k
+ * Both are CTR-only (a retrieval model's output is a user vector). The layers run through the
+ * ops cross_fwd/bwd and cin_fwd/bwd; the sum pooling over the K dimensions is one GEMM against a
+ * vector of ones kept in the workspace. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "init.h"
+#include "model.h"
+
+#define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
+
+static int64_t cin_in(const ameir_model *m, int32_t k) { return k ? m->arch->cin[k - 1] : m->n_cat; }
+
+const char *ameir__tower_unfit(const ameir_model *m) {
+  const ameir_arch *a = m->arch;
+  if (!a->n_cross && !a->n_cin) return NULL;
+  if (m->task == AMEIR_TASK_RETRIEVAL) return "cross and cin towers are CTR baselines: a retrieval model has no logit to add them to";
+  if (a->n_cin && m->n_cat == 0) return "cin needs embedded fields";
+  return NULL;
+}
+
+int64_t ameir__tower_layout(ameir_model *m, int64_t off) {
+  const ameir_arch *a = m->arch;
+  int64_t D0 = m->d0;
+  m->tw_width = 0;
+  m->cross_p = m->tw_out = -1;
+  if (a->n_cross) {
+    m->cross_p = off;
+    off += 2 * (int64_t)a->n_cross * D0;   /* per layer: w [D0], then b [D0] */
+    m->tw_width += D0;
+  }
+  for (int32_t k = 0; k < a->n_cin; k++) {
+    m->cin_p[k] = off;
+    off += (int64_t)a->cin[k] * cin_in(m, k) * m->n_cat;
+    m->tw_width += a->cin[k];
+  }
+  if (m->tw_width) {
+    m->tw_out = off;   /* [x_L (D0) | p^1 | p^2 | ...] */
+    off += m->tw_width;
+  }
+  return off;
+}
+
+void ameir__tower_init(const ameir_model *m, float *hp, ameir__rng *r) {
+  const ameir_arch *a = m->arch;
+  int64_t D0 = m->d0, F = m->n_cat;
+  for (int32_t l = 0; l < a->n_cross; l++)   /* w: normal(0, sqrt(2 / (D0 + 1))), b: 0 */
+    ameir__init_normal(r, hp + m->cross_p + 2 * l * D0, D0, sqrt(2.0 / (double)(D0 + 1)));
+  for (int32_t k = 0; k < a->n_cin; k++) {   /* Glorot uniform over [H_k, H_{k-1} F] */
+    int64_t fan = cin_in(m, k) * F;
+    ameir__init_uniform(r, hp + m->cin_p[k], a->cin[k] * fan, sqrt(6.0 / (double)(fan + a->cin[k])));
+  }
+  if (m->tw_width) ameir__model_init_linear(m, r, hp + m->tw_out, NULL, 1, m->tw_width, 0);
+}
+
+/* Floats of the kept forward outputs: cross x_1..x_L [B, D0] each, then CIN X^k [B, H_k K]. */
+static int64_t kept_floats(const ameir_model *m, int64_t B) {
+  const ameir_arch *a = m->arch;
+  int64_t n = (int64_t)a->n_cross * B * m->d0;
+  for (int32_t k = 0; k < a->n_cin; k++) n += B * a->cin[k] * m->opt.emb;
+  return n;
+}
+
+static float *cross_x(const ameir_model *m, int64_t B, int32_t l) { return m->tw_x + (int64_t)l * B * m->d0; }
+
+static float *cin_x(const ameir_model *m, int64_t B, int32_t k) {
+  float *p = m->tw_x + (int64_t)m->arch->n_cross * B * m->d0;
+  for (int32_t j = 0; j < k; j++) p += B * m->arch->cin[j] * m->opt.emb;
+  return p;
+}
+
+/* p^k [B, H_k] and its offset in the towers' output weights */
+static float *cin_pool(const ameir_model *m, int64_t B, int32_t k, int64_t *w_off) {
+  float *p = m->tw_p;
+  int64_t wo = m->arch->n_cross ? m->d0 : 0;
+  for (int32_t j = 0; j < k; j++) {
+    p += B * m->arch->cin[j];
+    wo += m->arch->cin[j];
+  }
+  if (w_off) *w_off = wo;
+  return p;
+}
+
+ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
+  const ameir_arch *a = m->arch;
+  if (!m->tw_width) return AMEIR_OK;
+  size_t f4 = sizeof(float);
+  int64_t K = m->opt.emb, D0 = m->d0, hsum = 0, wide = a->n_cross ? D0 : 0;
+  for (int32_t k = 0; k < a->n_cin; k++) {
+    hsum += a->cin[k];
+    if (a->cin[k] * K > wide) wide = a->cin[k] * K;
+    if (m->n_cat * K > wide) wide = m->n_cat * K;
+  }
+  CK(ameir__ws_dev(m, &m->tw_x, f4 * (size_t)kept_floats(m, B)));
+  if (a->n_cin) {
+    CK(ameir__ws_dev(m, &m->tw_p, f4 * (size_t)(B * hsum)));
+    CK(ameir__ws_dev(m, &m->tw_ones, f4 * (size_t)K));
+    if (m->tw_ones) {
+      float *h = NULL;
+      CK(ameir__ws_host(m, &h, f4 * (size_t)K, 0));
+      for (int64_t i = 0; i < K; i++) h[i] = 1.f;
+      ameir_status st = m->ops->upload(m->bs, m->tw_ones, h, f4 * (size_t)K);
+      ameir__ws_host_free(m, h);
+      CK(st);
+    } else if (m->arena && !m->arena->base) {
+      CK(ameir__ws_host(m, NULL, f4 * (size_t)K, 0));   /* measuring: the host vector too */
+    }
+  }
+  if (train) {   /* backward: two gradients of a layer's output in turn, and (CIN) dp^k */
+    CK(ameir__ws_dev(m, &m->tw_d1, f4 * (size_t)(B * wide)));
+    CK(ameir__ws_dev(m, &m->tw_d2, f4 * (size_t)(B * wide)));
+    if (a->n_cin) {
+      int64_t hmax = 0;
+      for (int32_t k = 0; k < a->n_cin; k++) if (a->cin[k] > hmax) hmax = a->cin[k];
+      CK(ameir__ws_dev(m, &m->tw_dp, f4 * (size_t)(B * hmax)));
+    }
+  }
+  return AMEIR_OK;
+}
+
+void ameir__tower_free_ws(ameir_model *m) {
+  float **bufs[] = {&m->tw_x, &m->tw_p, &m->tw_ones, &m->tw_d1, &m->tw_d2, &m->tw_dp};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+    ameir__ws_dev_free(m, *bufs[i]);
+    *bufs[i] = NULL;
+  }
+}
+
+ameir_status ameir__tower_forward(ameir_model *m, int64_t B) {
+  const ameir_arch *a = m->arch;
+  if (!m->tw_width) return AMEIR_OK;
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const float *P = m->P;
+  int64_t D0 = m->d0, K = m->opt.emb, F = m->n_cat;
+  const float *in = m->x0;
+  for (int32_t l = 0; l < a->n_cross; l++) {
+    const float *w = P + m->cross_p + 2 * l * D0;
+    CK(o->cross_fwd(bs, m->x0, D0, in, D0, w, w + D0, B, D0, cross_x(m, B, l), D0));
+    in = cross_x(m, B, l);
+  }
+  if (a->n_cross) CK(o->gemm(bs, 0, 1, B, 1, D0, 1.f, in, D0, P + m->tw_out, D0, 1.f, m->logit, 1));
+  const float *e = m->x0 + m->off_e, *x = e;
+  int64_t ldx = D0;
+  for (int32_t k = 0; k < a->n_cin; k++) {
+    int64_t H = a->cin[k], wo;
+    float *y = cin_x(m, B, k), *p = cin_pool(m, B, k, &wo);
+    CK(o->cin_fwd(bs, x, ldx, cin_in(m, k), e, D0, F, B, K, P + m->cin_p[k], H, y, H * K));
+    CK(o->gemm(bs, 0, 0, B * H, 1, K, 1.f, y, K, m->tw_ones, 1, 0.f, p, 1));   /* p^k = X^k 1 */
+    CK(o->gemm(bs, 0, 1, B, 1, H, 1.f, p, H, P + m->tw_out + wo, H, 1.f, m->logit, 1));
+    x = y;
+    ldx = H * K;
+  }
+  return AMEIR_OK;
+}
+
+/* After the MLP's backward (dx0 written): the towers' parameter gradients, and their part of
+ * d x0 added. */
+ameir_status ameir__tower_backward(ameir_model *m, int64_t B) {
+  const ameir_arch *a = m->arch;
+  if (!m->tw_width) return AMEIR_OK;
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  const float *P = m->P;
+  float *G = m->G;
+  int64_t D0 = m->d0, K = m->opt.emb, F = m->n_cat;
+  if (a->n_cross) {
+    int32_t L = a->n_cross;
+    const float *xl = cross_x(m, B, L - 1);
+    CK(o->gemm(bs, 1, 0, 1, D0, B, 1.f, m->dlogit, 1, xl, D0, 1.f, G + m->tw_out, D0));
+    float *dy = m->tw_d1, *dn = m->tw_d2;
+    CK(o->gemm(bs, 0, 0, B, D0, 1, 1.f, m->dlogit, 1, P + m->tw_out, D0, 0.f, dy, D0));
+    for (int32_t l = L - 1; l >= 0; l--) {
+      const float *in = l ? cross_x(m, B, l - 1) : m->x0;
+      int64_t wo = m->cross_p + 2 * l * D0;
+      CK(o->cross_bwd(bs, m->x0, D0, in, D0, P + wo, B, D0, dy, D0, m->dx0, D0, dn, D0, G + wo, G + wo + D0));
+      float *t = dy;
+      dy = dn;
+      dn = t;
+    }
+    CK(o->axpby(bs, B * D0, 1.f, dy, 1.f, m->dx0));   /* layer 0's input was x0 itself */
+  }
+  if (a->n_cin) {
+    const float *e = m->x0 + m->off_e;
+    float *de = m->dx0 + m->off_e;
+    float *dX = m->tw_d1, *dn = m->tw_d2;
+    for (int32_t k = a->n_cin - 1; k >= 0; k--) {
+      int64_t H = a->cin[k], wo;
+      const float *p = cin_pool(m, B, k, &wo);
+      /* p^k's output weights; dp^k = dlogit w_k^T; dX^k (+)= dp^k 1^T */
+      CK(o->gemm(bs, 1, 0, 1, H, B, 1.f, m->dlogit, 1, p, H, 1.f, G + m->tw_out + wo, H));
+      CK(o->gemm(bs, 0, 0, B, H, 1, 1.f, m->dlogit, 1, P + m->tw_out + wo, H, 0.f, m->tw_dp, H));
+      CK(o->gemm(bs, 0, 0, B * H, K, 1, 1.f, m->tw_dp, 1, m->tw_ones, K, k == a->n_cin - 1 ? 0.f : 1.f, dX, K));
+      const float *x = k ? cin_x(m, B, k - 1) : e;
+      int64_t ldx = k ? a->cin[k - 1] * K : D0, h = cin_in(m, k), lddn = h * K;
+      CK(o->cin_bwd(bs, x, ldx, h, e, D0, F, B, K, P + m->cin_p[k], H, dX, H * K, dn, lddn, de, D0, G + m->cin_p[k]));
+      float *t = dX;
+      dX = dn;
+      dn = t;
+    }
+    CK(o->copy2d(bs, de, D0, dX, F * K, B, F * K, 1));   /* layer 1's input was e itself */
+  }
+  return AMEIR_OK;
+}
+
+int64_t ameir__tower_flops(const ameir_model *m) {
+  const ameir_arch *a = m->arch;
+  int64_t K = m->opt.emb, f = (int64_t)a->n_cross * 5 * m->d0 + 2 * m->tw_width;
+  for (int32_t k = 0; k < a->n_cin; k++) f += 3 * a->cin[k] * cin_in(m, k) * m->n_cat * K + 2 * a->cin[k] * K;
+  return f;
+}
