@@ -250,6 +250,37 @@ void test_model_model__gradient_check(void) {
   ameir_context_free(ctx);
 }
 
+/* A large batch is gathered by the context's threads (one field each): the staging block is
+ * the same bytes as one thread's, for every mode, with the linear term and a multi field. */
+void test_model_model__parallel_gather_matches_serial(void) {
+  ameir_context *ctx = new_ctx(1);
+  ameir_dataset *ds = synth_dataset(ctx, 9000, 6, 50, 1, 2, 16);
+  ameir_model *m = make_model(ctx, ds, "mlp: (8, relu)\nextras: linear fm\n", "4");
+  const int64_t B = 8192;   /* 8192 x (6 + 3 ids + 2 dense): far above the parallel threshold */
+  T_OK(ameir__model_alloc_workspace(m, B));
+  int64_t *rows = malloc(sizeof(int64_t) * (size_t)B);
+  for (int64_t i = 0; i < B; i++) rows[i] = (i * 7919) % 9000;   /* scattered, as a split's rows */
+  size_t bytes = m->stage_bytes;
+  char *one = malloc(bytes);
+  for (int32_t mode = AMEIR__STAGE_TRAIN; mode <= AMEIR__STAGE_SCORE_LOSS; mode++) {
+    T_OK(ameir_context_set_int(ctx, "threads", 1));
+    memset(m->host_stage, 0xAB, bytes);
+    T_OK(ameir__model_stage_async(m, ds, rows, B, mode, m->host_stage));
+    T_OK(m->ops->sync(m->bs));
+    memcpy(one, m->host_stage, bytes);
+    T_OK(ameir_context_set_int(ctx, "threads", 2));
+    memset(m->host_stage, 0xAB, bytes);
+    T_OK(ameir__model_stage_async(m, ds, rows, B, mode, m->host_stage));
+    T_OK(m->ops->sync(m->bs));
+    T_ASSERT_MSG(!memcmp(one, m->host_stage, bytes), "mode %d: the parallel gather differs", (int)mode);
+  }
+  free(one);
+  free(rows);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
 /* The towers of the DCN and xDeepFM baselines (src/core/model/tower.c): parameters of every
  * cross and CIN layer and the embeddings they reach, alone and next to an MLP, SE and FM. */
 void test_model_model__gradient_check_towers(void) {

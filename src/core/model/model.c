@@ -769,8 +769,39 @@ static stage_layout layout_for(const ameir_model *m, int64_t nb) {
   return L;
 }
 
+/* One field's ids of rows[0..nb) into its part of the staging block: rows (field-major) and,
+ * with the linear term, the sample-major copy; training also the source slots. */
+static void gather_field(const ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb, int32_t s,
+                         int64_t fm_off, int64_t loff, int train, int32_t *rows_fm, int32_t *src_fm,
+                         int32_t *rows_lin, int32_t *src_lin) {
+  const ameir__field *f = &ds->fields[m->cat_field[s]];
+  int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s], lt = m->lin_total, F = m->n_cat;
+  int32_t *rp = rows_fm + fm_off, *sp = src_fm + fm_off;
+  for (int64_t b = 0; b < nb; b++) {
+    const int32_t *ids = f->ids + rows[b] * L;
+    for (int64_t l = 0; l < L; l++) {
+      int32_t id = ids[l];
+      int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
+      *rp++ = g;
+      if (rows_lin) rows_lin[b * lt + loff + l] = g;
+      if (train) {
+        *sp++ = (int32_t)(b * F + s);
+        if (rows_lin) src_lin[b * lt + loff + l] = (int32_t)b;
+      }
+    }
+  }
+}
+
+/* Below this many ids a batch is gathered on the calling thread: no OpenMP team for a few rows
+ * (libgomp allocates one per region, and single-row serving must not). */
+#define AMEIR__GATHER_PAR_IDS 32768
+#define AMEIR__MAX_FIELDS_STACK 128
+
 /* Gathers rows[0..nb) into the host block `host`, points the device views at dev_stage, and
- * returns in *bytes how much of the block `mode` needs on the device. */
+ * returns in *bytes how much of the block `mode` needs on the device. A large batch is gathered
+ * by the context's threads, one field each: the rows of a split are scattered over the columns,
+ * so the gather waits on memory, and a device scores a batch faster than one thread gathers it.
+ * Every id has one writer: the block is the same for any thread count. */
 static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
                                  int32_t mode, void *host, size_t *bytes) {
   int64_t lt = m->lin_total, F = m->n_cat;
@@ -782,31 +813,40 @@ static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const 
   int32_t *hb = host;
   int32_t *rows_fm = hb, *rows_lin = hb + Lo.rows_lin, *src_fm = hb + Lo.src_fm, *src_lin = hb + Lo.src_lin;
   float *y = (float *)(hb + Lo.y), *dense = (float *)(hb + Lo.dense);
-  /* field-major ids (for the per-field lookups and, training, the sparse gradient) */
-  int32_t *rp = rows_fm, *sp = src_fm;
-  int64_t loff = 0;
-  for (int32_t s = 0; s < F; s++) {
-    const ameir__field *f = &ds->fields[m->cat_field[s]];
-    int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s];
-    for (int64_t b = 0; b < nb; b++) {
-      const int32_t *ids = f->ids + rows[b] * L;
-      for (int64_t l = 0; l < L; l++) {
-        int32_t id = ids[l];
-        int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
-        *rp++ = g;
-        if (lin) rows_lin[b * lt + loff + l] = g;   /* sample-major copy for the first-order term */
-        if (train) {
-          *sp++ = (int32_t)(b * F + s);
-          if (lin) src_lin[b * lt + loff + l] = (int32_t)b;
-        }
+  /* field-major ids (for the per-field lookups and, training, the sparse gradient), then the
+   * labels and dense values (one more task) */
+  int64_t fm_off[AMEIR__MAX_FIELDS_STACK], lo_off[AMEIR__MAX_FIELDS_STACK];
+  int64_t *fo = F <= AMEIR__MAX_FIELDS_STACK ? fm_off : malloc(sizeof(int64_t) * 2 * (size_t)F);
+  if (!fo) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  int64_t *lo = F <= AMEIR__MAX_FIELDS_STACK ? lo_off : fo + F;
+  for (int32_t s = 0, a = 0, b = 0; s < F; s++) {
+    fo[s] = a;
+    lo[s] = b;
+    a += nb * m->cat_len[s];
+    b += m->cat_len[s];
+  }
+  int32_t *rl = lin ? rows_lin : NULL;
+  int par = m->ctx->threads > 1 && nb * (lt + m->n_dense) >= AMEIR__GATHER_PAR_IDS;
+  if (par) {
+#pragma omp parallel for num_threads(m->ctx->threads) schedule(dynamic, 1)
+    for (int32_t s = 0; s <= F; s++) {
+      if (s < F) {
+        gather_field(m, ds, rows, nb, s, fo[s], lo[s], train, rows_fm, src_fm, rl, src_lin);
+        continue;
+      }
+      for (int64_t b = 0; b < nb; b++) {
+        if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
+        for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
       }
     }
-    loff += L;
+  } else {
+    for (int32_t s = 0; s < F; s++) gather_field(m, ds, rows, nb, s, fo[s], lo[s], train, rows_fm, src_fm, rl, src_lin);
+    for (int64_t b = 0; b < nb; b++) {
+      if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
+      for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
+    }
   }
-  for (int64_t b = 0; b < nb; b++) {
-    if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
-    for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
-  }
+  if (fo != fm_off) free(fo);
   size_t nfm = (size_t)(nb * lt), nsq = 0;
   if (m->stage1) {
     CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, train ? src_fm + nfm : NULL, nb * F, hb + Lo.len));
