@@ -292,6 +292,8 @@ int32_t ameir__cpu_sumsq(void *s, const float *x, int64_t n, double *out);
 /* cpu_emb.c */
 int32_t ameir__cpu_emb_sum_fwd(void *s, const float *table, int64_t dim, const int32_t *rows,
                                int64_t n, int64_t len, float *out, int64_t ldo);
+int32_t ameir__cpu_emb_fields_fwd(void *s, const float *table, int64_t dim, const int32_t *rows, int64_t n,
+                                  int64_t f, float *out, int64_t ldo);
 int32_t ameir__cpu_emb_grad_rows(void *s, const int32_t *rows, const int32_t *src_index,
                                  int64_t count, const float *dout, int64_t lddo, int64_t dim,
                                  int32_t *uniq_rows, float *grad, int64_t *n_uniq);

@@ -30,6 +30,26 @@ static void emb_sum_rows(const float *table, int64_t dim, const int32_t *rows, i
 
 /* Row ids <= 0 are padding (0 by contract; negative ids are never valid and are skipped rather
  * than read out of bounds). */
+static void emb_fields_rows(const float *table, int64_t dim, const int32_t *rows, int64_t n, int64_t f,
+                            float *out, int64_t ldo, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++)
+    for (int64_t j = 0; j < f; j++) {
+      int32_t r = rows[j * n + i];
+      float *o = out + i * ldo + j * dim;
+      if (r > 0) memcpy(o, table + (int64_t)r * dim, (size_t)dim * sizeof(float));
+      else memset(o, 0, (size_t)dim * sizeof(float));
+    }
+}
+
+int32_t ameir__cpu_emb_fields_fwd(void *s, const float *table, int64_t dim, const int32_t *rows, int64_t n,
+                                  int64_t f, float *out, int64_t ldo) {
+  cpu_state *st = s;
+  if (n <= 0 || dim <= 0 || f <= 0) return 0;
+  int nt = cpu_nt_items(st, n * f * dim, n);
+  CPU_PAR_RANGE(nt, n, lo, hi, tid, emb_fields_rows(table, dim, rows, n, f, out, ldo, lo, hi));
+  return 0;
+}
+
 int32_t ameir__cpu_emb_sum_fwd(void *s, const float *table, int64_t dim, const int32_t *rows,
                                int64_t n, int64_t len, float *out, int64_t ldo) {
   cpu_state *st = s;

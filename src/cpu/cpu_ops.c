@@ -316,6 +316,7 @@ static const ameir_ops cpu_ops = {
     .cross_bwd = ameir__cpu_cross_bwd,
     .cin_fwd = ameir__cpu_cin_fwd,
     .cin_bwd = ameir__cpu_cin_bwd,
+    .emb_fields_fwd = ameir__cpu_emb_fields_fwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

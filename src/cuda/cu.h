@@ -160,6 +160,8 @@ int32_t cu_sumsq(void *, const float *, int64_t, double *);
 // cu_emb.cu
 int32_t cu_emb_sum_fwd(void *, const float *, int64_t, const int32_t *, int64_t, int64_t, float *,
                        int64_t);
+int32_t cu_emb_fields_fwd(void *, const float *, int64_t, const int32_t *, int64_t, int64_t, float *,
+                          int64_t);
 int32_t cu_emb_grad_rows(void *, const int32_t *, const int32_t *, int64_t, const float *, int64_t,
                          int64_t, int32_t *, float *, int64_t *);
 int32_t cu_dot_rows_fwd(void *, const float *, int64_t, const int32_t *, int64_t, int64_t,

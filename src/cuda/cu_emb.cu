@@ -46,6 +46,16 @@ __global__ void emb_sum_kernel(const float *table, int64_t dim, const int32_t *r
   }
 }
 
+// ---- emb_fields_fwd: one thread per output element, columns fastest ----
+__global__ void emb_fields_kernel(const float *table, int64_t dim, const int32_t *rows, int64_t n,
+                                  int64_t f, float *out, int64_t ldo) {
+  CU_GRID_STRIDE(idx, n * f * dim) {
+    int64_t i = idx / (f * dim), rem = idx - i * f * dim, j = rem / dim, k = rem - j * dim;
+    int32_t r = rows[j * n + i];
+    out[i * ldo + j * dim + k] = r > 0 ? table[(int64_t)r * dim + k] : 0.0f;
+  }
+}
+
 // ---- emb_grad_rows ----
 struct grad_meta {
   int32_t n_uniq;      // unique non-zero rows (written by the scatter pass)
@@ -204,6 +214,16 @@ int32_t cu_emb_sum_fwd(void *state, const float *table, int64_t dim, const int32
   emb_sum_kernel<<<cu_blocks(n * dim), CU_THREADS, 0, s->stream>>>(table, dim, rows, n, len, out,
                                                                    ldo);
   CU_LAUNCHED("emb_sum_fwd kernel");
+  return AMEIR_OK;
+}
+
+int32_t cu_emb_fields_fwd(void *state, const float *table, int64_t dim, const int32_t *rows,
+                          int64_t n, int64_t f, float *out, int64_t ldo) {
+  CU_ENTER(state);
+  if (n <= 0 || dim <= 0 || f <= 0) return AMEIR_OK;
+  emb_fields_kernel<<<cu_blocks(n * f * dim), CU_THREADS, 0, s->stream>>>(table, dim, rows, n, f,
+                                                                         out, ldo);
+  CU_LAUNCHED("emb_fields_fwd kernel");
   return AMEIR_OK;
 }
 

@@ -320,6 +320,7 @@ ameir_ops make_table() {
   t.cross_bwd = cu_cross_bwd;
   t.cin_fwd = cu_cin_fwd;
   t.cin_bwd = cu_cin_bwd;
+  t.emb_fields_fwd = cu_emb_fields_fwd;
   // scratch_bytes / set_thread_scratch stay NULL: a caller's host block cannot hold device
   // buffers, so the core refuses caller workspaces on this backend (src/core/train/predict.c).
   return t;

@@ -43,7 +43,7 @@
  * asynchronous staging members of ABI version 2 (host_alloc, host_free, upload_async,
  * download_async) have no case here yet. */
 typedef void (*any_fn_)(void);
-_Static_assert(offsetof(ameir_ops, cin_bwd) + sizeof(any_fn_) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, emb_fields_fwd) + sizeof(any_fn_) == sizeof(ameir_ops),
                "parity.c: struct ameir_ops grew: give the new op cases and list it in k_covered");
 
 #define TOL 1e-4
@@ -270,7 +270,7 @@ static const char *const k_covered[] = {
     "pool3_fwd",     "pool3_bwd",            "gru_fwd",      "gru_bwd",       "mha_fwd",
     "mha_bwd",       "din_fwd",              "din_bwd",      "readout_fwd",   "readout_bwd",
     "dot_rows_fwd",  "dot_rows_bwd",         "cross_fwd",    "cross_bwd",     "cin_fwd",
-    "cin_bwd",
+    "cin_bwd",       "emb_fields_fwd",
 };
 #define N_COVERED (sizeof k_covered / sizeof k_covered[0])
 static int g_count[N_COVERED];
@@ -675,6 +675,35 @@ static void case_emb_sum(int64_t nrows, int64_t dim, int64_t n, int64_t len, int
   BOTH(run_emb_sum(B, table, nrows, dim, rows, n, len, o[w++], ldo));
   line_t L;
   line_begin(&L, "emb_sum_fwd", par, TOL, 1);
+  cmp_f(&L, "out", o[0], o[1], n * ldo);
+  line_end(&L);
+  hfree_all();
+}
+
+static void run_emb_fields(backend *b, const float *table, int64_t nrows, int64_t dim,
+                           const int32_t *rows, int64_t n, int64_t f, float *out, int64_t ldo) {
+  float *T = UPF(b, table, nrows * dim), *O = UPF(b, out, n * ldo);
+  int32_t *R = UPI(b, rows, n * f);
+  OPCALL(b, emb_fields_fwd, T, dim, R, n, f, O, ldo);
+  DOWNF(b, out, O, n * ldo);
+}
+
+static void case_emb_fields(int64_t nrows, int64_t dim, int64_t n, int64_t f, int64_t ldo) {
+  char par[240];
+  snprintf(par, sizeof par, "table=%lldx%lld n=%lld f=%lld ldo=%lld", (long long)nrows, (long long)dim,
+           (long long)n, (long long)f, (long long)ldo);
+  if (!want("emb_fields_fwd", par)) return;
+  case_seed("emb_fields_fwd", par);
+  float *table = hrand(nrows * dim, -1, 1);
+  int32_t *rows = hrandi(n * f, 1, nrows);
+  for (int64_t i = 0; i < n * f; i++)
+    if (ru() < 0.2) rows[i] = 0;   /* padding */
+  float *o0 = hrand(n * ldo, -1, 1);   /* the columns past f*dim must stay as they are */
+  float *o[2] = {hdup(o0, n * ldo), hdup(o0, n * ldo)};
+  int w = 0;
+  BOTH(run_emb_fields(B, table, nrows, dim, rows, n, f, o[w++], ldo));
+  line_t L;
+  line_begin(&L, "emb_fields_fwd", par, 1e-12, 1);   /* copies: exact */
   cmp_f(&L, "out", o[0], o[1], n * ldo);
   line_end(&L);
   hfree_all();
@@ -1877,6 +1906,9 @@ static void all_cases(void) {
   case_emb_sum(50, 16, 7, 3, 19);
   case_emb_sum(5000, 64, 1024, 1, 39 * 64);
   case_emb_sum(2000, 16, 512, 20, 80);
+  case_emb_fields(10, 4, 1, 1, 4);
+  case_emb_fields(50, 3, 7, 5, 19);
+  case_emb_fields(100000, 16, 4096, 39, 39 * 16 + 13);   /* Criteo's univalent fields, dense after */
   case_emb_grad(1, 4, 10, 0, 0.0, 1, 4);
   case_emb_grad(3, 16, 10, 0, 0.34, 3, 17);
   case_emb_grad(7, 3, 10, 0, 1.0, 7, 3);   /* row 0 only: nothing */

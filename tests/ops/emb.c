@@ -124,3 +124,29 @@ void test_ops_emb__grad_check(void) {
   tops_fd_check("emb table", emb_loss, &u, td, vocab * dim, dense, 1e-5, 1e-6, 1000);
   free(rows), free(w), free(table), free(src), free(dense), free(wd), free(td);
 }
+
+/* Several univalent fields in one lookup: the same bits as one emb_sum_fwd (len 1) per field,
+ * padding (row 0, made non-zero here, and negative ids) gives zeros, and the columns after the
+ * fields are left alone; at one thread, two, and a single row. */
+void test_ops_emb__fields_fwd_matches_per_field(void) {
+  const int64_t shapes[][4] = {{50, 8, 7, 3}, {1000, 16, 513, 39}, {20, 5, 1, 4}, {30, 1, 64, 1}};
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    int64_t vocab = shapes[c][0], dim = shapes[c][1], n = shapes[c][2], f = shapes[c][3];
+    int64_t ldo = f * dim + 5;
+    float *table = tops_randf(40 + c, vocab * dim, -1, 1);
+    int32_t *rows = tops_randi(41 + c, n * f, 0, (int32_t)vocab);
+    for (int64_t i = 0; i < n * f; i += 4) rows[i] = i % 8 ? 0 : -3;
+    float *want = tops_randf(42 + c, n * ldo, -1, 1), *got = tops_dupf(want, n * ldo);
+    for (int64_t j = 0; j < f; j++)
+      T_OK(tops_ops()->emb_sum_fwd(tops_st(), table, dim, rows + j * n, n, 1, want + j * dim, ldo));
+    for (int threads = 1; threads <= 2; threads++) {
+      T_OK(tops_ops()->set_threads(tops_st(), threads));
+      float *g = tops_dupf(got, n * ldo);
+      T_OK(tops_ops()->emb_fields_fwd(tops_st(), table, dim, rows, n, f, g, ldo));
+      tops_check_same("emb_fields_fwd", g, want, n * ldo);
+      free(g);
+    }
+    T_OK(tops_ops()->set_threads(tops_st(), 2));
+    free(table), free(rows), free(want), free(got);
+  }
+}

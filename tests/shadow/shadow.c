@@ -803,6 +803,14 @@ static int32_t sh_dot_rows_bwd(void *state, const float *e, int64_t k, const int
 
 /* ---- baseline models ---- */
 
+static int32_t sh_emb_fields_fwd(void *state, const float *table, int64_t dim, const int32_t *rows,
+                                 int64_t n, int64_t f, float *out, int64_t ldo) {
+  DEV(table);
+  DEV(rows);
+  DEV(out);
+  return ameir__cpu_emb_fields_fwd(state, table, dim, rows, n, f, out, ldo);
+}
+
 static int32_t sh_cross_fwd(void *state, const float *x0, int64_t ld0, const float *xl,
                             int64_t ldl, const float *w, const float *bias, int64_t b, int64_t d,
                             float *y, int64_t ldy) {
@@ -923,11 +931,12 @@ static const ameir_ops shadow_ops = {
     .cross_bwd = sh_cross_bwd,
     .cin_fwd = sh_cin_fwd,
     .cin_bwd = sh_cin_bwd,
+    .emb_fields_fwd = sh_emb_fields_fwd,
 };
 
 /* Every function member set except the two scratch members (left NULL on purpose). Keep the
  * assertion on the table's last member. */
-_Static_assert(offsetof(ameir_ops, cin_bwd) + sizeof(void (*)(void)) ==
+_Static_assert(offsetof(ameir_ops, emb_fields_fwd) + sizeof(void (*)(void)) ==
                    sizeof(ameir_ops),
                "shadow.c: struct ameir_ops grew: wrap the new members above");
 

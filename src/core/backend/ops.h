@@ -24,7 +24,8 @@
 #include "ameir/common.h"
 
 /* 2: the asynchronous staging members (host_alloc, host_free, upload_async, download_async) and
- *    the baseline towers' ops (cross_fwd/bwd, cin_fwd/bwd); a module built for 1 is refused */
+ *    the baseline towers' ops (cross_fwd/bwd, cin_fwd/bwd) and emb_fields_fwd; a module built
+ *    for 1 is refused */
 #define AMEIR_OPS_ABI_VERSION 2
 
 /* Activation kinds (pinned, stored in model files). */
@@ -360,6 +361,15 @@ typedef struct ameir_ops {
                      int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w, int64_t h_out,
                      const float *dy, int64_t lddy, float *dx, int64_t lddx, float *dx0,
                      int64_t lddx0, float *dw);
+
+  /* ==== Several univalent fields in one lookup (ABI version 2 continues; appended) ====
+   * out[i, j*dim + k] (row stride ldo) = table[rows[j*n + i], k] for i < n, j < f, k < dim:
+   * rows are field-major [f, n] (as the core stages them); a row <= 0 (padding) gives zeros.
+   * The same bits as f calls of emb_sum_fwd with len 1, in one pass: Criteo-like data has ~40
+   * univalent fields, and a lookup per field was ~40 kernel launches per batch on a GPU (and
+   * ~40 thread-team starts on the CPU). The gradient is emb_grad_rows' as for emb_sum_fwd. */
+  int32_t (*emb_fields_fwd)(void *state, const float *table, int64_t dim, const int32_t *rows,
+                            int64_t n, int64_t f, float *out, int64_t ldo);
 } ameir_ops;
 
 /* Op ids of scratch_bytes (pinned: a module may answer them). */

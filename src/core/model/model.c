@@ -935,9 +935,18 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   /* Stage 0: one lookup per field into its K columns of x0 */
   int64_t fm_off = 0;
   for (int32_t s = 0; s < F && m->sn_reuse_x0; s++) fm_off += B * m->cat_len[s];
-  for (int32_t s = 0; s < F && !m->sn_reuse_x0; s++) {
+  for (int32_t s = 0; s < F && !m->sn_reuse_x0;) {
+    int32_t run = 0;   /* univalent fields from s on: one lookup for all of them */
+    while (s + run < F && m->cat_len[s + run] == 1) run++;
+    if (run > 1) {
+      CK(o->emb_fields_fwd(bs, m->E, K, m->rows_fm + fm_off, B, run, e + s * K, D0));
+      fm_off += B * run;
+      s += run;
+      continue;
+    }
     CK(o->emb_sum_fwd(bs, m->E, K, m->rows_fm + fm_off, B, m->cat_len[s], e + s * K, D0));
     fm_off += B * m->cat_len[s];
+    s++;
   }
   if (m->n_dense && !m->sn_reuse_x0) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
   /* Stage 1: behaviours (reads the target's embedding from e) */
