@@ -13,7 +13,7 @@
 #include "cli.h"
 
 static const char *TRAIN_HELP =
-    "usage: ameir train CONFIG.yaml [--model dnn|widedeep|deepfm | --arch FILE] [--mlp SPEC]\n"
+    "usage: ameir train CONFIG.yaml [--model NAME | --arch FILE] [--mlp SPEC]\n"
     "                   [--set key=value]... [--out DIR] [--threads N] [--seed N] [--json]\n"
     "\n"
     "Opens the dataset of CONFIG.yaml (its `dataset:` section), builds the model named by --model\n"
@@ -21,7 +21,9 @@ static const char *TRAIN_HELP =
     "config's `train:` section and then each --set (dataset.* keys change the dataset, other keys\n"
     "are model options such as lr, epochs, batch, emb), trains, and prints validation and test\n"
     "AUC and log loss. --out DIR writes DIR/model.ameir and DIR/arch.txt. --json ends the output\n"
-    "with one JSON object of metrics, times and sizes.\n";
+    "with one JSON object of metrics, times and sizes. NAME: lr fm dnn widedeep deepfm dcn\n"
+    "xdeepfm din dien dsin sasrec nextitnet gru4rec ameir-a1..ameir-a4 (docs/arch.md); dcn and\n"
+    "xdeepfm take cross_layers=N and cin=W,W (--set or the config's train: section).\n";
 
 static double peak_rss_mb(void) {
   struct rusage ru;
