@@ -105,8 +105,10 @@ void test_model_model__baseline_presets(void) {
     double auc;
     T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 1, &id, &auc));
     printf("     %s: test AUC %.4f\n", cases[i].name, auc);
-    /* LR and FM see no history match (the signal); the behaviour models must find it */
-    T_ASSERT_MSG(auc > (i < 2 ? 0.55 : 0.65), "%s: test AUC %.4f", cases[i].name, auc);
+    /* LR and FM see no history match (the only signal): better than chance through how the
+     * history correlates with it, no more (the history shares the target's rows); the behaviour
+     * models must find the match */
+    T_ASSERT_MSG(auc > (i < 2 ? 0.505 : 0.65), "%s: test AUC %.4f", cases[i].name, auc);
     ameir_model_free(m);
   }
   /* --mlp none: no hidden layer */
@@ -246,6 +248,31 @@ void test_model_model__gradient_check(void) {
   grad_check(ctx, ds, "interactions: (C0, C1) (C0, C1, C2)\nmlp: (7, swish) (5, dice) (4, gelu)\nshortcut: se\nextras: linear fm\n", "4");
   /* the masks depend on (seed, step, layer) only, so finite differences see the same ones */
   grad_check_drop(ctx, ds, "mlp: (9, swish) (6, gelu)\nshortcut: se\n", "4", "0.3");
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* A behaviour field sum-pooled into one more field (readout `field`) with `share:` reads the
+ * shared field's embedding rows (torch_ref, the paper): no rows of its own, in the first-order
+ * table either; without the share it has its own. */
+void test_model_model__pooled_history_shares_the_target_table(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_seq_dataset(ctx, 300, 3, 20, 6, 0, 17);
+  ameir_model *shared = make_model(ctx, ds, "readout: field\nmlp: (8, relu)\nextras: linear fm\n", "4");
+  int64_t rows_shared = shared->emb_rows;
+  int32_t slots = shared->n_cat;
+  T_ASSERT_EQ_INT(slots, 5);   /* C0..C2, then the two pooled histories */
+  for (int32_t s = 3; s < 5; s++) {
+    int32_t t = s - 3;   /* hist_c0 shares C0, hist_c1 shares C1 */
+    T_ASSERT_EQ_INT(shared->cat_base[s], shared->cat_base[t]);
+    T_ASSERT_EQ_INT(shared->cat_vocab[s], shared->cat_vocab[t]);
+  }
+  ameir_model_free(shared);
+  for (int k = 0; k < 2; k++) ((ameir__field *)&ds->fields[3 + k])->share[0] = 0;
+  ameir_model *own = make_model(ctx, ds, "readout: field\nmlp: (8, relu)\n", "4");
+  T_ASSERT_MSG(own->emb_rows == rows_shared + ds->fields[3].vocab + ds->fields[4].vocab,
+               "own rows %lld, shared %lld", (long long)own->emb_rows, (long long)rows_shared);
+  ameir_model_free(own);
   synth_free(ds);
   ameir_context_free(ctx);
 }

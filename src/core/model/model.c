@@ -369,12 +369,22 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
       if (m->stage1 && f->kind == AMEIR_FIELD_SEQUENCE) continue;
       if (m->task == AMEIR_TASK_RETRIEVAL && i == m->item_field) continue;   /* the label */
       if ((pass == 0) != (f->kind == AMEIR_FIELD_CATEGORICAL)) continue;
+      /* a sum-pooled behaviour field that shares a univalent field's table (`share:`) reads that
+       * field's rows, as torch_ref and the paper embed both with one table (the univalent
+       * fields were laid out in pass 0) */
+      int32_t tied = f->kind == AMEIR_FIELD_SEQUENCE && f->share[0] ? slot_of(m, ds, f->share) : -1;
+      if (tied >= 0 && m->cat_len[tied] != 1) tied = -1;
       int32_t s = m->n_cat++;
       m->cat_field[s] = i;
       m->cat_len[s] = f->max_len > 0 ? f->max_len : 1;
-      m->cat_vocab[s] = f->vocab;
-      m->cat_base[s] = row;
-      row += f->vocab;
+      if (tied >= 0) {
+        m->cat_vocab[s] = m->cat_vocab[tied];
+        m->cat_base[s] = m->cat_base[tied];
+      } else {
+        m->cat_vocab[s] = f->vocab;
+        m->cat_base[s] = row;
+        row += f->vocab;
+      }
       m->lin_total += m->cat_len[s];
     }
   for (int32_t i = 0; i < nf; i++)

@@ -23,7 +23,9 @@
 
 #define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
 #define MODEL_MAGIC "AMEIRMDL"
-#define MODEL_VERSION 1u
+/* 2: a sum-pooled behaviour field (readout `field`) with `share:` reads the shared field's
+ *    embedding rows; a version-1 file has its own rows for it (read as such: see below). */
+#define MODEL_VERSION 2u
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 
 typedef struct { unsigned char *p; size_t n, cap; int oom; } wbuf;
@@ -301,6 +303,11 @@ AMEIR_API ameir_status ameir_model_load(ameir_model **out, ameir_context *ctx, c
     }
   }
   if (s.bad) { st = ameir__error(ctx, AMEIR_EFORMAT, "%s: malformed schema section", path); goto done; }
+  /* version 1 gave a sum-pooled behaviour field rows of its own even with `share:`: without the
+   * share, the layout is that one (Stage 1 kept sharing, so only readout `field` is affected) */
+  if (ver == 1 && (arch->readout & AMEIR_READOUT_FIELD))
+    for (int32_t i = 0; i < stub.n_fields; i++)
+      if (stub.fields[i].kind == AMEIR_FIELD_SEQUENCE) stub.fields[i].share[0] = 0;
   st = ameir__model_create_from_schema(&m, ctx, arch, &stub, opts);
   if (st) { ameir__error_prefix(ctx, "%s", path); goto done; }
   if (seclen[3] != 4 * (size_t)m->n_params || seclen[4] != 4 * (size_t)m->n_stats ||
