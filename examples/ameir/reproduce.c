@@ -19,7 +19,7 @@
 
 static const char *REPRODUCE_HELP =
     "usage: ameir reproduce TABLE [--datasets a,b,...] [--seeds N] [--out DIR] [--threads N]\n"
-    "                       [--configs DIR] [--quick] [--json]\n"
+    "                       [--configs DIR] [--quick] [--budget-factor F] [--json]\n"
     "\n"
     "Runs the rows of one of the paper's comparison tables that libameir has on the bundled data\n"
     "(the configs examples/configs/<dataset>.yaml), each with the library's trainer on the same\n"
@@ -36,7 +36,9 @@ static const char *REPRODUCE_HELP =
     "  2  next-item retrieval (paper Table 2): amazon_beauty, amazon_sports; GRU4Rec-, NextItNet-\n"
     "     and SASRec-like, AMEIR-A (trained like the others) and AMEIR-A derived; HR@5/10,\n"
     "     NDCG@5/10, MRR under full ranking and against sampled negatives. Default 2 seeds.\n"
-    "  4  search methods (paper Table 4): ml100k; the three-step search. Default 1 seed.\n"
+    "  4  search methods (paper Table 4): ml100k; AMEIR's three-step search, random search and\n"
+    "     regularized evolution (1-epoch children within F x AMEIR's search time), and the one-shot\n"
+    "     random search over all three subspaces at once. Default 1 seed.\n"
     "\n"
     "AMEIR-A and AMEIR-B are the architectures of search steps 1 and 2 trained like the\n"
     "baselines, AMEIR-C (table 2: AMEIR-A derived) the model the search derives (the one-shot\n"
@@ -53,6 +55,8 @@ static const char *REPRODUCE_HELP =
     "  --quick          a smoke run: 1 seed, 1 epoch of at most 40 steps per model, a tiny search\n"
     "                   budget; its numbers are not results (its files are kept apart: search\n"
     "                   directories end in -quick, and a raw file of the other kind is refused)\n"
+    "  --budget-factor F  table 4: the budget of random search and evolution, F times the AMEIR\n"
+    "                   search's measured time of the same seed (default 10, the paper's)\n"
     "  --json           print a JSON object instead of the Markdown\n"
     "\n"
     "Ctrl-C stops at the next checkpoint; the same command continues. docs/reproduce.md has more.\n";
@@ -67,7 +71,12 @@ typedef struct {
   row_kind kind;
   const char *preset;  /* ROW_PRESET: ameir_arch_preset's name */
   int step;            /* ROW_STEP: the search step whose architecture is trained */
+  int method;          /* ROW_STEP, ROW_DERIVED: the search method (METHOD_*) */
 } row_def;
+
+/* the search methods (the space's `method`, docs/search.md "Other search methods") */
+enum { METHOD_AMEIR, METHOD_RANDOM, METHOD_EVOLUTION, METHOD_JOINT, N_METHODS };
+static const char *const METHOD_KEY[N_METHODS] = {"ameir", "random", "evolution", "joint"};
 
 typedef enum { NEED_CTR, NEED_BEHAVIOURS, NEED_RETRIEVAL } table_need;
 
@@ -82,34 +91,37 @@ typedef struct {
 } table_def;
 
 static const row_def ROWS3[] = {
-    {"lr", "LR", ROW_PRESET, "lr", 0},
-    {"fm", "FM", ROW_PRESET, "fm", 0},
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0},
+    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR},
+    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR},
+    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
 };
 static const row_def ROWS1[] = {
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0},
-    {"din", "DIN", ROW_PRESET, "din", 0},
-    {"dien", "DIEN-like", ROW_PRESET, "dien", 0},
-    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR},
+    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR},
+    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR},
+    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR},
+    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
 };
 static const row_def ROWS2[] = {
-    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0},
-    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0},
-    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1},
-    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0},
+    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR},
+    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR},
+    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR},
+    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
 };
 static const row_def ROWS4[] = {
-    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0},
+    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
+    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM},
+    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION},
+    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT},
 };
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -137,15 +149,27 @@ static const table_def TABLES[] = {
      "IPNN, DCN, xDeepFM, FiBiNET, AutoCross, AutoFIS, AutoCTR, AMEIR-I (DeepFM with the searched "
      "interactions; Table 5's FM row), and Table 5's MLP and MLP + FM rows"},
     {"4", "Table 4: search methods (paper Table 4)", "ml100k", 1, NEED_CTR, ROWS4, N_OF(ROWS4),
-     "The AMEIR row is the model the three-step search derives (table 1's AMEIR-C: with the same --out the "
-     "runs are shared); `search (s)` is the search cost on this machine's CPU (the paper: GPU days on Alimama).",
-     "random search, regularized evolution, one-shot over all subspaces, RL, ENAS, DARTS, SNAS"},
+     "Every method searches AMEIR's space (the three subspaces of the config's `search:` section). The AMEIR row is "
+     "the model the three-step search derives (table 1's AMEIR-C: with the same --out the runs are shared). Random "
+     "search and regularized evolution (appendix C.4) train each child from scratch for 1 epoch and score it on the "
+     "validation split, within a budget of --budget-factor (the paper: 10) times the AMEIR search's measured time "
+     "of the same seed; evolution starts from 10 uniform children, mutates one uniformly drawn member of the "
+     "population per cycle by one change, removes the oldest, and stops when the population's best has not changed "
+     "for 5 cycles (or the budget is spent); their best is then trained from random weights like any model. The "
+     "one-shot random search trains one supernet over the three subspaces at once and scores 3 x the config's "
+     "`samples` random children with its weights (the paper: 6000 against AMEIR's 2000; `search.joint_samples` "
+     "overrides it); its best is derived like AMEIR's. `search (s)` is each "
+     "search's cost on this machine's CPU (the paper: GPU days on Alimama), `time (s)` the final training.",
+     "RL, ENAS, DARTS, SNAS"},
 };
 
 static const char *const QUICK_TRAIN[] = {"epochs=1", "max_steps=40"};
 static const char *const QUICK_SEARCH[] = {"samples=20",     "topk=2",     "score_rows=512",
                                            "epochs1=1",      "epochs2=1",  "epochs3=1",
-                                           "cycles=1",       "finetune_epochs=1", "train.max_steps=40"};
+                                           "cycles=1",       "finetune_epochs=1", "train.max_steps=40",
+                                           /* table 4's other methods */
+                                           "children=4",     "population=3", "stall_cycles=2",
+                                           "joint_samples=20", "epochs_joint=1"};
 
 /* ---------------- a flat JSON object (the raw files) ---------------- */
 
@@ -299,6 +323,7 @@ typedef struct {
   char datasets[64][64];
   int n_datasets, n_seeds, quick, json;
   long threads;
+  double budget_factor;    /* table 4: random search's and evolution's budget, x AMEIR's search time */
   const char *command;     /* the command line as typed */
   int total, done, ran, reused, failed;
   cli_stage_progress prog;
@@ -345,6 +370,11 @@ static int load_raw(const run_state *r, const char *path, const char *ds, const 
   else if (!fr || fr->kind != 2 || strcmp(fr->str, row->id)) why = "another row";
   else if (jnum(o, "seed") != seed) why = "another seed";
   else if (jnum(o, "quick") != r->quick) why = r->quick ? "written without --quick" : "written by a --quick run";
+  else if (row->kind == ROW_DERIVED && (row->method == METHOD_RANDOM || row->method == METHOD_EVOLUTION) &&
+           jnum(o, "budget_factor") != r->budget_factor) {
+    snprintf(whybuf, sizeof whybuf, "written with --budget-factor %g, this run has %g", jnum(o, "budget_factor"), r->budget_factor);
+    why = whybuf;
+  }
   else {
     char keys[10][96];
     int nk = metric_keys(keys_of, keys);
@@ -389,71 +419,124 @@ static void log_quiet(int32_t level, const char *msg, void *user) {
   if (level <= AMEIR_LOG_WARN) cli_log_fn(level, msg, user);
 }
 
-/* What one dataset's rows share: the context, the dataset and its search. */
+/* What one dataset's rows share: the context, the dataset and its searches (one per method). */
 typedef struct {
   const char *name;
   char config[4200];
   ameir_context *ctx;
   ameir_dataset *ds;
-  int seed;                /* the search below is this seed's */
-  ameir_space *space;
-  ameir_searcher *se;
-  char search_dir[4300];
-  int search_failed;
+  int seed;                /* the searches below are this seed's */
+  ameir_space *space[N_METHODS];
+  ameir_searcher *se[N_METHODS];
+  char search_dir[N_METHODS][4300];
+  int search_failed[N_METHODS];
 } ds_state;
 
 static void free_search(ds_state *d) {
-  ameir_searcher_free(d->se);
-  ameir_space_free(d->space);
-  d->se = NULL;
-  d->space = NULL;
-  d->search_failed = 0;
+  for (int i = 0; i < N_METHODS; i++) {
+    ameir_searcher_free(d->se[i]);
+    ameir_space_free(d->space[i]);
+    d->se[i] = NULL;
+    d->space[i] = NULL;
+    d->search_failed[i] = 0;
+  }
 }
 
-/* The search of d->seed, run (or resumed) once; 0, or an exit code having printed why. */
-static int ensure_search(run_state *r, ds_state *d) {
-  if (d->se) return 0;
-  if (d->search_failed) {
-    fprintf(stderr, "ameir reproduce: %s seed %d: no search result (the search failed, above)\n", d->name, d->seed);
+/* AMEIR's search time for the seed (the budget of random search and evolution): its searcher's
+ * when it ran in this process, else its raw file's. NAN having printed why. */
+static double ameir_search_seconds(const run_state *r, const ds_state *d, const cli_eval *keys_of) {
+  if (d->se[METHOD_AMEIR]) return cli_searcher_stat(d->se[METHOD_AMEIR], "search_seconds");
+  const row_def *ar = NULL;
+  for (int i = 0; i < r->t->n_rows; i++)
+    if (r->t->rows[i].kind == ROW_DERIVED && r->t->rows[i].method == METHOD_AMEIR) ar = &r->t->rows[i];
+  char path[4400];
+  jobj o;
+  double v = NAN;
+  if (ar) {
+    raw_path(r, d->name, ar, d->seed, path, sizeof path);
+    if (file_exists(path) && !load_raw(r, path, d->name, ar, d->seed, keys_of, &o)) {
+      v = jnum(&o, "search_seconds");
+      jobj_free(&o);
+    }
+  }
+  if (!isfinite(v) || v <= 0)
+    fprintf(stderr, "ameir reproduce: %s seed %d: the budget of random search and evolution is %g x AMEIR's search time, "
+            "and AMEIR's search of this seed has no result (its row failed or did not run)\n", d->name, d->seed, r->budget_factor);
+  return v;
+}
+
+/* The search of method mi for d->seed, run (or resumed) once; 0, or an exit code having printed why. */
+static int ensure_search(run_state *r, ds_state *d, int mi, const cli_eval *keys_of) {
+  if (d->se[mi]) return 0;
+  if (d->search_failed[mi]) {
+    fprintf(stderr, "ameir reproduce: %s seed %d: no %s search result (the search failed, above)\n", d->name, d->seed, METHOD_KEY[mi]);
     return EXIT_RUNTIME;
   }
-  snprintf(d->search_dir, sizeof d->search_dir, "%s/search/%s.seed%d%s", r->out, d->name, d->seed, r->quick ? "-quick" : "");
-  if (cli_make_dirs(d->search_dir)) {
-    fprintf(stderr, "ameir reproduce: %s: %s\n", d->search_dir, strerror(errno));
-    d->search_failed = 1;
+  char *dir = d->search_dir[mi];
+  snprintf(dir, sizeof d->search_dir[mi], "%s/search/%s.seed%d%s%s%s", r->out, d->name, d->seed, mi ? "." : "", mi ? METHOD_KEY[mi] : "",
+           r->quick ? "-quick" : "");
+  if (cli_make_dirs(dir)) {
+    fprintf(stderr, "ameir reproduce: %s: %s\n", dir, strerror(errno));
+    d->search_failed[mi] = 1;
     return EXIT_RUNTIME;
   }
   int rc = 0;
-  if (ameir_space_load(&d->space, d->ctx, d->config, "search")) rc = cli_fail(d->ctx, "search space");
+  if (ameir_space_load(&d->space[mi], d->ctx, d->config, "search")) rc = cli_fail(d->ctx, "search space");
   for (int i = 0; !rc && r->quick && i < N_OF(QUICK_SEARCH); i++) {
     char key[64];
     const char *k = cli_set_key(QUICK_SEARCH[i], "search.", key, sizeof key);
-    if (ameir_space_set(d->space, k, strchr(QUICK_SEARCH[i], '=') + 1)) rc = cli_fail(d->ctx, QUICK_SEARCH[i]);
+    if (ameir_space_set(d->space[mi], k, strchr(QUICK_SEARCH[i], '=') + 1)) rc = cli_fail(d->ctx, QUICK_SEARCH[i]);
   }
-  if (!rc && ameir_searcher_create(&d->se, d->space, d->ds)) rc = cli_fail(d->ctx, "searcher");
-  if (!rc && (ameir_searcher_set(d->se, "out", d->search_dir) || ameir_searcher_set(d->se, "config", d->config) ||
-              ameir_searcher_set(d->se, "resume", "1")))
+  if (!rc && mi != METHOD_AMEIR && ameir_space_set(d->space[mi], "method", METHOD_KEY[mi])) rc = cli_fail(d->ctx, "search method");
+  char js[64];
+  if (!rc && mi == METHOD_JOINT && !r->quick && ameir_config_get_string(NULL, d->config, "search.joint_samples", js, sizeof js)) {
+    /* the paper scores 6000 children against AMEIR's 2000 per step: a config that lowers
+     * `samples` lowers this in proportion, unless it sets joint_samples itself */
+    char v[64];
+    long n = 0;
+    if (!ameir_space_get(d->space[mi], "samples", v, sizeof v)) n = 3 * strtol(v, NULL, 10);
+    snprintf(v, sizeof v, "%ld", n > 0 ? n : 6000);
+    if (ameir_space_set(d->space[mi], "joint_samples", v)) rc = cli_fail(d->ctx, "joint_samples");
+  }
+  if (!rc && (mi == METHOD_RANDOM || mi == METHOD_EVOLUTION)) {
+    double ref = ameir_search_seconds(r, d, keys_of);
+    char v[2][64];
+    snprintf(v[0], sizeof v[0], "%.17g", ref);
+    snprintf(v[1], sizeof v[1], "%.17g", r->budget_factor);
+    if (!isfinite(ref) || ref <= 0) rc = EXIT_RUNTIME;
+    else if (ameir_space_set(d->space[mi], "reference_seconds", v[0]) || ameir_space_set(d->space[mi], "budget_factor", v[1]))
+      rc = cli_fail(d->ctx, "search budget");
+    else
+      fprintf(stderr, "%s seed %d: %s search budget %.1f s (%g x AMEIR's %.1f s)\n", d->name, d->seed, METHOD_KEY[mi],
+              r->budget_factor * ref, r->budget_factor, ref);
+  }
+  if (!rc && ameir_searcher_create(&d->se[mi], d->space[mi], d->ds)) rc = cli_fail(d->ctx, "searcher");
+  if (!rc && (ameir_searcher_set(d->se[mi], "out", dir) || ameir_searcher_set(d->se[mi], "config", d->config) ||
+              ameir_searcher_set(d->se[mi], "resume", "1")))
     rc = cli_fail(d->ctx, "searcher");
   if (!rc) {
     /* the searcher resumes from what its directory holds: finished steps, a step's checkpoint */
-    static const char *const MARKS[4] = {"state.txt", "step1.ckpt", "step2.ckpt", "step3.ckpt"};
+    static const char *const MARKS[6] = {"state.txt", "step1.ckpt", "step2.ckpt", "step3.ckpt", "joint.ckpt", "baseline.txt"};
     int resumed = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
       char mark[4400];
-      snprintf(mark, sizeof mark, "%s/%s", d->search_dir, MARKS[i]);
+      snprintf(mark, sizeof mark, "%s/%s", dir, MARKS[i]);
       resumed |= file_exists(mark);
     }
-    fprintf(stderr, "%s seed %d: search %s (the steps that apply to the data) in %s\n", d->name, d->seed,
-            resumed ? "resumed from its checkpoints" : "started", d->search_dir);
+    fprintf(stderr, "%s seed %d: %s %s (%s) in %s\n", d->name, d->seed, mi ? METHOD_KEY[mi] : "search", resumed ? "resumed from its checkpoints" : "started",
+            mi ? "every subspace at once" : "the steps that apply to the data", dir);
     double t0 = cli_now();
-    ameir_status st = ameir_searcher_run(d->se, 0);
+    ameir_status st = ameir_searcher_run(d->se[mi], 0);
     if (st == AMEIR_ECANCELLED || (st && cli_interrupted())) return 130;
     if (st) rc = cli_fail(d->ctx, "search");
-    else fprintf(stderr, "%s seed %d: search done (%.1f s now)\n", d->name, d->seed, cli_now() - t0);
+    else fprintf(stderr, "%s seed %d: %s done (%.1f s now)\n", d->name, d->seed, mi ? METHOD_KEY[mi] : "search", cli_now() - t0);
   }
   if (rc) {
-    free_search(d);
-    d->search_failed = 1;
+    ameir_searcher_free(d->se[mi]);
+    ameir_space_free(d->space[mi]);
+    d->se[mi] = NULL;
+    d->space[mi] = NULL;
+    d->search_failed[mi] = 1;
   }
   return rc;
 }
@@ -473,6 +556,7 @@ static double search_seconds_upto(const ameir_searcher *se, int last) {
 /* Writes one run's raw file. */
 static int write_raw(const run_state *r, const ds_state *d, const row_def *row, int seed, const char *path,
                      ameir_model *m, const cli_eval *ev, double seconds, double search_s, double wall) {
+  const ameir_searcher *se = row->kind == ROW_PRESET ? NULL : d->se[row->method];
   char tmp[4300];
   FILE *f = open_atomic(path, tmp, sizeof tmp);
   if (!f) return -1;
@@ -505,8 +589,17 @@ static int write_raw(const run_state *r, const ds_state *d, const row_def *row, 
       char key[32];
       snprintf(key, sizeof key, "step%d_seconds", k);
       fprintf(f, ", \"%s\": ", key);
-      cli_json_num(f, cli_searcher_stat(d->se, key), "%.3f");
+      cli_json_num(f, cli_searcher_stat(se, key), "%.3f");
     }
+  if (row->kind == ROW_DERIVED) {   /* the search method and its budget (table 4) */
+    static const char *const STATS[4] = {"children", "budget_seconds", "evolution_cycles", NULL};
+    fprintf(f, ", \"method\": \"%s\"", METHOD_KEY[row->method]);
+    for (int k = 0; STATS[k]; k++) {
+      fprintf(f, ", \"%s\": ", STATS[k]);
+      cli_json_num(f, cli_searcher_stat(se, STATS[k]), "%.3f");
+    }
+    if (row->method == METHOD_RANDOM || row->method == METHOD_EVOLUTION) fprintf(f, ", \"budget_factor\": %.17g", r->budget_factor);
+  }
   fprintf(f, ", \"wall_seconds\": %.3f}\n", wall);
   return finish_atomic(f, tmp, path);
 }
@@ -523,7 +616,7 @@ static void print_result(const run_state *r, const ds_state *d, const row_def *r
 }
 
 /* Runs one (dataset, row, seed); 0, 130 when interrupted, else an exit code having printed why. */
-static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, const char *path) {
+static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, const char *path, const cli_eval *keys_of) {
   double t0 = cli_now();
   ameir_arch *arch = NULL;
   ameir_model *m = NULL, *loaded = NULL;
@@ -540,23 +633,25 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
     if (ameir_arch_preset(&arch, d->ctx, row->preset, mlp[0] ? mlp : NULL)) rc = cli_fail(d->ctx, "model");
   } else {
     if (d->seed != seed) { free_search(d); d->seed = seed; }
-    if ((rc = ensure_search(r, d))) return rc;
-    search_s = search_seconds_upto(d->se, row->kind == ROW_STEP ? row->step : 3);
+    int mi = row->method;
+    if ((rc = ensure_search(r, d, mi, keys_of))) return rc;
+    ameir_searcher *se = d->se[mi];
+    search_s = mi == METHOD_AMEIR ? search_seconds_upto(se, row->kind == ROW_STEP ? row->step : 3) : cli_searcher_stat(se, "search_seconds");
     if (row->kind == ROW_STEP) {
-      if (ameir_searcher_result(d->se, row->step, &arch, NULL) || !arch) {
+      if (ameir_searcher_result(se, row->step, &arch, NULL) || !arch) {
         fprintf(stderr, "ameir reproduce: %s seed %d %s: search step %d has no result (it does not apply to this data)\n",
                 d->name, seed, row->label, row->step);
         return EXIT_RUNTIME;
       }
     } else {
-      m = ameir_searcher_model(d->se);
+      m = ameir_searcher_model(se);
       if (!m) {   /* derived by an earlier invocation: its saved model */
         char mp[4400];
-        snprintf(mp, sizeof mp, "%s/model.ameir", d->search_dir);
+        snprintf(mp, sizeof mp, "%s/model.ameir", d->search_dir[mi]);
         if (ameir_model_load(&loaded, d->ctx, mp)) return cli_fail(d->ctx, "derived model");
         m = loaded;
       }
-      seconds = cli_searcher_stat(d->se, "step4_seconds");
+      seconds = cli_searcher_stat(se, "step4_seconds");
     }
   }
   if (!rc && arch) {
@@ -571,6 +666,14 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
   if (rc && cli_interrupted()) rc = 130;
   ameir_model_free(loaded);
   ameir_arch_free(arch);
+  if (row->kind != ROW_PRESET && row->method != METHOD_AMEIR && d->se[row->method]) {
+    /* the other methods' searches serve one row each: their one-shot model and derived model
+     * need not stay in memory beside the next one's */
+    ameir_searcher_free(d->se[row->method]);
+    ameir_space_free(d->space[row->method]);
+    d->se[row->method] = NULL;
+    d->space[row->method] = NULL;
+  }
   return rc;
 }
 
@@ -628,6 +731,8 @@ static agg_stat stat_of(const double *v, int n) {
 }
 
 enum { C_SECONDS, C_SEARCH, C_PARAMS, C_FLOPS, C_INFER, N_COST };
+enum { X_CHILDREN, X_BUDGET, X_CYCLES, N_EXTRA };
+static const char *const EXTRA_KEYS[N_EXTRA] = {"children", "budget_seconds", "evolution_cycles"};
 static const char *const COST_KEYS[N_COST] = {"seconds", "search_seconds", "n_params", "flops_per_sample", "infer_samples_per_s"};
 
 typedef struct {
@@ -639,6 +744,7 @@ typedef struct {
   char keys[10][96];
   agg_stat metric[10];
   agg_stat cost[N_COST];
+  agg_stat extra[N_EXTRA];   /* table 4: the searches' children, budget and cycles */
 } agg_row;
 
 static void md_cell(FILE *f, agg_stat s, const char *fmt, int with_std) {
@@ -729,6 +835,12 @@ static void write_markdown(FILE *f, const run_state *r, const agg_row *rows, int
   fprintf(f, " (%d); runs: %d, %d run now, %d reused from earlier invocations (their times are from when they ran)%s\n",
           r->n_seeds, r->total, r->ran, r->reused, r->failed ? ", some failed (-)" : "");
   if (r->quick) fprintf(f, "- **--quick**: 1 epoch of at most 40 steps per model and a tiny search budget: a smoke test, not results\n");
+  for (int i = 0; i < t->n_rows; i++)
+    if (t->rows[i].kind == ROW_DERIVED && (t->rows[i].method == METHOD_RANDOM || t->rows[i].method == METHOD_EVOLUTION)) {
+      fprintf(f, "- budget of random search and evolution: %g x the AMEIR search's time of the same seed (--budget-factor; the paper: 10)\n",
+              r->budget_factor);
+      break;
+    }
   fprintf(f, "\nMean ± standard deviation over the seeds (the mean alone where one seed ran) of %s. `time (s)`: "
              "training (the derived rows: the derivation's fine-tuning); `search (s)`: the search steps that found "
              "the architecture; parameters, FLOPs/sample, inference samples/s (scoring the validation split): the "
@@ -767,6 +879,21 @@ static void write_markdown(FILE *f, const run_state *r, const agg_row *rows, int
         md_name_cells(f, &rows[j], r->n_seeds);
         for (int k = 5; k < 10; k++) md_cell(f, rows[j].metric[k], "%.4f", 1);
         fputc('\n', f);
+      }
+    }
+    /* the searches' children and budgets after the dataset's last row (table 4) */
+    if (i + 1 == n_rows || strcmp(rows[i + 1].dataset, a->dataset)) {
+      int any = 0;
+      for (int j = 0; j <= i; j++) {
+        const agg_row *b = &rows[j];
+        if (strcmp(b->dataset, a->dataset) || b->row->kind != ROW_DERIVED || !b->extra[X_CHILDREN].n) continue;
+        if (!any++) fputc('\n', f);
+        const char *what = b->row->method == METHOD_RANDOM || b->row->method == METHOD_EVOLUTION ? "trained 1 epoch each" : "scored";
+        fprintf(f, "- %s: %.0f children %s", b->row->label, b->extra[X_CHILDREN].mean, what);
+        if (b->extra[X_CYCLES].n) fprintf(f, ", %.0f evolution cycles", b->extra[X_CYCLES].mean);
+        if (b->cost[C_SEARCH].n) fprintf(f, ", search %.1f s", b->cost[C_SEARCH].mean);
+        if (b->extra[X_BUDGET].n) fprintf(f, " of a %.1f s budget", b->extra[X_BUDGET].mean);
+        fprintf(f, "%s\n", r->n_seeds > 1 ? " (means over the seeds)" : "");
       }
     }
   }
@@ -839,7 +966,7 @@ static int write_tables(run_state *r, const cli_eval *keys_of) {
   int n_rows = r->n_datasets * r->t->n_rows, rc = 0;
   agg_row *rows = calloc((size_t)n_rows, sizeof *rows);
   if (!rows) { fprintf(stderr, "ameir reproduce: out of memory\n"); return EXIT_RUNTIME; }
-  double *vals = malloc(sizeof(double) * (size_t)r->n_seeds * (10 + N_COST));
+  double *vals = malloc(sizeof(double) * (size_t)r->n_seeds * (10 + N_COST + N_EXTRA));
   int th_min = 0, th_max = 0;
   char backend[128] = "";
   if (!vals) { free(rows); fprintf(stderr, "ameir reproduce: out of memory\n"); return EXIT_RUNTIME; }
@@ -850,7 +977,7 @@ static int write_tables(run_state *r, const cli_eval *keys_of) {
       a->row = &r->t->rows[ri];
       a->n_metrics = metric_keys(&keys_of[di], a->keys);
       a->negs = keys_of[di].negs;
-      for (int i = 0; i < r->n_seeds * (10 + N_COST); i++) vals[i] = NAN;
+      for (int i = 0; i < r->n_seeds * (10 + N_COST + N_EXTRA); i++) vals[i] = NAN;
       for (int s = 0; s < r->n_seeds; s++) {
         char path[4400];
         raw_path(r, a->dataset, a->row, 2021 + s, path, sizeof path);
@@ -866,10 +993,12 @@ static int write_tables(run_state *r, const cli_eval *keys_of) {
         if (be && be->kind == 2 && !backend[0]) snprintf(backend, sizeof backend, "%s", be->str);
         for (int k = 0; k < a->n_metrics; k++) vals[k * r->n_seeds + s] = jnum(&o, a->keys[k]);
         for (int k = 0; k < N_COST; k++) vals[(10 + k) * r->n_seeds + s] = jnum(&o, COST_KEYS[k]);
+        for (int k = 0; k < N_EXTRA; k++) vals[(10 + N_COST + k) * r->n_seeds + s] = jnum(&o, EXTRA_KEYS[k]);
         jobj_free(&o);
       }
       for (int k = 0; k < a->n_metrics; k++) a->metric[k] = stat_of(vals + k * r->n_seeds, r->n_seeds);
       for (int k = 0; k < N_COST; k++) a->cost[k] = stat_of(vals + (10 + k) * r->n_seeds, r->n_seeds);
+      for (int k = 0; k < N_EXTRA; k++) a->extra[k] = stat_of(vals + (10 + N_COST + k) * r->n_seeds, r->n_seeds);
     }
   free(vals);
   char md_path[4200], csv_path[4200], tmp[4300];
@@ -987,6 +1116,7 @@ int cmd_reproduce(int argc, char **argv) {
   char configs[4200];
   configs[0] = 0;
   r.out = "reproduce-out";
+  r.budget_factor = 10;
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i];
     int has_next = i + 1 < argc;
@@ -998,6 +1128,14 @@ int cmd_reproduce(int argc, char **argv) {
     else if (!strcmp(s, "--configs") && has_next) snprintf(configs, sizeof configs, "%s", argv[++i]);
     else if (!strcmp(s, "--seeds") && has_next) {
       if (parse_int_arg(argv[++i], 1, 100, &seeds)) { fprintf(stderr, "ameir reproduce: --seeds takes 1..100\n"); return EXIT_USAGE; }
+    } else if (!strcmp(s, "--budget-factor") && has_next) {
+      char *end;
+      const char *v = argv[++i];
+      r.budget_factor = strtod(v, &end);
+      if (!*v || *end || !(r.budget_factor > 0 && r.budget_factor <= 1e6)) {
+        fprintf(stderr, "ameir reproduce: --budget-factor takes a number > 0\n");
+        return EXIT_USAGE;
+      }
     } else if (!strcmp(s, "--threads") && has_next) {
       if (parse_int_arg(argv[++i], 1, 1024, &r.threads)) { fprintf(stderr, "ameir reproduce: --threads takes 1..1024\n"); return EXIT_USAGE; }
     } else if (s[0] == '-') { fprintf(stderr, "ameir reproduce: unknown or incomplete option '%s'\n\n%s", s, REPRODUCE_HELP); return EXIT_USAGE; }
@@ -1082,7 +1220,7 @@ int cmd_reproduce(int argc, char **argv) {
           snprintf(dir, sizeof dir, "%s/raw/%s", r.out, d->name);
           if (cli_make_dirs(dir)) { fprintf(stderr, "ameir reproduce: %s: %s\n", dir, strerror(errno)); rc = EXIT_RUNTIME; goto out; }
         }
-        int rrc = run_row(&r, d, row, 2021 + s, path);
+        int rrc = run_row(&r, d, row, 2021 + s, path, &keys_of[di]);
         if (rrc == 130) { rc = 130; break; }
         if (rrc) { r.failed++; rc = EXIT_RUNTIME; fprintf(stderr, "[%d/%d] %s seed %d %s: failed\n", r.done, r.total, d->name, 2021 + s, row->label); }
         else r.ran++;

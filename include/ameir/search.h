@@ -17,6 +17,18 @@
  * CTR data with behaviours and other fields, step 1 only for retrieval, steps 2 and 3 only
  * without behaviours (paper section 3.2).
  *
+ * Other search methods (since 0.2, the baselines of paper Table 4 / appendix C.4), chosen with
+ * the space's key "method" on the same search space: "random" (children drawn uniformly from
+ * every subspace at once, each trained from scratch for "child_epochs" epochs and scored on the
+ * validation split, within a wall-time budget), "evolution" (regularized evolution over the
+ * same children: "population", "tournament", "stall_cycles"), "joint" (one one-shot model over
+ * the three subspaces at once, "joint_samples" children scored with its weights). Their budget
+ * is "budget_seconds", else "budget_factor" x "reference_seconds" (the measured cost of AMEIR's
+ * own search; default factor 10, as the paper), else only "children" bounds it. Such a search
+ * is one step, reported as step 3; step 4 trains its result (random and evolution: from random
+ * weights; joint: from the one-shot weights, as AMEIR's derivation) and evaluates it on test.
+ * docs/search.md ("Other search methods") describes them.
+ *
  * Thread safety: each handle is used by one thread at a time; the model a searcher derives is
  * an ordinary ameir_model (many threads may predict with it). Long calls report through the
  * context's progress callback, and returning non-zero from it cancels them (AMEIR_ECANCELLED;
@@ -51,7 +63,10 @@ AMEIR_API ameir_status ameir_space_load(ameir_space **out, ameir_context *ctx, c
                                         const char *section);
 
 /** Sets one key of the space from text ("samples", "2000"; "layers", "conv3,gru,zero"); see
- *  docs/search.md. @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_ECONFIG (bad value,
+ *  docs/search.md. The search method and the baselines' budget are keys too: "method" (ameir,
+ *  random, evolution, joint), "budget_seconds", "budget_factor", "reference_seconds",
+ *  "children", "child_epochs", "population", "tournament", "stall_cycles", "joint_samples",
+ *  "epochs_joint". @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_ECONFIG (bad value,
  *  the message says which values are allowed). Since 0.2. */
 AMEIR_API ameir_status ameir_space_set(ameir_space *space, const char *key, const char *value);
 
@@ -106,12 +121,19 @@ AMEIR_API ameir_status ameir_searcher_set(ameir_searcher *s, const char *key, co
 /** Runs one step (1, 2, 3 or AMEIR_STEP_DERIVE), or with step 0 every remaining step and the
  *  derivation. A step that does not apply to the data is skipped (AMEIR_OK). With an output
  *  directory, a checkpoint is written atomically after each epoch and each step, and the
- *  report after each step. Same seed and threads: the same result. Since 0.2. */
+ *  report after each step. Same seed and threads: the same result. With a space whose "method"
+ *  is not ameir, steps 1, 2 and 3 all run that method's one search (once) and "steps" is
+ *  ignored; random search and evolution checkpoint after each child (OUT/baseline.txt) and
+ *  end where an uninterrupted search does when resumed, but their budget is wall time: a
+ *  budget that binds makes the number of children depend on the machine. Since 0.2. */
 AMEIR_API ameir_status ameir_searcher_run(ameir_searcher *s, int32_t step);
 
 /** The architecture a step found (1: AMEIR-A, 2: AMEIR-B, 3 or 4: AMEIR-C, the final one) and
  *  its validation metric (the derived model's test metric for step 4). *arch is owned by the
- *  caller; either out-pointer may be NULL. AMEIR_ENOTFOUND if the step has not run. Since 0.2. */
+ *  caller; either out-pointer may be NULL. AMEIR_ENOTFOUND if the step has not run. The other
+ *  methods have results for steps 3 (the search's best child and its validation metric: after
+ *  child_epochs epochs for random and evolution, with the one-shot weights for joint) and 4
+ *  only. Since 0.2. */
 AMEIR_API ameir_status ameir_searcher_result(const ameir_searcher *s, int32_t step, ameir_arch **arch,
                                              double *metric);
 
@@ -119,8 +141,11 @@ AMEIR_API ameir_status ameir_searcher_result(const ameir_searcher *s, int32_t st
 AMEIR_API ameir_model *ameir_searcher_model(const ameir_searcher *s);
 
 /** Reads a statistic of the search: "step1_seconds" .. "step4_seconds", "test_auc",
- *  "test_logloss", "test_hr10", "test_ndcg10", "params", "flops". AMEIR_ENOTFOUND for an
- *  unknown key or one not measured yet. Since 0.2. */
+ *  "test_logloss", "test_hr10", "test_ndcg10", "params", "flops"; "search_seconds" (every step
+ *  before the derivation: the search cost), "children" (children trained by random search or
+ *  evolution, scored by joint; for ameir the children and candidates its steps scored),
+ *  "budget_seconds" (random, evolution: the budget in effect, when there is one),
+ *  "evolution_cycles". AMEIR_ENOTFOUND for an unknown key or one not measured yet. Since 0.2. */
 AMEIR_API ameir_status ameir_searcher_get_stat(const ameir_searcher *s, const char *key, double *value);
 
 /** Frees the searcher (and its derived model). NULL is a no-op. */

@@ -87,6 +87,15 @@ static const char *task_name(int32_t task) {
 static const char *const STEP_TITLE[5] = {"", "step 1: behaviour blocks", "step 2: interactions",
                                           "step 3: MLP", "derivation"};
 
+static int other_method(const ameir__search_report *r) { return r->method && strcmp(r->method, "ameir"); }
+
+/* a step's title; the other methods' one search over every subspace is step 3 */
+static const char *step_title(const ameir__search_report *r, int s, char *buf, size_t n) {
+  if (s != 3 || !other_method(r)) return STEP_TITLE[s];
+  snprintf(buf, n, "search (%s, every subspace at once)", r->method);
+  return buf;
+}
+
 /* ---- YAML ---- */
 
 /* A double-quoted scalar: the one YAML style that can hold any text. */
@@ -141,6 +150,12 @@ ameir_status ameir__report_write_yaml(ameir_context *ctx, const ameir__search_re
   y_quoted(&b, r->metric_name);
   put(&b, "\nseed: %llu\nthreads: %d\nfrom_scratch: %s\n", (unsigned long long)r->seed, (int)r->threads,
       r->from_scratch ? "true" : "false");
+  if (other_method(r)) {
+    put(&b, "method: ");
+    y_quoted(&b, r->method);
+    put(&b, "\n");
+    if (r->method_note) { put(&b, "method_note: "); y_quoted(&b, r->method_note); put(&b, "\n"); }
+  }
   int any = 0;
   for (int s = 1; s <= 3; s++) any |= r->step[s].ran != 0;
   put(&b, "steps:%s\n", any ? "" : " {}");
@@ -386,7 +401,8 @@ ameir_status ameir__report_write_html(ameir_context *ctx, const ameir__search_re
   for (int s = 1; s <= 4; s++) {
     const ameir__step_report *st = &r->step[s];
     if (!st->ran) continue;
-    put(&b, "<tr><td>%s</td><td>%.1f</td><td>", STEP_TITLE[s], st->seconds);
+    char title[96];
+    put(&b, "<tr><td>%s</td><td>%.1f</td><td>", step_title(r, s, title, sizeof title), st->seconds);
     h_num(&b, st->valid_metric);
     put(&b, "</td><td>%lld</td><td>%lld</td><td><pre>", (long long)st->params, (long long)st->flops);
     h_esc(&b, st->arch);
@@ -396,7 +412,9 @@ ameir_status ameir__report_write_html(ameir_context *ctx, const ameir__search_re
   for (int s = 1; s <= 3; s++) {
     const ameir__step_report *st = &r->step[s];
     if (!st->ran) continue;
-    put(&b, "<h2>%s</h2>\n", STEP_TITLE[s]);
+    char title[96];
+    put(&b, "<h2>%s</h2>\n", step_title(r, s, title, sizeof title));
+    if (s == 3 && other_method(r) && r->method_note) { put(&b, "<p>"); h_esc(&b, r->method_note); put(&b, ".</p>\n"); }
     if (s == 2 && st->cycles > 0) {
       put(&b, "<p>%d SMBO cycles; candidates per cycle:", (int)st->cycles);
       for (int c = 0; c < st->cycles && c < 16; c++) put(&b, " %d", (int)st->cycle_candidates[c]);

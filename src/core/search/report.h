@@ -32,6 +32,9 @@ typedef struct {
   const ameir_arch *final_arch;    /* the derived architecture, or NULL before the derivation */
   double test_metric[4];           /* CTR: auc, logloss; retrieval: hr10, ndcg10 (NaN if absent) */
   const char *test_names[4];       /* their names, NULL after the last */
+  const char *method;              /* NULL or "ameir": the three steps; else the method whose one
+                                    * search over every subspace is step 3 (docs/search.md) */
+  const char *method_note;         /* that search's budget and why it stopped, or NULL */
 } ameir__search_report;
 
 /* Writes report.yaml: per step the chosen architecture, its validation metric, time, params and

@@ -25,43 +25,17 @@
 #include <unistd.h>
 
 #include "search_int.h"
-#include "report.h"
 #include "../model/arch.h"
 
 #define CK(x) do { ameir_status st__ = (x); if (st__) return st__; } while (0)
 
-typedef struct {
-  sn_child c;
-  double score, full;
-} scored_child;
-
-struct ameir_searcher {
-  ameir_context *ctx;
-  const ameir_space *sp;
-  const ameir_dataset *ds;
-  char out[1024], config[1024];
-  int32_t resume, from_scratch;
-  int32_t steps_mask;              /* bits 1..4 asked for */
-  int32_t redo_derive;             /* "steps" named 4: derive again even when a resumed search has */
-  int32_t done_mask;               /* bits 1..4 finished */
-  ameir_arch *result[5];
-  double metric[5];
-  sn_child best[4];                /* the chosen child of steps 1 and 3 */
-  ameir_supernet *sn[4];
-  ameir_model *model;
-  ameir__search_report rep;
-  double test[4];
-  FILE *log;
-};
-
-static double now_s(void) {
+double ameir__now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void slog(ameir_searcher *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void slog(ameir_searcher *s, const char *fmt, ...) {
+void ameir__search_log(ameir_searcher *s, const char *fmt, ...) {
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);
@@ -97,6 +71,7 @@ AMEIR_API ameir_status ameir_searcher_create(ameir_searcher **out, const ameir_s
   s->steps_mask = applicable(ds) | (1 << 4);
   for (int i = 0; i < 5; i++) s->metric[i] = NAN;
   for (int i = 0; i < 4; i++) s->test[i] = NAN;
+  s->budget = INFINITY;
   *out = s;
   return AMEIR_OK;
 }
@@ -189,6 +164,10 @@ static ameir_status write_atomic(ameir_searcher *s, const char *name, ameir_stat
 static ameir_status fill_state(ameir_searcher *s, FILE *f, void *u) {
   (void)u;
   fprintf(f, "ameir-search-state 1\nseed %llu\ndone %d\n", (unsigned long long)s->ctx->seed, (int)s->done_mask);
+  if (s->sp->method != AMEIR__METHOD_AMEIR) {   /* the other methods' facts (old files lack them: ameir) */
+    fprintf(f, "method %s\nbudget %.17g\nevocycles %d\n", ameir__method_name(s->sp->method), s->budget, (int)s->evo_cycles);
+    put_text(f, "stop", s->stop);
+  }
   for (int i = 1; i <= 4; i++) {
     if (!(s->done_mask & (1 << i))) continue;
     const ameir__step_report *r = &s->rep.step[i];
@@ -229,7 +208,7 @@ static ameir_status read_state(ameir_searcher *s) {
   char *line = malloc(cap);
   if (!line) { fclose(f); return ameir__error(s->ctx, AMEIR_ENOMEM, "out of memory"); }
   ameir_status st = AMEIR_OK;
-  int step = 0, lineno = 0, ended = 0;
+  int step = 0, lineno = 0, ended = 0, method_seen = 0;
   int32_t done = 0;
   while (!st && fgets(line, (int)cap, f)) {
     lineno++;
@@ -241,6 +220,13 @@ static ameir_status read_state(ameir_searcher *s) {
     if (lineno == 1) { if (strcmp(line, "ameir-search-state") || strcmp(val, "1")) st = AMEIR_EFORMAT; continue; }
     if (!strcmp(line, "seed")) { if (strtoull(val, NULL, 10) != s->ctx->seed) st = ameir__error(s->ctx, AMEIR_ECONFIG, "%s: written with seed %s, this run has %llu", path, val, (unsigned long long)s->ctx->seed); }
     else if (!strcmp(line, "done")) done = (int32_t)atoi(val);
+    else if (!strcmp(line, "method")) {
+      if (strcmp(val, ameir__method_name(s->sp->method)))
+        st = ameir__error(s->ctx, AMEIR_ECONFIG, "%s: written by a search of method %s, this one is %s", path, val, ameir__method_name(s->sp->method));
+      method_seen = 1;
+    } else if (!strcmp(line, "budget")) s->budget = strtod(val, NULL);
+    else if (!strcmp(line, "evocycles")) s->evo_cycles = (int32_t)atoi(val);
+    else if (!strcmp(line, "stop")) { unescape(val); snprintf(s->stop, sizeof s->stop, "%s", val); }
     else if (!strcmp(line, "step")) { step = atoi(val); if (step < 1 || step > 4) st = AMEIR_EFORMAT; else free_step_report(&s->rep.step[step]); }
     else if (!step) st = strcmp(line, "end") ? AMEIR_EFORMAT : AMEIR_OK, ended = !strcmp(line, "end");
     else if (!strcmp(line, "arch")) {
@@ -290,6 +276,8 @@ static ameir_status read_state(ameir_searcher *s) {
   }
   free(line);
   fclose(f);
+  if (!st && ended && !method_seen && s->sp->method != AMEIR__METHOD_AMEIR)
+    st = ameir__error(s->ctx, AMEIR_ECONFIG, "%s: written by a search of method ameir, this one is %s", path, ameir__method_name(s->sp->method));
   if (st == AMEIR_EFORMAT || (!st && !ended)) return ameir__error(s->ctx, AMEIR_EFORMAT, "%s:%d: not a search state this version wrote (or damaged)", path, lineno);
   if (st == AMEIR_ENOMEM) return ameir__error(s->ctx, AMEIR_ENOMEM, "out of memory");
   CK(st);
@@ -309,10 +297,15 @@ static ameir_status fill_ckpt(ameir_searcher *s, FILE *f, void *u) {
   return ferror(f) ? ameir__error(s->ctx, AMEIR_EIO, "checkpoint write failed") : AMEIR_OK;
 }
 
+static void ckpt_name(const ameir_supernet *sn, char *name, size_t n) {
+  if (sn->step == SN_JOINT) snprintf(name, n, "joint.ckpt");
+  else snprintf(name, n, "step%d.ckpt", (int)sn->step);
+}
+
 static ameir_status save_ckpt(ameir_searcher *s, ameir_supernet *sn, int32_t cycle, int32_t epoch) {
   if (!s->out[0]) return AMEIR_OK;
   char name[32];
-  snprintf(name, sizeof name, "step%d.ckpt", (int)sn->step);
+  ckpt_name(sn, name, sizeof name);
   ckpt_u u = {sn, cycle, epoch};
   return write_atomic(s, name, fill_ckpt, &u);
 }
@@ -322,7 +315,7 @@ static ameir_status load_ckpt(ameir_searcher *s, ameir_supernet *sn, int32_t *cy
   *cycle = *epoch = -1;
   if (!s->out[0]) return AMEIR_OK;
   char path[1100], name[32];
-  snprintf(name, sizeof name, "step%d.ckpt", (int)sn->step);
+  ckpt_name(sn, name, sizeof name);
   out_path(s, path, sizeof path, name);
   FILE *f = fopen(path, "rb");
   if (!f) return AMEIR_OK;
@@ -367,12 +360,12 @@ static ameir_status set_result(ameir_searcher *s, int step, ameir_arch *a, doubl
   r->arch = NULL;
   CK(ameir_arch_to_string(a, &r->arch));
   CK(arch_cost(s, a, &r->params, &r->flops));
-  r->seconds = now_s() - t0;
+  r->seconds = ameir__now_s() - t0;
   r->ran = 1;
   s->done_mask |= 1 << step;
-  slog(s, "step %d: done in %.1f s, validation %s %.5f, %lld parameters, %lld FLOPs/sample", step, r->seconds,
+  ameir__search_log(s, "step %d: done in %.1f s, validation %s %.5f, %lld parameters, %lld FLOPs/sample", step, r->seconds,
        s->ds->task == AMEIR_TASK_RETRIEVAL ? "HR@10" : "AUC", metric, (long long)r->params, (long long)r->flops);
-  slog(s, "%s", r->arch);
+  ameir__search_log(s, "%s", r->arch);
   return AMEIR_OK;
 }
 
@@ -385,22 +378,49 @@ static ameir_status write_reports(ameir_searcher *s) {
   r->metric_name = s->ds->task == AMEIR_TASK_RETRIEVAL ? "hr10" : "auc";
   r->seed = s->ctx->seed;
   r->threads = s->ctx->threads;
-  r->from_scratch = s->from_scratch;
+  r->from_scratch = s->from_scratch || s->sp->method == AMEIR__METHOD_RANDOM || s->sp->method == AMEIR__METHOD_EVOLUTION;
   r->final_arch = s->result[4];
   static const char *ctr[] = {"auc", "logloss", NULL}, *ret[] = {"hr10", "ndcg10", NULL};
   const char **names = s->ds->task == AMEIR_TASK_RETRIEVAL ? ret : ctr;
   for (int i = 0; i < 4; i++) { r->test_names[i] = i < 2 ? names[i] : NULL; r->test_metric[i] = s->test[i]; }
-  char path[1100];
+  char path[1100], note[256] = "";
+  int32_t method = s->sp->method;
+  r->method = ameir__method_name(method);
+  if (method != AMEIR__METHOD_AMEIR && (s->done_mask & (1 << 3))) {
+    if (method == AMEIR__METHOD_JOINT) snprintf(note, sizeof note, "%s", s->stop);
+    else {
+      snprintf(note, sizeof note, "%d children trained %d epoch%s each", (int)r->step[3].n_samples, (int)s->sp->child_epochs,
+               s->sp->child_epochs == 1 ? "" : "s");
+      if (method == AMEIR__METHOD_EVOLUTION) snprintf(note + strlen(note), sizeof note - strlen(note), ", %d cycles", (int)s->evo_cycles);
+      if (isfinite(s->budget)) snprintf(note + strlen(note), sizeof note - strlen(note), ", budget %.1f s", s->budget);
+      snprintf(note + strlen(note), sizeof note - strlen(note), "; stopped: %s", s->stop);
+    }
+  }
+  r->method_note = note[0] ? note : NULL;
   out_path(s, path, sizeof path, "report.yaml");
-  CK(ameir__report_write_yaml(s->ctx, r, path));
+  ameir_status st = ameir__report_write_yaml(s->ctx, r, path);
   out_path(s, path, sizeof path, "report.html");
-  return ameir__report_write_html(s->ctx, r, path);
+  if (!st) st = ameir__report_write_html(s->ctx, r, path);
+  r->method_note = NULL;
+  return st;
 }
 
 static ameir_status checkpoint_step(ameir_searcher *s) {
   if (!s->out[0]) return AMEIR_OK;
   CK(write_atomic(s, "state.txt", fill_state, NULL));
   return write_reports(s);
+}
+
+ameir_status ameir__search_set_result(ameir_searcher *s, int step, ameir_arch *a, double metric, double t0) {
+  return set_result(s, step, a, metric, t0);
+}
+
+ameir_status ameir__search_checkpoint(ameir_searcher *s) { return checkpoint_step(s); }
+
+ameir_status ameir__search_write_atomic(ameir_searcher *s, const char *name,
+                                        ameir_status (*fill)(ameir_searcher *, FILE *, void *), void *u) {
+  if (!s->out[0]) return AMEIR_OK;
+  return write_atomic(s, name, fill, u);
 }
 
 /* ---------------- steps 1 and 3: sample, score, re-score the top k ---------------- */
@@ -412,6 +432,7 @@ static int cmp_scored(const void *a, const void *b) {
 }
 
 static uint64_t child_hash(const ameir_supernet *sn, const sn_child *c) {
+  if (sn->step == SN_JOINT) return ameir__joint_hash(sn, c);
   uint64_t h = 1469598103934665603ull;
   if (sn->step == 1)
     for (int32_t l = 0; l < sn->L; l++) {
@@ -424,13 +445,15 @@ static uint64_t child_hash(const ameir_supernet *sn, const sn_child *c) {
   return h;
 }
 
-static ameir_status sample_and_pick(ameir_searcher *s, ameir_supernet *sn, sn_child *best, double *best_metric) {
+/* N children of the supernet scored on the validation subset, the top k on the whole split;
+ * the report goes to step rstep. */
+static ameir_status sample_and_pick(ameir_searcher *s, ameir_supernet *sn, int32_t N, int32_t rstep, sn_child *best,
+                                    double *best_metric) {
   const ameir_space *sp = s->sp;
   const ameir_dataset *ds = s->ds;
   int64_t nv = ds->split_n[AMEIR_SPLIT_VALID];
   if (nv < 1) return ameir__error(s->ctx, AMEIR_ESTATE, "the validation split is empty: the search scores children on it");
   int64_t sub = sp->score_rows > 0 && sp->score_rows < nv ? sp->score_rows : nv;
-  int32_t N = sp->samples;
   scored_child *sc = calloc((size_t)N, sizeof *sc);
   int64_t hcap = 1;
   while (hcap < 4 * (int64_t)N) hcap <<= 1;
@@ -439,7 +462,8 @@ static ameir_status sample_and_pick(ameir_searcher *s, ameir_supernet *sn, sn_ch
   ameir__rng r;
   ameir__rng_seed(&r, s->ctx->seed, 0x5c0e0000u + (uint64_t)sn->step);
   char stage[32];
-  snprintf(stage, sizeof stage, "step%d/score", (int)sn->step);
+  if (sn->step == SN_JOINT) snprintf(stage, sizeof stage, "joint/score");
+  else snprintf(stage, sizeof stage, "step%d/score", (int)sn->step);
   /* the subset is the first rows of the validation split (fixed, as the paper's) */
   const int64_t *vrows = ds->split_rows[AMEIR_SPLIT_VALID];
   int32_t n = 0;
@@ -462,7 +486,8 @@ static ameir_status sample_and_pick(ameir_searcher *s, ameir_supernet *sn, sn_ch
       st = ameir__error(s->ctx, AMEIR_ECANCELLED, "%s cancelled", stage);
   }
   free(seen);
-  ameir__step_report *rep = &s->rep.step[sn->step];
+  if (sn->step == SN_JOINT) s->children = n;
+  ameir__step_report *rep = &s->rep.step[rstep];
   if (!st) {
     free(rep->sample_metric);
     rep->sample_metric = malloc(sizeof(double) * (size_t)(n + 1));
@@ -505,7 +530,8 @@ typedef struct { ameir_searcher *s; ameir_supernet *sn; int32_t cycle; } epoch_u
 
 static ameir_status on_epoch(void *u, int32_t epoch) {
   epoch_u *e = u;
-  slog(e->s, "step %d%s: epoch %d trained", (int)e->sn->step, e->sn->step == 2 ? " cycle" : "", (int)epoch + 1);
+  if (e->sn->step == SN_JOINT) ameir__search_log(e->s, "joint: epoch %d trained", (int)epoch + 1);
+  else ameir__search_log(e->s, "step %d%s: epoch %d trained", (int)e->sn->step, e->sn->step == 2 ? " cycle" : "", (int)epoch + 1);
   return save_ckpt(e->s, e->sn, e->cycle, epoch);
 }
 
@@ -513,7 +539,8 @@ static ameir_status on_epoch(void *u, int32_t epoch) {
 static ameir_status trained_supernet(ameir_searcher *s, int32_t step, const ameir_arch *fixed, ameir_supernet **out) {
   if (s->sn[step]) { *out = s->sn[step]; return AMEIR_OK; }
   ameir_supernet *sn = NULL;
-  CK(ameir_supernet_create(&sn, s->sp, s->ds, step, fixed));
+  if (step == SN_JOINT) CK(ameir__sn_create_joint(&sn, s->sp, s->ds, 0));
+  else CK(ameir_supernet_create(&sn, s->sp, s->ds, step, fixed));
   s->sn[step] = sn;
   int32_t cycle = -1, epoch = -1;
   if (s->resume) CK(load_ckpt(s, sn, &cycle, &epoch));
@@ -527,7 +554,8 @@ static ameir_status trained_supernet(ameir_searcher *s, int32_t step, const amei
   int64_t B = sn->m->opt.batch, n = s->ds->split_n[AMEIR_SPLIT_TRAIN];
   sn->sched_total = (int64_t)E * ((n + B - 1) / B);
   if (epoch + 1 < E && !(epoch >= 0 && sn->es_stopped)) {
-    if (epoch >= 0) slog(s, "step %d: resuming after epoch %d", (int)step, (int)epoch + 1);
+    if (epoch >= 0 && step == SN_JOINT) ameir__search_log(s, "joint: resuming after epoch %d", (int)epoch + 1);
+    else if (epoch >= 0) ameir__search_log(s, "step %d: resuming after epoch %d", (int)step, (int)epoch + 1);
     epoch_u u = {s, sn, 0};
     CK(ameir__sn_train(sn, E, 0, epoch + 1, on_epoch, &u));
   }
@@ -536,13 +564,13 @@ static ameir_status trained_supernet(ameir_searcher *s, int32_t step, const amei
 }
 
 static ameir_status run_block_or_mlp(ameir_searcher *s, int32_t step, const ameir_arch *fixed) {
-  double t0 = now_s();
-  slog(s, "step %d: %s", (int)step, step == 1 ? "behaviour blocks" : "MLP widths and activations");
+  double t0 = ameir__now_s();
+  ameir__search_log(s, "step %d: %s", (int)step, step == 1 ? "behaviour blocks" : "MLP widths and activations");
   ameir_supernet *sn = NULL;
   CK(trained_supernet(s, step, fixed, &sn));
   sn_child best;
   double metric = NAN;
-  CK(sample_and_pick(s, sn, &best, &metric));
+  CK(sample_and_pick(s, sn, s->sp->samples, step, &best, &metric));
   s->best[step] = best;
   ameir_arch *a = NULL;
   CK(ameir__sn_child_to_arch(sn, &best, &a));
@@ -551,6 +579,25 @@ static ameir_status run_block_or_mlp(ameir_searcher *s, int32_t step, const amei
   }
   ameir_status st = set_result(s, step, a, metric, t0);
   if (st) return st;
+  return checkpoint_step(s);
+}
+
+/* Method joint (appendix C.4's "One-shot Random Search"): one one-shot model over the three
+ * subspaces at once, trained with fairly sampled children, then joint_samples random children
+ * scored with the inherited weights as in steps 1 and 3; reported as step 3. */
+static ameir_status run_joint(ameir_searcher *s) {
+  double t0 = ameir__now_s();
+  ameir__search_log(s, "joint one-shot random search over every subspace at once: %d children", (int)s->sp->joint_samples);
+  ameir_supernet *sn = NULL;
+  CK(trained_supernet(s, SN_JOINT, NULL, &sn));
+  sn_child best;
+  double metric = NAN;
+  CK(sample_and_pick(s, sn, s->sp->joint_samples, 3, &best, &metric));
+  s->best[3] = best;
+  snprintf(s->stop, sizeof s->stop, "%d children scored", (int)s->children);
+  ameir_arch *a = NULL;
+  CK(ameir__sn_child_to_arch(sn, &best, &a));
+  CK(set_result(s, 3, a, metric, t0));
   return checkpoint_step(s);
 }
 
@@ -596,9 +643,9 @@ static int32_t expand(const ameir_supernet *sn, const sn_inter *kept, int32_t nk
 }
 
 static ameir_status run_interactions(ameir_searcher *s, const ameir_arch *fixed) {
-  double t0 = now_s();
+  double t0 = ameir__now_s();
   const ameir_space *sp = s->sp;
-  slog(s, "step 2: interactions (%d cycles, top %d, M = %d)", (int)sp->cycles, (int)sp->inter_topk, (int)sp->inter_m);
+  ameir__search_log(s, "step 2: interactions (%d cycles, top %d, M = %d)", (int)sp->cycles, (int)sp->inter_topk, (int)sp->inter_m);
   ameir_supernet *sn = s->sn[2];
   if (!sn) { CK(ameir_supernet_create(&sn, sp, s->ds, 2, fixed)); s->sn[2] = sn; }
   int32_t cycle0 = 0, epoch0 = -1;
@@ -657,7 +704,7 @@ static ameir_status run_interactions(ameir_searcher *s, const ameir_arch *fixed)
     int32_t nc = sn->n_cand;
     qsort(cand, (size_t)nc, sizeof *cand, cmp_inter);
     int32_t keep = sp->inter_topk < nc ? sp->inter_topk : nc;
-    slog(s, "step 2: cycle %d: %d candidates, best %.5f", (int)c, (int)nc, nc ? cand[0].score : NAN);
+    ameir__search_log(s, "step 2: cycle %d: %d candidates, best %.5f", (int)c, (int)nc, nc ? cand[0].score : NAN);
     if (c == sp->cycles) {
       /* the top M of order >= 2 (an order-1 "interaction" repeats a field already in e) */
       ameir_arch *a = NULL;
@@ -715,12 +762,16 @@ static ameir_status run_interactions(ameir_searcher *s, const ameir_arch *fixed)
 /* ---------------- derivation ---------------- */
 
 static ameir_status derive(ameir_searcher *s) {
-  double t0 = now_s();
+  double t0 = ameir__now_s();
   ameir_context *ctx = s->ctx;
   const ameir_arch *fin = s->result[3] ? s->result[3] : s->result[2] ? s->result[2] : s->result[1];
   int32_t epochs = s->sp->finetune_epochs ? s->sp->finetune_epochs : s->sp->train_epochs ? s->sp->train_epochs : 10;
   if (!fin) return ameir__error(ctx, AMEIR_ESTATE, "nothing to derive: no step has run");
-  slog(s, "derivation: %s, %d epochs at most, patience %d", s->from_scratch ? "from random weights" : "from the one-shot weights",
+  int32_t method = s->sp->method;
+  /* random search and evolution train every child on its own: their best is trained fully
+   * from random weights, "like any model" (appendix C.4) */
+  int scratch = s->from_scratch || method == AMEIR__METHOD_RANDOM || method == AMEIR__METHOD_EVOLUTION;
+  ameir__search_log(s, "derivation: %s, %d epochs at most, patience %d", scratch ? "from random weights" : "from the one-shot weights",
        (int)epochs, (int)s->sp->patience);
   char *base = ameir__space_opts(s->sp);
   if (!base) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
@@ -735,13 +786,18 @@ static ameir_status derive(ameir_searcher *s) {
   free(opts);
   CK(st);
   ameir_supernet *inherited = NULL;
-  if (!s->from_scratch) {
+  if (!scratch) {
     /* the last supernet with the chosen child in place holds exactly the derived parameters */
     ameir_supernet *src = NULL;
-    if (s->result[3]) { CK(trained_supernet(s, 3, s->result[2] ? s->result[2] : s->result[1], &src)); CK(ameir__sn_set_child(src, &s->best[3])); }
+    if (method == AMEIR__METHOD_JOINT) {
+      sn_child c;
+      CK(trained_supernet(s, SN_JOINT, NULL, &src));
+      CK(ameir__sn_child_from_arch(src, fin, &c));
+      CK(ameir__sn_set_child(src, &c));
+    } else if (s->result[3]) { CK(trained_supernet(s, 3, s->result[2] ? s->result[2] : s->result[1], &src)); CK(ameir__sn_set_child(src, &s->best[3])); }
     else if (s->result[1] && !s->result[2]) { CK(trained_supernet(s, 1, NULL, &src)); CK(ameir__sn_set_child(src, &s->best[1])); }
     if (src) CK(ameir__model_inherit(s->model, src->m));
-    else slog(s, "derivation: no supernet holds this architecture's weights; starting from random weights");
+    else ameir__search_log(s, "derivation: no supernet holds this architecture's weights; starting from random weights");
     inherited = src;
   }
   /* early stopping counts the inherited weights as epoch 0: on small data one more epoch on
@@ -754,12 +810,12 @@ static ameir_status derive(ameir_searcher *s) {
   if (inherited && nv > 0) {
     CK(ameir__model_metric_rows(s->model, s->ds, vr, nv, &v1));
     if (v0 >= v1) {
-      slog(s, "derivation: the inherited weights (validation %.5f) beat every fine-tuned epoch (%.5f): kept", v0, v1);
+      ameir__search_log(s, "derivation: the inherited weights (validation %.5f) beat every fine-tuned epoch (%.5f): kept", v0, v1);
       CK(ameir__model_inherit(s->model, inherited->m));
     }
   }
   ameir__step_report *r = &s->rep.step[4];
-  r->seconds = now_s() - t0;
+  r->seconds = ameir__now_s() - t0;
   if (s->ds->task == AMEIR_TASK_RETRIEVAL) {
     int32_t ids[2] = {AMEIR_METRIC_HR10, AMEIR_METRIC_NDCG10};
     CK(ameir_model_evaluate(s->model, s->ds, AMEIR_SPLIT_TEST, 2, ids, s->test));
@@ -780,7 +836,7 @@ static ameir_status derive(ameir_searcher *s) {
   s->metric[4] = s->test[0];
   r->ran = 1;
   s->done_mask |= 1 << 4;
-  slog(s, "derivation: done in %.1f s; test %s %.5f, %s %.5f", r->seconds, s->ds->task == AMEIR_TASK_RETRIEVAL ? "HR@10" : "AUC",
+  ameir__search_log(s, "derivation: done in %.1f s; test %s %.5f, %s %.5f", r->seconds, s->ds->task == AMEIR_TASK_RETRIEVAL ? "HR@10" : "AUC",
        s->test[0], s->ds->task == AMEIR_TASK_RETRIEVAL ? "NDCG@10" : "log loss", s->test[1]);
   if (s->out[0]) {
     char path[1100];
@@ -803,9 +859,9 @@ static ameir_status open_out(ameir_searcher *s) {
     CK(read_state(s));
     /* a finished step's supernet is rebuilt from its checkpoint when a later step needs it */
   } else {
-    for (int i = 1; i <= 3; i++) {   /* a fresh search: stale checkpoints would mislead --resume */
+    for (int i = 0; i <= 4; i++) {   /* a fresh search: stale checkpoints would mislead --resume */
       char name[32];
-      snprintf(name, sizeof name, "step%d.ckpt", i);
+      snprintf(name, sizeof name, i == 0 ? "joint.ckpt" : i == 4 ? "baseline.txt" : "step%d.ckpt", i);
       out_path(s, path, sizeof path, name);
       remove(path);
     }
@@ -817,6 +873,12 @@ static ameir_status open_out(ameir_searcher *s) {
 
 static ameir_status run_one(ameir_searcher *s, int32_t step) {
   if ((s->done_mask & (1 << step)) && !(step == 4 && s->redo_derive)) return AMEIR_OK;
+  int32_t method = s->sp->method;
+  if (method != AMEIR__METHOD_AMEIR) {   /* one search over every subspace (step 3), then step 4 */
+    if (step == 4) return derive(s);
+    if (s->done_mask & (1 << 3)) return AMEIR_OK;
+    return method == AMEIR__METHOD_JOINT ? run_joint(s) : ameir__search_baseline(s);
+  }
   if (!(s->steps_mask & (1 << step))) return AMEIR_OK;
   if (step == 1) return run_block_or_mlp(s, 1, NULL);
   if (step == 2) return run_interactions(s, s->result[1]);
@@ -862,6 +924,17 @@ AMEIR_API ameir_status ameir_searcher_get_stat(const ameir_searcher *s, const ch
   else if (!strcmp(key, "test_ndcg10") && ret && dv) x = s->test[1];
   else if (!strcmp(key, "params") && dv) x = (double)s->rep.step[4].params;
   else if (!strcmp(key, "flops") && dv) x = (double)s->rep.step[4].flops;
+  else if (!strcmp(key, "search_seconds")) {   /* every step before the derivation */
+    for (int i = 1; i <= 3; i++)
+      if (s->done_mask & (1 << i)) x = (isnan(x) ? 0 : x) + s->rep.step[i].seconds;
+  } else if (!strcmp(key, "children")) {
+    if (s->sp->method != AMEIR__METHOD_AMEIR && (s->done_mask & (1 << 3))) x = s->rep.step[3].n_samples;
+    else if (s->sp->method == AMEIR__METHOD_AMEIR)
+      for (int i = 1; i <= 3; i++)
+        if (s->done_mask & (1 << i)) x = (isnan(x) ? 0 : x) + s->rep.step[i].n_samples;
+  } else if (!strcmp(key, "budget_seconds") && (s->done_mask & (1 << 3)) && isfinite(s->budget) &&
+             (s->sp->method == AMEIR__METHOD_RANDOM || s->sp->method == AMEIR__METHOD_EVOLUTION)) x = s->budget;
+  else if (!strcmp(key, "evolution_cycles") && (s->done_mask & (1 << 3)) && s->sp->method == AMEIR__METHOD_EVOLUTION) x = s->evo_cycles;
   if (isnan(x)) return ameir__error(s->ctx, AMEIR_ENOTFOUND, "search statistic '%s' is unknown or not measured yet", key);
   *v = x;
   return AMEIR_OK;

@@ -43,7 +43,21 @@ static void set_defaults(ameir_space *s) {
   s->sn_patience = 1;
   s->finetune_epochs = 0;   /* the baselines' budget: train.epochs (else 10) */
   s->patience = 2;
+  /* the search-method baselines (appendix C.4) */
+  s->method = AMEIR__METHOD_AMEIR;
+  s->budget_factor = 10;       /* "10 times the search cost of the proposed one-shot random search" */
+  s->children = 300;           /* "we randomly select 300 child models" */
+  s->child_epochs = 1;         /* "All child models are trained by 1 epoch" */
+  s->population = 10;          /* "We set the initial population size as 10" */
+  s->tournament = 1;           /* "we sample one random child model as the parent" */
+  s->stall_cycles = 5;         /* "does not change for over 5 cycles" */
+  s->joint_samples = 6000;     /* "the 6000 randomly selected architectures" */
+  s->epochs[0] = 10;           /* the joint one-shot model, as each step's */
 }
+
+static const char *const METHOD_NAMES[AMEIR__METHOD_COUNT_] = {"ameir", "random", "evolution", "joint"};
+
+const char *ameir__method_name(int32_t m) { return m >= 0 && m < AMEIR__METHOD_COUNT_ ? METHOD_NAMES[m] : "?"; }
 
 AMEIR_API ameir_status ameir_space_create(ameir_space **out, ameir_context *ctx) {
   if (!out || !ctx) return ameir__error(ctx, AMEIR_EINVAL, "ameir_space_create: NULL argument");
@@ -123,7 +137,18 @@ static const struct { const char *key; int kind; size_t off; int64_t lo, hi; } I
     IK("supernet_patience", sn_patience, 0, 1000), IK("step3_inherit", inherit3, 0, 1), IK("samples", samples, 1, 10000000), IK("topk", topk, 1, 1000),
     IK("epochs1", epochs[1], 0, 1000), IK("epochs2", epochs[2], 0, 1000), IK("epochs3", epochs[3], 0, 1000),
     IK("finetune_epochs", finetune_epochs, 0, 1000), IK("patience", patience, 0, 1000),
+    IK("children", children, 1, 1000000), IK("child_epochs", child_epochs, 1, 1000),
+    IK("population", population, 2, 1000), IK("tournament", tournament, 1, 100000),
+    IK("stall_cycles", stall_cycles, 1, 1000000), IK("joint_samples", joint_samples, 1, 10000000),
+    IK("epochs_joint", epochs[0], 0, 1000),
 #undef IK
+};
+
+/* seconds and factors of the baselines' budget */
+static const struct { const char *key; size_t off; double lo; } DBL_KEYS[] = {
+    {"budget_seconds", offsetof(ameir_space, budget_seconds), 0},
+    {"budget_factor", offsetof(ameir_space, budget_factor), 0},
+    {"reference_seconds", offsetof(ameir_space, reference_seconds), 0},
 };
 
 AMEIR_API ameir_status ameir_space_set(ameir_space *s, const char *key, const char *v) {
@@ -149,6 +174,20 @@ AMEIR_API ameir_status ameir_space_set(ameir_space *s, const char *key, const ch
       return AMEIR_OK;
     }
   if (!strcmp(key, "score_rows")) return parse_int(ctx, key, v, 0, (int64_t)1 << 40, &s->score_rows);
+  if (!strcmp(key, "method")) {
+    for (int32_t m = 0; m < AMEIR__METHOD_COUNT_; m++)
+      if (!strcmp(v, METHOD_NAMES[m])) { s->method = m; return AMEIR_OK; }
+    return ameir__error(ctx, AMEIR_ECONFIG, "search key 'method': '%s' is not ameir, random, evolution or joint", v);
+  }
+  for (size_t i = 0; i < sizeof DBL_KEYS / sizeof DBL_KEYS[0]; i++)
+    if (!strcmp(key, DBL_KEYS[i].key)) {
+      char *end;
+      double x = strtod(v, &end);
+      if (!*v || *end || !(x >= DBL_KEYS[i].lo && x <= 1e12))
+        return ameir__error(ctx, AMEIR_ECONFIG, "search key '%s': '%s' is not a number >= %g", key, v, DBL_KEYS[i].lo);
+      *(double *)((char *)s + DBL_KEYS[i].off) = x;
+      return AMEIR_OK;
+    }
   if (!strcmp(key, "layers")) return parse_names(ctx, key, v, ameir__layer_name, AMEIR_LAYER_COUNT_, s->layers, &s->n_layers);
   if (!strcmp(key, "block_acts")) return parse_names(ctx, key, v, act_name, AMEIR_ACT_COUNT_, s->bacts, &s->n_bacts);
   if (!strcmp(key, "mlp_acts")) return parse_names(ctx, key, v, act_name, AMEIR_ACT_COUNT_, s->macts, &s->n_macts);
@@ -221,7 +260,13 @@ AMEIR_API ameir_status ameir_space_get(const ameir_space *s, const char *key, ch
       snprintf(buf, size, "%d", (int)*(const int32_t *)((const char *)s + INT_KEYS[i].off));
       return AMEIR_OK;
     }
+  for (size_t i = 0; i < sizeof DBL_KEYS / sizeof DBL_KEYS[0]; i++)
+    if (!strcmp(key, DBL_KEYS[i].key)) {
+      snprintf(buf, size, "%.15g", *(const double *)((const char *)s + DBL_KEYS[i].off));
+      return AMEIR_OK;
+    }
   if (!strcmp(key, "score_rows")) snprintf(tmp, sizeof tmp, "%lld", (long long)s->score_rows);
+  else if (!strcmp(key, "method")) snprintf(tmp, sizeof tmp, "%s", ameir__method_name(s->method));
   else if (!strcmp(key, "layers")) names_of(tmp, sizeof tmp, s->layers, s->n_layers, ameir__layer_name);
   else if (!strcmp(key, "block_acts")) names_of(tmp, sizeof tmp, s->bacts, s->n_bacts, act_name);
   else if (!strcmp(key, "mlp_acts")) names_of(tmp, sizeof tmp, s->macts, s->n_macts, act_name);

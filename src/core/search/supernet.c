@@ -54,6 +54,9 @@ static void sort_desc(int32_t *w, int32_t n) {
     for (int32_t j = i; j > 0 && w[j] > w[j - 1]; j--) { int32_t t = w[j]; w[j] = w[j - 1]; w[j - 1] = t; }
 }
 
+int32_t ameir__sn_fair_next(sn_fair *f, int32_t n, ameir__rng *r) { return fair_next(f, n, r); }
+void ameir__sn_sort_desc(int32_t *w, int32_t n) { sort_desc(w, n); }
+
 /* One child per gradient step: every candidate of every decision is drawn equally often (each
  * decision walks a random permutation of its choices). Step 3's widths are drawn the same way
  * and sorted so they never increase. */
@@ -61,19 +64,24 @@ static void fair_child(ameir_supernet *sn, sn_child *c) {
   const ameir_space *sp = sn->sp;
   ameir__rng *r = &sn->fair_rng;
   memset(c, 0, sizeof *c);
-  if (sn->step == 1) {
+  int joint = sn->step == SN_JOINT;
+  if (sn->step == 1 || (joint && sn->j_blocks)) {
     for (int32_t l = 0; l < sn->L; l++) {
       c->layer[l] = fair_next(&sn->fair[l], sn->n_kinds, r);
       c->act[l] = fair_next(&sn->fair[SN_MAX_BLOCKS + l], sp->n_bacts, r);
       c->norm[l] = fair_next(&sn->fair[2 * SN_MAX_BLOCKS + l], sp->n_norms, r);
     }
-  } else if (sn->step == 3) {
+  }
+  /* joint: the interactions uniformly (there are too many for a permutation per position) */
+  if (joint && sn->j_inter) ameir__joint_fill_inter(sn, r, c);
+  if (sn->step == 3 || (joint && sn->j_mlp)) {
     for (int32_t l = 0; l < sn->n_mlp; l++) {
       c->width[l] = fair_next(&sn->fair[3 * SN_MAX_BLOCKS + l], sp->n_ratios, r);
       c->mact[l] = fair_next(&sn->fair[3 * SN_MAX_BLOCKS + SN_MAX_MLP + l], sp->n_macts, r);
     }
     sort_desc(c->width, sn->n_mlp);
-  } else {
+  }
+  if (sn->step == 2) {
     c->inter = fair_inter(sn);
   }
 }
@@ -143,7 +151,9 @@ void ameir__sn_fair_child(ameir_supernet *sn, sn_child *c) { fair_child(sn, c); 
 void ameir__sn_random_child(ameir_supernet *sn, ameir__rng *r, sn_child *c) {
   const ameir_space *sp = sn->sp;
   memset(c, 0, sizeof *c);
-  if (sn->step == 1) {
+  if (sn->step == SN_JOINT) {
+    ameir__joint_random_child(sn, r, c);
+  } else if (sn->step == 1) {
     for (int32_t l = 0; l < sn->L; l++) {
       c->layer[l] = (int32_t)ameir__rng_below(r, (uint64_t)sn->n_kinds);
       c->act[l] = (int32_t)ameir__rng_below(r, (uint64_t)sp->n_bacts);
@@ -162,14 +172,14 @@ void ameir__sn_random_child(ameir_supernet *sn, ameir__rng *r, sn_child *c) {
 
 /* ---------------- children ---------------- */
 
-ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c) {
+/* Stage 1 of a child: the blocks' kinds and their parameters in the bank (optimiser segments
+ * appended at seg[*ns]). */
+static void set_blocks(ameir_supernet *sn, const sn_child *c, int32_t *nsp) {
   ameir_model *m = sn->m;
   ameir_arch *a = m->arch;
   const ameir_space *sp = sn->sp;
-  int32_t ns = 0;
-  sn->seg[ns++] = 0;
-  sn->seg[ns++] = sn->base_params;
-  if (sn->step == 1) {
+  int32_t ns = *nsp;
+  {
     int64_t d = m->d_seq;
     for (int32_t l = 0; l < sn->L; l++) {
       int32_t ki = c->layer[l], kind = sn->kinds[ki];
@@ -192,6 +202,53 @@ ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c) {
         sn->seg[ns++] = ameir__stage1_layer_params(m, kind);
       }
     }
+  }
+  *nsp = ns;
+}
+
+/* Stage 3 of a child: each layer's width (a slice of the K0-wide matrix) and activation. */
+static void set_mlp(ameir_supernet *sn, const sn_child *c) {
+  ameir_model *m = sn->m;
+  ameir_arch *a = m->arch;
+  const ameir_space *sp = sn->sp;
+  int64_t in = m->d0;
+  for (int32_t l = 0; l < sn->n_mlp; l++) {
+    ameir__mlp_p *p = &m->mlp[l];
+    int64_t w = sn->widths[c->width[l]];
+    a->mlp[l].width = (int32_t)w;
+    a->mlp[l].act = p->act = sp->macts[c->mact[l]];
+    p->in = in;
+    p->out = w;
+    in = w;
+  }
+  m->h_last = in;
+}
+
+ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c) {
+  ameir_model *m = sn->m;
+  int32_t ns = 0;
+  if (!m) return ameir__error(sn->ctx, AMEIR_ESTATE, "this supernet describes the space only (no weights)");
+  sn->seg[ns++] = 0;
+  sn->seg[ns++] = sn->base_params;
+  if (sn->step == 1) {
+    set_blocks(sn, c, &ns);
+  } else if (sn->step == SN_JOINT) {
+    /* every subspace at once: the blocks from the bank, the interactions' fields (their first
+     * layer columns are shared by position), the MLP sliced; the MLP and the SE block lie in
+     * [0, base_params) and are updated whole, as in step 3 */
+    if (sn->j_blocks) set_blocks(sn, c, &ns);
+    if (sn->j_inter) {
+      if (c->n_ji != sn->j_m) return ameir__error(sn->ctx, AMEIR_EINVAL, "the child has %d interactions, the supernet %d", (int)c->n_ji, (int)sn->j_m);
+      int32_t mo = m->max_order;
+      for (int32_t i = 0; i < sn->j_m; i++) {
+        if (c->ji_order[i] < 1 || c->ji_order[i] > mo) return ameir__error(sn->ctx, AMEIR_EINVAL, "interaction %d has order %d (at most %d)", (int)i + 1, (int)c->ji_order[i], (int)mo);
+        m->inter_order[i] = c->ji_order[i];
+        for (int32_t j = 0; j < mo; j++) m->inter_fields[i * mo + j] = j < c->ji_order[i] ? c->ji_f[i][j] : -1;
+      }
+      CK(m->ops->upload(m->bs, m->inter_f_dev, m->inter_fields, sizeof(int32_t) * (size_t)(sn->j_m * mo)));
+      CK(m->ops->upload(m->bs, m->inter_o_dev, m->inter_order, sizeof(int32_t) * (size_t)sn->j_m));
+    }
+    if (sn->j_mlp) set_mlp(sn, c);
   } else if (sn->step == 2) {
     if (c->inter < 0 || c->inter >= sn->n_cand)
       return ameir__error(sn->ctx, AMEIR_EINVAL, "interaction candidate %d of %d", (int)c->inter, (int)sn->n_cand);
@@ -205,17 +262,7 @@ ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c) {
     sn->seg[ns++] = m->sn_pj;
     sn->seg[ns++] = sn->out1 * m->opt.emb;
   } else {
-    int64_t in = m->d0;
-    for (int32_t l = 0; l < sn->n_mlp; l++) {
-      ameir__mlp_p *p = &m->mlp[l];
-      int64_t w = sn->widths[c->width[l]];
-      a->mlp[l].width = (int32_t)w;
-      a->mlp[l].act = p->act = sp->macts[c->mact[l]];
-      p->in = in;
-      p->out = w;
-      in = w;
-    }
-    m->h_last = in;
+    set_mlp(sn, c);
     ns = 0;   /* sliced matrices are whole parameters: all of them are updated (see the top) */
   }
   m->sn_nseg = ns / 2;
@@ -224,6 +271,7 @@ ameir_status ameir__sn_set_child(ameir_supernet *sn, const sn_child *c) {
 }
 
 ameir_status ameir__sn_child_to_arch(ameir_supernet *sn, const sn_child *c, ameir_arch **out) {
+  if (sn->step == SN_JOINT) return ameir__joint_to_arch(sn, c, out);
   ameir_arch *a = NULL;
   CK(ameir__arch_copy(sn->ctx, sn->fixed, &a));
   const ameir_space *sp = sn->sp;
@@ -264,6 +312,7 @@ static int32_t slot_by_name(const ameir_supernet *sn, const char *name) {
 }
 
 ameir_status ameir__sn_child_from_arch(ameir_supernet *sn, const ameir_arch *a, sn_child *c) {
+  if (sn->step == SN_JOINT) return ameir__joint_from_arch(sn, a, c);
   const ameir_space *sp = sn->sp;
   ameir_context *ctx = sn->ctx;
   memset(c, 0, sizeof *c);
@@ -317,7 +366,7 @@ static int64_t bank_layout(ameir_model *m, int64_t off, void *user) {
   ameir_supernet *sn = user;
   int64_t start = off;
   sn->base_params = off;
-  if (sn->step == 1) {
+  if (sn->step == 1 || (sn->step == SN_JOINT && sn->j_blocks)) {
     int64_t d = m->d_seq;
     for (int32_t l = 0; l < sn->L; l++)
       for (int32_t k = 0; k < sn->n_kinds; k++) {
@@ -383,7 +432,7 @@ static ameir_status init_bank(ameir_supernet *sn) {
   ameir_status st = o->download(m->bs, hp, m->P, sizeof(float) * (size_t)m->n_params);
   ameir__rng r;
   ameir__rng_seed(&r, sn->ctx->seed, 0xba4c0000u + (uint64_t)sn->step);
-  if (!st && sn->step == 1)
+  if (!st && (sn->step == 1 || sn->step == SN_JOINT))
     for (int32_t l = 0; l < sn->L && !st; l++)
       for (int32_t k = 0; k < sn->n_kinds && !st; k++) {
         int64_t i = (int64_t)l * sn->n_kinds + k;
@@ -413,12 +462,102 @@ static ameir_status init_projection(ameir_supernet *sn, int32_t slot) {
   return st;
 }
 
-AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_space *sp, const ameir_dataset *ds,
-                                             int32_t step, const ameir_arch *fixed) {
-  if (!out || !sp || !ds) return ameir__error(sp ? sp->ctx : NULL, AMEIR_EINVAL, "ameir_supernet_create: NULL argument");
-  *out = NULL;
+static int64_t n_choose(int64_t n, int64_t k) {
+  int64_t r = 1;
+  for (int64_t i = 1; i <= k; i++) r = r * (n - k + i) / i;
+  return r;
+}
+
+/* The joint supernet's layout (method joint, and the space of random search and evolution):
+ * L_a blocks whose parameters live in the bank (every block `zero` in the base layout), M
+ * interactions of the highest order as placeholders (a child uploads its own fields), the MLP
+ * laid out at the widest width K0 with Dice, as step 3's. The subspaces that do not apply to
+ * the data (section 3.2) keep the fixed parts of AMEIR's templates. */
+static ameir_status joint_base(ameir_supernet *sn, ameir_arch *base, const char *opts) {
+  const ameir_space *sp = sn->sp;
+  const ameir_dataset *ds = sn->ds;
+  ameir_context *ctx = sn->ctx;
+  int ctr = ds->task != AMEIR_TASK_RETRIEVAL;
+  ameir_model *probe = NULL;
+  base->shortcut = sp->shortcut;
+  if (has_seq(ds)) {
+    free(base->blocks);
+    base->n_blocks = sn->L = sp->blocks;
+    base->blocks = calloc((size_t)sn->L, sizeof *base->blocks);
+    if (!base->blocks) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t l = 0; l < sn->L; l++) base->blocks[l] = (ameir__block){AMEIR_LAYER_ZERO, AMEIR_ACT_IDENTITY, AMEIR_NORM_NONE};
+    sn->j_blocks = 1;
+  }
+  CK(ameir__model_create_ex(&probe, ctx, base, ds, opts, NULL, NULL));
+  ameir_status st = sn->j_blocks ? pick_kinds(sn, probe) : AMEIR_OK;
+  int64_t nb = (int64_t)sn->L * sn->n_kinds + 1;   /* the bank's offsets, as step 1's */
+  if (!st && (!(sn->bp = malloc(8 * (size_t)nb)) || !(sn->bg = malloc(8 * (size_t)nb)) || !(sn->bb = malloc(8 * (size_t)nb))))
+    st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  /* the fields an interaction may use: the embedded non-sequence ones (as step 2's) */
+  sn->slot_field = malloc(sizeof(int32_t) * (size_t)(probe->n_cat + 1));
+  sn->eligible = malloc(sizeof(int32_t) * (size_t)(probe->n_cat + 1));
+  if (!st && (!sn->slot_field || !sn->eligible)) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t i = 0; !st && i < probe->n_cat; i++) {
+    sn->slot_field[i] = probe->cat_field[i];
+    if (!is_seq(ds, probe->cat_field[i])) sn->eligible[sn->n_eligible++] = i;
+  }
+  ameir_model_free(probe);
+  probe = NULL;
+  CK(st);
+  int32_t E = sn->n_eligible;
+  if (ctr && sp->inter_m > 0 && E >= 2) {
+    /* orders 2 .. cycles + 1: the highest AMEIR's SMBO reaches */
+    int32_t mo = sp->cycles + 1;
+    if (mo > E) mo = E;
+    if (mo > SN_MAX_ORDER) mo = SN_MAX_ORDER;
+    if (mo > AMEIR_ARCH_MAX_ORDER) mo = AMEIR_ARCH_MAX_ORDER;
+    int64_t count = 0;
+    for (int32_t r = 2; r <= mo; r++) count += n_choose(E, r);
+    int32_t M = sp->inter_m < SN_MAX_INTER ? sp->inter_m : SN_MAX_INTER;
+    if (M > count) M = (int32_t)count;
+    sn->j_order = mo;
+    sn->j_m = M;
+    sn->j_inter = 1;
+    for (int32_t i = 0; i < base->n_inter; i++)
+      for (int32_t j = 0; j < base->inter[i].order; j++) free(base->inter[i].fields[j]);
+    free(base->inter);
+    base->n_inter = 0;
+    base->inter = calloc((size_t)M, sizeof *base->inter);
+    if (!base->inter) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < M; i++) {
+      base->n_inter++;
+      for (int32_t j = 0; j < mo; j++) {
+        base->inter[i].fields[j] = strdup(ds->fields[sn->slot_field[sn->eligible[j]]].name);
+        base->inter[i].order = j + 1;
+        if (!base->inter[i].fields[j]) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      }
+    }
+  }
+  if (ctr) {
+    CK(ameir__model_create_ex(&probe, ctx, base, ds, opts, NULL, NULL));
+    sn->K0 = probe->d0;
+    ameir_model_free(probe);
+    sn->n_mlp = sp->mlp_layers;
+    for (int32_t i = 0; i < sp->n_ratios; i++) {
+      int64_t w = (int64_t)llround(sp->ratios[i] * (double)sn->K0);
+      sn->widths[i] = w < 1 ? 1 : w;
+    }
+    free(base->mlp);
+    base->n_mlp = sn->n_mlp;
+    base->mlp = calloc((size_t)sn->n_mlp, sizeof *base->mlp);
+    if (!base->mlp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+    for (int32_t l = 0; l < sn->n_mlp; l++) base->mlp[l] = (ameir__mlp_layer){(int32_t)sn->K0, AMEIR_ACT_DICE};
+    sn->j_mlp = 1;
+  }
+  if (!sn->j_blocks && !sn->j_inter && !sn->j_mlp) return ameir__error(ctx, AMEIR_EUNSUPPORTED, "no subspace of the search applies to this data");
+  ameir_arch_free(sn->fixed);
+  sn->fixed = NULL;
+  return ameir__arch_copy(ctx, base, &sn->fixed);   /* the children's template */
+}
+
+static ameir_status sn_create(ameir_supernet **out, const ameir_space *sp, const ameir_dataset *ds, int32_t step,
+                              const ameir_arch *fixed, int32_t desc_only) {
   ameir_context *ctx = sp->ctx;
-  if (step < 1 || step > 3) return ameir__error(ctx, AMEIR_EINVAL, "step %d: the supernet steps are 1, 2 and 3", (int)step);
   int seq = has_seq(ds);
   if (step == 1 && !seq) return ameir__error(ctx, AMEIR_EUNSUPPORTED, "step 1 searches behaviour blocks: the dataset has no sequence field");
   if (step > 1 && ds->task == AMEIR_TASK_RETRIEVAL)
@@ -429,11 +568,13 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
   sn->sp = sp;
   sn->ds = ds;
   sn->step = step;
+  sn->desc_only = desc_only;
   char *opts = ameir__space_opts(sp);
   ameir_arch *base = NULL;
   ameir_model *probe = NULL;
   ameir_status st = opts ? build_base(sn, fixed, &sn->fixed) : ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   if (!st) st = ameir__arch_copy(ctx, sn->fixed, &base);
+  if (!st && step == SN_JOINT) st = joint_base(sn, base, opts);
   if (!st && step == 1) {
     /* L_a blocks; the base layout gets none of their parameters (all `zero`): the bank has them */
     free(base->blocks);
@@ -524,11 +665,18 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
     }
   }
   ameir_model_free(probe);
+  if (desc_only) {   /* the space only: no weights */
+    ameir_arch_free(base);
+    free(opts);
+    if (st) { ameir_supernet_free(sn); return st; }
+    *out = sn;
+    return AMEIR_OK;
+  }
   if (!st) st = ameir__model_create_ex(&sn->m, ctx, base, ds, opts, bank_layout, sn);
-  if (!st && step == 3) {
+  if (!st && (step == 3 || (step == SN_JOINT && sn->j_mlp))) {
     /* rows of the first layer are [K0, d0]; later layers [K0, K0] with stride K0 */
     for (int32_t l = 0; l < sn->n_mlp; l++) sn->m->mlp[l].ldw = sn->m->mlp[l].in;
-    sn->base_params = sn->m->n_params;
+    if (step == 3) sn->base_params = sn->m->n_params;
   }
   if (!st && step == 2) {
     /* room for the longest interaction of the last cycle */
@@ -561,8 +709,13 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
   /* start from the first child (every stage has a valid configuration) */
   sn_child c;
   memset(&c, 0, sizeof c);
-  if (step == 3)
+  if (step == 3 || step == SN_JOINT)
     for (int32_t l = 0; l < sn->n_mlp; l++) c.width[l] = sp->n_ratios - 1;
+  if (step == SN_JOINT && sn->j_inter) {
+    ameir__rng r;
+    ameir__rng_seed(&r, ctx->seed, 0x101a0000u);
+    ameir__joint_fill_inter(sn, &r, &c);
+  }
   if (step != 2) {
     st = ameir__sn_set_child(sn, &c);
     if (st) { ameir_supernet_free(sn); return st; }
@@ -571,13 +724,26 @@ AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_s
   return AMEIR_OK;
 }
 
+AMEIR_API ameir_status ameir_supernet_create(ameir_supernet **out, const ameir_space *sp, const ameir_dataset *ds,
+                                             int32_t step, const ameir_arch *fixed) {
+  if (!out || !sp || !ds) return ameir__error(sp ? sp->ctx : NULL, AMEIR_EINVAL, "ameir_supernet_create: NULL argument");
+  *out = NULL;
+  if (step < 1 || step > 3) return ameir__error(sp->ctx, AMEIR_EINVAL, "step %d: the supernet steps are 1, 2 and 3", (int)step);
+  return sn_create(out, sp, ds, step, fixed, 0);
+}
+
+ameir_status ameir__sn_create_joint(ameir_supernet **out, const ameir_space *sp, const ameir_dataset *ds, int32_t desc_only) {
+  *out = NULL;
+  return sn_create(out, sp, ds, SN_JOINT, NULL, desc_only);
+}
+
 AMEIR_API void ameir_supernet_free(ameir_supernet *sn) {
   if (!sn) return;
   ameir_model_free(sn->m);
   ameir_arch_free(sn->fixed);
   free(sn->bp); free(sn->bg); free(sn->bb);
   free(sn->cand); free(sn->free_slots); free(sn->eligible);
-  free(sn->seg); free(sn->groups); free(sn->best_buf);
+  free(sn->seg); free(sn->groups); free(sn->best_buf); free(sn->slot_field);
   free(sn);
 }
 
@@ -632,13 +798,15 @@ static ameir_status ensure_ws(ameir_supernet *sn) {
   /* sized with the widest child in place */
   sn_child save = sn->cur, wide;
   memset(&wide, 0, sizeof wide);
-  if (sn->step == 3) {
+  int sliced = sn->step == 3 || (sn->step == SN_JOINT && sn->j_mlp);
+  if (sn->step == SN_JOINT) wide = sn->cur;   /* its interactions are valid */
+  if (sliced) {
     for (int32_t l = 0; l < sn->n_mlp; l++) wide.width[l] = sn->sp->n_ratios - 1;
     CK(ameir__sn_set_child(sn, &wide));
     for (int32_t l = 0; l < sn->n_mlp; l++) m->mlp[l].out = sn->K0;
   }
   ameir_status st = ameir__model_alloc_workspace(m, B);
-  if (sn->step == 3) { ameir_status s2 = ameir__sn_set_child(sn, &save); if (!st) st = s2; }
+  if (sliced) { ameir_status s2 = ameir__sn_set_child(sn, &save); if (!st) st = s2; }
   return st;
 }
 
@@ -717,7 +885,8 @@ ameir_status ameir__sn_train(ameir_supernet *sn, int32_t epochs, int32_t cycle, 
   int64_t *order = malloc(sizeof(int64_t) * (size_t)n);
   if (!order) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
   char stage[32];
-  snprintf(stage, sizeof stage, sn->step == 2 ? "step2/cycle%d" : "step%d/train", sn->step == 2 ? (int)cycle : (int)sn->step);
+  if (sn->step == SN_JOINT) snprintf(stage, sizeof stage, "joint/train");
+  else snprintf(stage, sizeof stage, sn->step == 2 ? "step2/cycle%d" : "step%d/train", sn->step == 2 ? (int)cycle : (int)sn->step);
   int64_t per = (n + B - 1) / B;
   if (m->opt.max_steps > 0 && m->opt.max_steps < per) per = m->opt.max_steps;
   ameir_status st = AMEIR_OK;
