@@ -228,6 +228,24 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     if (lx->kind) return PERR(lx, "unexpected '%s' after cross", lx->tok);
     return AMEIR_OK;
   }
+  if (!strcmp(key, "autoint")) {
+    char *end;
+    long n = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
+    if (lx->kind != 'w' || *end || n < 0 || n > AMEIR_ARCH_MAX_TOWER)
+      return PERR(lx, "autoint takes the number of self-attention layers (0 to %d), then optionally an activation", AMEIR_ARCH_MAX_TOWER);
+    a->n_autoint = (int32_t)n;
+    a->autoint_act = AMEIR_ACT_RELU;
+    lex_next(lx);
+    if (lx->kind == 'w') {
+      int32_t act = ameir__act_parse(lx->tok);
+      if (act < 0 || act == AMEIR_ACT_DICE || act == AMEIR_ACT_SIGMOID)
+        return PERR(lx, "autoint's activation must be relu, gelu, swish or identity, got '%s'", lx->tok);
+      a->autoint_act = act;
+      lex_next(lx);
+    }
+    if (lx->kind) return PERR(lx, "unexpected '%s' after autoint", lx->tok);
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "cin")) {
     free(a->cin);
     a->cin = NULL;
@@ -247,7 +265,7 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin)", key);
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -381,6 +399,9 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
      * the first-order term; 128-128 feature maps (the paper's Criteo setting is 256, see
      * docs/arch.md) */
     {"xdeepfm", "readout: field\ncin: 128 128\nextras: linear\n", NULL},
+    /* AutoInt+ (Song et al. 2019): 3 layers of 2-head self-attention over the field embeddings
+     * (residual, ReLU), flattened into the output layer beside the MLP */
+    {"autoint", "readout: field\nautoint: 3\n", NULL},
     /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
     {"din", "readout: att\n", "200:dice,80:dice"},
     /* DIEN-like (appendix C.1): an interest-extractor GRU, attention from the target, a second
@@ -491,6 +512,9 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
     for (int32_t i = 0; i < a->n_cin; i++) sb_add(&b, " %d", (int)a->cin[i]);
     sb_add(&b, "\n");
   }
+  if (a->n_autoint)
+    sb_add(&b, "autoint: %d%s%s\n", (int)a->n_autoint, a->autoint_act == AMEIR_ACT_RELU ? "" : " ",
+           a->autoint_act == AMEIR_ACT_RELU ? "" : ameir__act_name(a->autoint_act));
   if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }
   *out = b.s;
   return AMEIR_OK;

@@ -38,6 +38,8 @@ struct ameir_arch {
   int32_t n_cross;       /* DCN: cross layers over x0 */
   int32_t n_cin;         /* xDeepFM: CIN layers over the field embeddings, widths in cin[] */
   int32_t *cin;
+  int32_t n_autoint;     /* AutoInt: self-attention layers over the field embeddings */
+  int32_t autoint_act;   /* their activation (relu unless named) */
 };
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 

@@ -123,7 +123,7 @@ struct ameir_model {
   int64_t dl_w;            /* dense first-order weights, -1 if none */
   /* towers (src/core/model/tower.c): cross layer l's w at cross_p + 2 l d0 (its b follows),
    * CIN layer k's W at cin_p[k], the towers' output weights at tw_out ([x_L | p^1 | p^2 ...]) */
-  int64_t cross_p, cin_p[AMEIR_ARCH_MAX_TOWER], tw_out, tw_width;
+  int64_t cross_p, cin_p[AMEIR_ARCH_MAX_TOWER], att_p[AMEIR_ARCH_MAX_TOWER], tw_out, tw_width;
   int64_t n_stats;
 
   float *P, *G, *M, *V;    /* dev: flat params, grads, Adam moments */
@@ -180,6 +180,8 @@ struct ameir_model {
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
   float *tw_x, *tw_p, *tw_ones, *tw_d1, *tw_d2, *tw_dp;   /* towers */
+  float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
+  int32_t *att_len;                                       /* AutoInt: F per row (device) */
   /* stage 1 */
   int32_t *len_dev;        /* dev view into dev_stage (the batch's lengths) */
   float **H, **nrm, **ly, **la, **lsave, **lnsave;

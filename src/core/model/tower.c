@@ -7,9 +7,15 @@
  *   embeddings X^0 = e (F vectors of K):
  *     X^k[h] = sum_{i,j} W^k[h, i*F + j] (X^{k-1}[i] * X^0[j]),   p^k[h] = sum_d X^k[h, d],
  *     logit += sum_k w_k^T p^k
- * Both are CTR-only (a retrieval model's output is a user vector). The layers run through the
- * ops cross_fwd/bwd and cin_fwd/bwd; the sum pooling over the K dimensions is one GEMM against a
- * vector of ones kept in the workspace. */
+ * - AutoInt's interacting layers (Song et al. 2019) over the field embeddings X_0 = e as F tokens
+ *   of width K: X_{l+1} = ReLU(MHA(X_l) + X_l) (another activation may be named), 2 heads, no
+ *   mask; logit += w_a^T vec(X_L). The
+ *   residual is the identity (the paper's W_res maps to the attention width, which is K here).
+ * All are CTR-only (a retrieval model's output is a user vector). The layers run through the
+ * ops cross_fwd/bwd, cin_fwd/bwd and mha_fwd/bwd; CIN's sum pooling over the K dimensions is one
+ * GEMM against a vector of ones kept in the workspace. */
+
+#define AUTOINT_HEADS 2
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +29,11 @@ static int64_t cin_in(const ameir_model *m, int32_t k) { return k ? m->arch->cin
 
 const char *ameir__tower_unfit(const ameir_model *m) {
   const ameir_arch *a = m->arch;
-  if (!a->n_cross && !a->n_cin) return NULL;
+  if (!a->n_cross && !a->n_cin && !a->n_autoint) return NULL;
   if (m->task == AMEIR_TASK_RETRIEVAL) return "cross and cin towers are CTR baselines: a retrieval model has no logit to add them to";
   if (a->n_cin && m->n_cat == 0) return "cin needs embedded fields";
+  if (a->n_autoint && m->n_cat == 0) return "autoint needs embedded fields";
+  if (a->n_autoint && m->opt.emb % AUTOINT_HEADS) return "autoint's 2 attention heads need an even emb";
   return NULL;
 }
 
@@ -44,8 +52,13 @@ int64_t ameir__tower_layout(ameir_model *m, int64_t off) {
     off += (int64_t)a->cin[k] * cin_in(m, k) * m->n_cat;
     m->tw_width += a->cin[k];
   }
+  for (int32_t l = 0; l < a->n_autoint; l++) {
+    m->att_p[l] = off;
+    off += ameir__mha_params(m->opt.emb);
+  }
+  if (a->n_autoint) m->tw_width += m->n_cat * m->opt.emb;
   if (m->tw_width) {
-    m->tw_out = off;   /* [x_L (D0) | p^1 | p^2 | ...] */
+    m->tw_out = off;   /* [x_L (D0) | p^1 | p^2 | ... | vec(X_L) of AutoInt] */
     off += m->tw_width;
   }
   return off;
@@ -60,8 +73,16 @@ void ameir__tower_init(const ameir_model *m, float *hp, ameir__rng *r) {
     int64_t fan = cin_in(m, k) * F;
     ameir__init_uniform(r, hp + m->cin_p[k], a->cin[k] * fan, sqrt(6.0 / (double)(fan + a->cin[k])));
   }
+  for (int32_t l = 0; l < a->n_autoint; l++) {   /* as Stage 1's self-attention blocks */
+    int64_t d = m->opt.emb;
+    float *p = hp + m->att_p[l];
+    ameir__model_init_linear(m, r, p, p + 3 * d * d, 3 * d, d, 1);
+    ameir__model_init_linear(m, r, p + 3 * d * d + 3 * d, p + 4 * d * d + 3 * d, d, d, 1);
+  }
   if (m->tw_width) ameir__model_init_linear(m, r, hp + m->tw_out, NULL, 1, m->tw_width, 0);
 }
+
+static int64_t att_width(const ameir_model *m) { return m->n_cat * m->opt.emb; }   /* F K */
 
 /* Floats of the kept forward outputs: cross x_1..x_L [B, D0] each, then CIN X^k [B, H_k K]. */
 static int64_t kept_floats(const ameir_model *m, int64_t B) {
@@ -96,6 +117,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
   if (!m->tw_width) return AMEIR_OK;
   size_t f4 = sizeof(float);
   int64_t K = m->opt.emb, D0 = m->d0, hsum = 0, wide = a->n_cross ? D0 : 0;
+  if (a->n_autoint && att_width(m) > wide) wide = att_width(m);
   for (int32_t k = 0; k < a->n_cin; k++) {
     hsum += a->cin[k];
     if (a->cin[k] * K > wide) wide = a->cin[k] * K;
@@ -116,6 +138,24 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
       CK(ameir__ws_host(m, NULL, f4 * (size_t)K, 0));   /* measuring: the host vector too */
     }
   }
+  if (a->n_autoint) {
+    int64_t L = a->n_autoint, w = att_width(m);
+    CK(ameir__ws_dev(m, &m->att_x, f4 * (size_t)((L + 1) * B * w)));
+    CK(ameir__ws_dev(m, &m->att_z, f4 * (size_t)(L * B * w)));
+    CK(ameir__ws_dev(m, &m->att_save, f4 * (size_t)(L * ameir__mha_save(B, m->n_cat, K, AUTOINT_HEADS))));
+    CK(ameir__ws_dev(m, &m->att_len, sizeof(int32_t) * (size_t)B));
+    if (m->att_len) {   /* every row attends over all F fields */
+      int32_t *h = NULL;
+      CK(ameir__ws_host(m, &h, sizeof(int32_t) * (size_t)B, 0));
+      for (int64_t i = 0; i < B; i++) h[i] = m->n_cat;
+      ameir_status st = m->ops->upload(m->bs, m->att_len, h, sizeof(int32_t) * (size_t)B);
+      ameir__ws_host_free(m, h);
+      CK(st);
+    } else if (m->arena && !m->arena->base) {
+      CK(ameir__ws_host(m, NULL, sizeof(int32_t) * (size_t)B, 0));
+    }
+    if (train) CK(ameir__ws_dev(m, &m->tw_d3, f4 * (size_t)(B * w)));
+  }
   if (train) {   /* backward: two gradients of a layer's output in turn, and (CIN) dp^k */
     CK(ameir__ws_dev(m, &m->tw_d1, f4 * (size_t)(B * wide)));
     CK(ameir__ws_dev(m, &m->tw_d2, f4 * (size_t)(B * wide)));
@@ -129,11 +169,14 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
 }
 
 void ameir__tower_free_ws(ameir_model *m) {
-  float **bufs[] = {&m->tw_x, &m->tw_p, &m->tw_ones, &m->tw_d1, &m->tw_d2, &m->tw_dp};
+  float **bufs[] = {&m->tw_x, &m->tw_p, &m->tw_ones, &m->tw_d1, &m->tw_d2, &m->tw_dp,
+                    &m->att_x, &m->att_z, &m->att_save, &m->tw_d3};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     ameir__ws_dev_free(m, *bufs[i]);
     *bufs[i] = NULL;
   }
+  ameir__ws_dev_free(m, m->att_len);
+  m->att_len = NULL;
 }
 
 ameir_status ameir__tower_forward(ameir_model *m, int64_t B) {
@@ -160,6 +203,18 @@ ameir_status ameir__tower_forward(ameir_model *m, int64_t B) {
     CK(o->gemm(bs, 0, 1, B, 1, H, 1.f, p, H, P + m->tw_out + wo, H, 1.f, m->logit, 1));
     x = y;
     ldx = H * K;
+  }
+  if (a->n_autoint) {
+    int64_t w = att_width(m), hsave = ameir__mha_save(B, F, K, AUTOINT_HEADS), wo = m->tw_width - w;
+    CK(o->copy2d(bs, m->att_x, w, e, D0, B, w, 0));   /* X_0: the F fields as tokens */
+    for (int32_t l = 0; l < a->n_autoint; l++) {
+      float *xl = m->att_x + l * B * w, *z = m->att_z + l * B * w, *xn = xl + B * w;
+      CK(o->mha_fwd(bs, xl, m->att_len, B, F, K, AUTOINT_HEADS, P + m->att_p[l], z, m->att_save + l * hsave));
+      CK(o->axpby(bs, B * w, 1.f, xl, 1.f, z));   /* + X_l */
+      CK(o->act_fwd(bs, a->autoint_act, z, xn, B * w));
+    }
+    const float *xL = m->att_x + (int64_t)a->n_autoint * B * w;
+    CK(o->gemm(bs, 0, 1, B, 1, w, 1.f, xL, w, P + m->tw_out + wo, w, 1.f, m->logit, 1));
   }
   return AMEIR_OK;
 }
@@ -210,6 +265,24 @@ ameir_status ameir__tower_backward(ameir_model *m, int64_t B) {
     }
     CK(o->copy2d(bs, de, D0, dX, F * K, B, F * K, 1));   /* layer 1's input was e itself */
   }
+  if (a->n_autoint) {
+    int64_t w = att_width(m), hsave = ameir__mha_save(B, F, K, AUTOINT_HEADS), wo = m->tw_width - w;
+    const float *xL = m->att_x + (int64_t)a->n_autoint * B * w;
+    float *dy = m->tw_d1, *dn = m->tw_d2, *dz = m->tw_d3;
+    CK(o->gemm(bs, 1, 0, 1, w, B, 1.f, m->dlogit, 1, xL, w, 1.f, G + m->tw_out + wo, w));
+    CK(o->gemm(bs, 0, 0, B, w, 1, 1.f, m->dlogit, 1, P + m->tw_out + wo, w, 0.f, dy, w));
+    for (int32_t l = a->n_autoint - 1; l >= 0; l--) {
+      const float *xl = m->att_x + l * B * w, *z = m->att_z + l * B * w, *xn = xl + B * w;
+      CK(o->act_bwd(bs, a->autoint_act, z, xn, dy, dz, B * w));
+      CK(o->mha_bwd(bs, xl, m->att_len, B, F, K, AUTOINT_HEADS, P + m->att_p[l], dz, m->att_save + l * hsave, dn,
+                    G + m->att_p[l]));
+      CK(o->axpby(bs, B * w, 1.f, dz, 1.f, dn));   /* the residual */
+      float *t = dy;
+      dy = dn;
+      dn = t;
+    }
+    CK(o->copy2d(bs, m->dx0 + m->off_e, D0, dy, w, B, w, 1));
+  }
   return AMEIR_OK;
 }
 
@@ -217,5 +290,7 @@ int64_t ameir__tower_flops(const ameir_model *m) {
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, f = (int64_t)a->n_cross * 5 * m->d0 + 2 * m->tw_width;
   for (int32_t k = 0; k < a->n_cin; k++) f += 3 * a->cin[k] * cin_in(m, k) * m->n_cat * K + 2 * a->cin[k] * K;
+  /* AutoInt per layer: q, k, v and output projections, scores and the weighted sum, residual */
+  f += (int64_t)a->n_autoint * (8 * m->n_cat * K * K + 4 * m->n_cat * m->n_cat * K + 3 * m->n_cat * K);
   return f;
 }

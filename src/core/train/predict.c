@@ -161,8 +161,9 @@ static const char *no_caller_ws(const ameir_model *m, char *why, size_t size) {
              m->ops->name, !m->ops->scratch_bytes || !m->ops->set_thread_scratch
                                ? "cannot take from a caller's block (no scratch_bytes/set_thread_scratch)"
                                : "cannot bound");
-  else if (m->arch->n_cin)   /* its CPU kernel blocks the outer products in scratch of its own */
-    snprintf(why, size, "the model has a CIN tower, whose kernel takes scratch memory of its own");
+  else if (m->arch->n_cin || m->arch->n_autoint)   /* their CPU kernels take scratch of their own */
+    snprintf(why, size, "the model has a%s tower, whose kernel takes scratch memory of its own",
+             m->arch->n_cin ? " CIN" : "n AutoInt");
   else
     return NULL;
   return why;
