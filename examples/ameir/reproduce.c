@@ -72,7 +72,12 @@ typedef struct {
   const char *preset;  /* ROW_PRESET: ameir_arch_preset's name */
   int step;            /* ROW_STEP: the search step whose architecture is trained */
   int method;          /* ROW_STEP, ROW_DERIVED: the search method (METHOD_*) */
+  int aggregate;       /* ROW_STEP: AGG_SEARCHED as the step gives it, or its interactions and
+                        * MLP with another combination (paper Table 5's rows) */
 } row_def;
+
+/* paper Table 5's ways of combining the interactions with the MLP */
+enum { AGG_SEARCHED = 0, AGG_MLP = 1, AGG_MLP_FM = 2 };
 
 /* the search methods (the space's `method`, docs/search.md "Other search methods") */
 enum { METHOD_AMEIR, METHOD_RANDOM, METHOD_EVOLUTION, METHOD_JOINT, N_METHODS };
@@ -91,37 +96,42 @@ typedef struct {
 } table_def;
 
 static const row_def ROWS3[] = {
-    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR},
-    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR},
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
+    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dcn", "DCN", ROW_PRESET, "dcn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP},
+    {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM},
+    {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS1[] = {
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR},
-    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR},
-    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR},
-    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS2[] = {
-    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR},
-    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR},
-    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR},
-    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
+    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS4[] = {
-    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR},
-    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM},
-    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION},
-    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT},
+    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM, AGG_SEARCHED},
+    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION, AGG_SEARCHED},
+    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT, AGG_SEARCHED},
 };
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -142,12 +152,13 @@ static const table_def TABLES[] = {
      "file, not its model)"},
     {"3", "Table 3: CTR without behaviours (paper Tables 3 and 5)", "frappe,criteo,avazu,ipinyou", 4, NEED_CTR, ROWS3,
      N_OF(ROWS3),
-     "LR and FM have no hidden layer; DNN, Wide&Deep and DeepFM use the config's MLP (train.mlp). "
-     "AMEIR-B: the interactions of search step 2 with the pre-defined MLP and the SE shortcut, trained like "
-     "the baselines (paper Table 5's MLP + SE / Manual row); AMEIR-C: the model the search derives after "
-     "step 3 (Table 5's MLP + SE / Searched row).",
-     "IPNN, DCN, xDeepFM, FiBiNET, AutoCross, AutoFIS, AutoCTR, AMEIR-I (DeepFM with the searched "
-     "interactions; Table 5's FM row), and Table 5's MLP and MLP + FM rows"},
+     "LR and FM have no hidden layer; DNN, Wide&Deep, DeepFM, DCN (3 cross layers), xDeepFM (CIN 128-128, "
+     "train.cin) and AutoInt+ (3 attention layers beside the MLP) use the config's MLP (train.mlp). The "
+     "rows after them train the interactions of search step 2 with the pre-defined MLP and, as paper "
+     "Table 5's Manual column: nothing else (MLP), DeepFM's linear and FM terms (MLP + FM: AMEIR-I), or the "
+     "SE shortcut (MLP + SE: AMEIR-B); AMEIR-C is the model the search derives after step 3 (Table 5's "
+     "MLP + SE / Searched row).",
+     "IPNN, FiBiNET, AutoCross, AutoFIS, AutoCTR, and Table 5's Searched column for MLP and MLP + FM"},
     {"4", "Table 4: search methods (paper Table 4)", "ml100k", 1, NEED_CTR, ROWS4, N_OF(ROWS4),
      "Every method searches AMEIR's space (the three subspaces of the config's `search:` section). The AMEIR row is "
      "the model the three-step search derives (table 1's AMEIR-C: with the same --out the runs are shared). Random "
@@ -615,6 +626,31 @@ static void print_result(const run_state *r, const ds_state *d, const row_def *r
   fputc('\n', stderr);
 }
 
+/* The step's architecture with its shortcut and extras replaced: none (AGG_MLP), or DeepFM's
+ * linear and FM terms (AGG_MLP_FM). 0 or an exit code. */
+static int reaggregate(ameir_context *ctx, int aggregate, ameir_arch **arch) {
+  char *txt = NULL;
+  if (ameir_arch_to_string(*arch, &txt)) return cli_fail(ctx, "arch");
+  size_t cap = strlen(txt) + 64, n = 0;
+  char *t = malloc(cap);
+  for (char *line = txt, *nl; t && line && *line; line = nl ? nl + 1 : NULL) {
+    nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) : strlen(line);
+    if (!strncmp(line, "shortcut:", 9) || !strncmp(line, "extras:", 7)) continue;
+    n += (size_t)snprintf(t + n, cap - n, "%.*s\n", (int)len, line);
+  }
+  if (t) snprintf(t + n, cap - n, "shortcut: none\nextras: %s\n", aggregate == AGG_MLP_FM ? "linear fm" : "none");
+  ameir_free(txt);
+  ameir_arch *b = NULL;
+  int rc = !t || ameir_arch_parse(&b, ctx, t) ? cli_fail(ctx, "arch") : 0;
+  free(t);
+  if (!rc) {
+    ameir_arch_free(*arch);
+    *arch = b;
+  }
+  return rc;
+}
+
 /* Runs one (dataset, row, seed); 0, 130 when interrupted, else an exit code having printed why. */
 static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, const char *path, const cli_eval *keys_of) {
   double t0 = cli_now();
@@ -626,11 +662,7 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
   if (row->kind == ROW_PRESET) {
     /* the MLP presets take the config's train.mlp, as `ameir train --model` does; LR and FM
      * keep theirs (none) */
-    char mlp[600] = "";
-    if (strcmp(row->preset, "lr") && strcmp(row->preset, "fm") &&
-        ameir_config_get_string(d->ctx, d->config, "train.mlp", mlp, sizeof mlp))
-      mlp[0] = 0;
-    if (ameir_arch_preset(&arch, d->ctx, row->preset, mlp[0] ? mlp : NULL)) rc = cli_fail(d->ctx, "model");
+    rc = cli_preset(d->ctx, d->config, row->preset, NULL, NULL, 0, &arch);   /* and train.cross_layers, train.cin */
   } else {
     if (d->seed != seed) { free_search(d); d->seed = seed; }
     int mi = row->method;
@@ -642,6 +674,10 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
         fprintf(stderr, "ameir reproduce: %s seed %d %s: search step %d has no result (it does not apply to this data)\n",
                 d->name, seed, row->label, row->step);
         return EXIT_RUNTIME;
+      }
+      if (row->aggregate != AGG_SEARCHED && (rc = reaggregate(d->ctx, row->aggregate, &arch))) {
+        ameir_arch_free(arch);
+        return rc;
       }
     } else {
       m = ameir_searcher_model(se);
