@@ -327,6 +327,8 @@ void test_model_model__gradient_check_towers(void) {
   /* AutoInt's ReLU (its paper's) on one layer; a smooth activation where finite differences
    * would cross the kinks of two stacked layers */
   grad_check(ctx, ds, "autoint: 1\n", "4");
+  grad_check(ctx, ds, "mlp: (6, swish)\nproducts: inner\n", "4");   /* IPNN */
+  grad_check(ctx, ds, "interactions: (C0, C1)\nmlp: (5, gelu)\nshortcut: se\nproducts: inner\ncross: 1\n", "3");
   grad_check(ctx, ds, "autoint: 2 swish\n", "4");
   grad_check(ctx, ds, "mlp: (5, gelu)\ncin: 3\nautoint: 2 gelu\nextras: linear\n", "4");
   synth_free(ds);
@@ -338,9 +340,10 @@ void test_model_model__tower_arch(void) {
   ameir_context *ctx = new_ctx(2);
   ameir_arch *a = NULL;
   char *s = NULL;
-  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\ncin: 16, 8\ncross: 2\nautoint: 3 gelu\n"));
+  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\ncin: 16, 8\ncross: 2\nautoint: 3 gelu\nproducts: inner\n"));
   T_OK(ameir_arch_to_string(a, &s));
-  T_ASSERT_MSG(strstr(s, "cross: 2\n") && strstr(s, "cin: 16 8\n") && strstr(s, "autoint: 3 gelu\n"), "printed: %s", s);
+  T_ASSERT_MSG(strstr(s, "cross: 2\n") && strstr(s, "cin: 16 8\n") && strstr(s, "autoint: 3 gelu\n") &&
+               strstr(s, "products: inner\n"), "printed: %s", s);
   ameir_arch *b = NULL;
   T_OK(ameir_arch_parse(&b, ctx, s));
   char *s2 = NULL;
@@ -353,12 +356,13 @@ void test_model_model__tower_arch(void) {
   /* no tower lines unless present: existing architectures print as before */
   T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\n"));
   T_OK(ameir_arch_to_string(a, &s));
-  T_ASSERT_MSG(!strstr(s, "cross") && !strstr(s, "cin") && !strstr(s, "autoint"), "printed: %s", s);
+  T_ASSERT_MSG(!strstr(s, "cross") && !strstr(s, "cin") && !strstr(s, "autoint") && !strstr(s, "products"),
+               "printed: %s", s);
   ameir_free(s);
   ameir_arch_free(a);
   const char *bad[] = {"cross: -1\n", "cross: 17\n", "cross: two\n", "cross: 2 3\n", "cin: 0\n",
                        "cin: (4)\n", "cin: 5000\n", "autoint: x\n", "autoint: 99\n",
-                       "autoint: 2 dice\n", "autoint: 2 relu relu\n"};
+                       "autoint: 2 dice\n", "autoint: 2 relu relu\n", "products: outer\n", "products:\n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     T_ASSERT_MSG(ameir_arch_parse(&a, ctx, bad[i]) == AMEIR_EFORMAT, "accepted '%s'", bad[i]);
     T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "arch line 1"), "message: %s", ameir_context_last_error(ctx));

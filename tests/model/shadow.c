@@ -110,6 +110,7 @@ void test_model_shadow__towers(void) {
   const char *opts[][2] = {{"emb", "8"}, {"epochs", "2"}, {"batch", "128"}, {"eval_batch", "64"}, {NULL, NULL}};
   same("mlp: (16, relu)\ncross: 2\ncin: 6 4\nextras: linear\n", ds_ctr, opts, 0);
   same("mlp: (8, relu)\nautoint: 2\n", ds_ctr, opts, 0);
+  same("mlp: (8, relu)\nproducts: inner\nextras: linear\n", ds_ctr, opts, 0);
 }
 
 void test_model_shadow__behaviour_blocks(void) {

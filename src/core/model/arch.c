@@ -228,6 +228,14 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     if (lx->kind) return PERR(lx, "unexpected '%s' after cross", lx->tok);
     return AMEIR_OK;
   }
+  if (!strcmp(key, "products")) {
+    if (lx->kind != 'w' || (strcasecmp(lx->tok, "inner") && strcasecmp(lx->tok, "none")))
+      return PERR(lx, "products is inner (IPNN's pairwise inner products into the MLP input) or none");
+    a->inner_products = !strcasecmp(lx->tok, "inner");
+    lex_next(lx);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after products", lx->tok);
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "autoint")) {
     char *end;
     long n = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
@@ -265,7 +273,7 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint)", key);
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -402,6 +410,9 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     /* AutoInt+ (Song et al. 2019): 3 layers of 2-head self-attention over the field embeddings
      * (residual, ReLU), flattened into the output layer beside the MLP */
     {"autoint", "readout: field\nautoint: 3\n", NULL},
+    /* IPNN (Qu et al. 2016): the inner products of all field pairs next to the embeddings as
+     * the MLP's input */
+    {"ipnn", "readout: field\nproducts: inner\n", NULL},
     /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
     {"din", "readout: att\n", "200:dice,80:dice"},
     /* DIEN-like (appendix C.1): an interest-extractor GRU, attention from the target, a second
@@ -512,6 +523,7 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
     for (int32_t i = 0; i < a->n_cin; i++) sb_add(&b, " %d", (int)a->cin[i]);
     sb_add(&b, "\n");
   }
+  if (a->inner_products) sb_add(&b, "products: inner\n");
   if (a->n_autoint)
     sb_add(&b, "autoint: %d%s%s\n", (int)a->n_autoint, a->autoint_act == AMEIR_ACT_RELU ? "" : " ",
            a->autoint_act == AMEIR_ACT_RELU ? "" : ameir__act_name(a->autoint_act));

@@ -40,6 +40,7 @@ struct ameir_arch {
   int32_t *cin;
   int32_t n_autoint;     /* AutoInt: self-attention layers over the field embeddings */
   int32_t autoint_act;   /* their activation (relu unless named) */
+  int32_t inner_products;/* IPNN: the inner products of all field pairs join the MLP input */
 };
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 

@@ -219,6 +219,9 @@ static void free_params(ameir_model *m) {
   o->free(m->bs, m->inter_o_dev);
   m->inter_f_dev = NULL;
   m->inter_o_dev = NULL;
+  o->free(m->bs, m->ip_f_dev);
+  o->free(m->bs, m->ip_o_dev);
+  m->ip_f_dev = m->ip_o_dev = NULL;
 }
 
 AMEIR_API void ameir_model_free(ameir_model *m) {
@@ -261,6 +264,9 @@ static ameir_status layout_params(ameir_model *m) {
   m->off_p = m->off_e + m->n_cat * K;
   m->off_d = m->off_p + m->n_inter * K;
   m->d0 = m->off_d + m->n_dense;
+  m->off_ip = m->d0;
+  m->n_ip = a->inner_products ? (int64_t)m->n_cat * (m->n_cat - 1) / 2 : 0;
+  m->d0 += m->n_ip;
   int64_t in = m->d0;
   for (int32_t l = 0; l < a->n_mlp; l++) {
     ameir__mlp_p *p = &m->mlp[l];
@@ -580,6 +586,7 @@ static ameir_status alloc_params(ameir_model *m) {
     CK(m->ops->upload(m->bs, m->inter_f_dev, m->inter_fields, nfi));
     CK(m->ops->upload(m->bs, m->inter_o_dev, m->inter_order, sizeof(int32_t) * (size_t)m->n_inter));
   }
+  CK(ameir__ipnn_params(m));
   m->step = 0;
   return init_params(m);
 }
@@ -974,6 +981,7 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     CK(o->hadamard_fwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
                        m->x0 + m->off_p, D0));
   }
+  if (m->n_ip && !m->sn_reuse_x0) CK(ameir__ipnn_forward(m, B));
   /* Stage 3: MLP, eq. (4) */
   const float *hin = m->x0;
   int64_t ldin = D0;
@@ -1149,6 +1157,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     CK(o->hadamard_bwd(bs, e, D0, B, K, m->inter_f_dev, m->inter_o_dev, m->n_inter, m->max_order,
                        m->dx0 + m->off_p, D0, de));
   }
+  if (m->n_ip) CK(ameir__ipnn_backward(m, B));
   /* optimiser: dense parameters */
   float lr_f = (float)lr, b1 = (float)op->beta1, b2 = (float)op->beta2, eps = (float)op->eps, l2 = (float)op->l2;
   m->step++;

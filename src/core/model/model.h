@@ -109,8 +109,10 @@ struct ameir_model {
   int32_t *inter_fields;   /* [n_inter * max_order], slot indices, -1 padded (host) */
   int32_t *inter_order;
 
-  /* layout of the MLP input x0 = [e (F*K) | p (M*K) | dense] */
+  /* layout of the MLP input x0 = [e (F*K) | p (M*K) | dense | IPNN's inner products] */
   int64_t d0, off_e, off_p, off_d;
+  int64_t off_ip, n_ip;    /* IPNN: n_ip = F (F - 1) / 2 pairs at off_ip, or 0 */
+  int32_t *ip_f_dev, *ip_o_dev;   /* dev: IPNN's pair list (fields [n_ip * 2], orders 2) */
   int64_t h_last;          /* width of the last MLP layer, or d0 without MLP */
 
   /* parameters */
@@ -181,6 +183,7 @@ struct ameir_model {
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
   float *tw_x, *tw_p, *tw_ones, *tw_d1, *tw_d2, *tw_dp;   /* towers */
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
+  float *ip_buf, *ip_sum, *ip_ones;                       /* IPNN: products, their sums, ones [K] */
   int32_t *att_len;                                       /* AutoInt: F per row (device) */
   /* stage 1 */
   int32_t *len_dev;        /* dev view into dev_stage (the batch's lengths) */
@@ -238,6 +241,11 @@ void ameir__tower_free_ws(ameir_model *m);
 ameir_status ameir__tower_forward(ameir_model *m, int64_t B);    /* adds the towers to the logit */
 ameir_status ameir__tower_backward(ameir_model *m, int64_t B);   /* after the MLP's: G, and dx0 (+=) */
 int64_t ameir__tower_flops(const ameir_model *m);
+/* IPNN's inner products (tower.c): the pair list with the parameters, the products into x0, and
+ * their gradient into the embeddings' (after the MLP's backward). */
+ameir_status ameir__ipnn_params(ameir_model *m);
+ameir_status ameir__ipnn_forward(ameir_model *m, int64_t B);
+ameir_status ameir__ipnn_backward(ameir_model *m, int64_t B);
 
 /* loss may be NULL when not training: the forward then only scores (prob), no labels read. */
 ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);

@@ -29,11 +29,12 @@ static int64_t cin_in(const ameir_model *m, int32_t k) { return k ? m->arch->cin
 
 const char *ameir__tower_unfit(const ameir_model *m) {
   const ameir_arch *a = m->arch;
-  if (!a->n_cross && !a->n_cin && !a->n_autoint) return NULL;
+  if (!a->n_cross && !a->n_cin && !a->n_autoint && !a->inner_products) return NULL;
   if (m->task == AMEIR_TASK_RETRIEVAL) return "cross and cin towers are CTR baselines: a retrieval model has no logit to add them to";
   if (a->n_cin && m->n_cat == 0) return "cin needs embedded fields";
   if (a->n_autoint && m->n_cat == 0) return "autoint needs embedded fields";
   if (a->n_autoint && m->opt.emb % AUTOINT_HEADS) return "autoint's 2 attention heads need an even emb";
+  if (a->inner_products && m->n_cat < 2) return "products: inner needs two or more embedded fields";
   return NULL;
 }
 
@@ -114,8 +115,24 @@ static float *cin_pool(const ameir_model *m, int64_t B, int32_t k, int64_t *w_of
 
 ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
   const ameir_arch *a = m->arch;
-  if (!m->tw_width) return AMEIR_OK;
   size_t f4 = sizeof(float);
+  if (m->n_ip) {   /* IPNN: the products [B, P K], their sums [B P], ones [K] */
+    int64_t K = m->opt.emb;
+    CK(ameir__ws_dev(m, &m->ip_buf, f4 * (size_t)(B * m->n_ip * K)));
+    CK(ameir__ws_dev(m, &m->ip_sum, f4 * (size_t)(B * m->n_ip)));
+    CK(ameir__ws_dev(m, &m->ip_ones, f4 * (size_t)K));
+    if (m->ip_ones) {
+      float *h = NULL;
+      CK(ameir__ws_host(m, &h, f4 * (size_t)K, 0));
+      for (int64_t i = 0; i < K; i++) h[i] = 1.f;
+      ameir_status st = m->ops->upload(m->bs, m->ip_ones, h, f4 * (size_t)K);
+      ameir__ws_host_free(m, h);
+      CK(st);
+    } else if (m->arena && !m->arena->base) {
+      CK(ameir__ws_host(m, NULL, f4 * (size_t)K, 0));
+    }
+  }
+  if (!m->tw_width) return AMEIR_OK;
   int64_t K = m->opt.emb, D0 = m->d0, hsum = 0, wide = a->n_cross ? D0 : 0;
   if (a->n_autoint && att_width(m) > wide) wide = att_width(m);
   for (int32_t k = 0; k < a->n_cin; k++) {
@@ -170,7 +187,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
 
 void ameir__tower_free_ws(ameir_model *m) {
   float **bufs[] = {&m->tw_x, &m->tw_p, &m->tw_ones, &m->tw_d1, &m->tw_d2, &m->tw_dp,
-                    &m->att_x, &m->att_z, &m->att_save, &m->tw_d3};
+                    &m->att_x, &m->att_z, &m->att_save, &m->tw_d3, &m->ip_buf, &m->ip_sum, &m->ip_ones};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     ameir__ws_dev_free(m, *bufs[i]);
     *bufs[i] = NULL;
@@ -290,7 +307,53 @@ int64_t ameir__tower_flops(const ameir_model *m) {
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, f = (int64_t)a->n_cross * 5 * m->d0 + 2 * m->tw_width;
   for (int32_t k = 0; k < a->n_cin; k++) f += 3 * a->cin[k] * cin_in(m, k) * m->n_cat * K + 2 * a->cin[k] * K;
+  f += m->n_ip * 2 * K;   /* IPNN's inner products */
   /* AutoInt per layer: q, k, v and output projections, scores and the weighted sum, residual */
   f += (int64_t)a->n_autoint * (8 * m->n_cat * K * K + 4 * m->n_cat * m->n_cat * K + 3 * m->n_cat * K);
   return f;
+}
+
+/* ---- IPNN's product layer (Qu et al. 2016): the inner products <e_i, e_j> of all field pairs
+ * i < j join the MLP input after the dense values. A pair's Hadamard product summed over K is
+ * its inner product (the paper's appendix A.2 remark): one hadamard_fwd over the pair list, then
+ * one GEMM against ones; the backward spreads each product's gradient over K the same way. */
+
+ameir_status ameir__ipnn_params(ameir_model *m) {
+  if (!m->n_ip) return AMEIR_OK;
+  int64_t P = m->n_ip, F = m->n_cat;
+  int32_t *f = malloc(sizeof(int32_t) * (size_t)(2 * P + P));
+  if (!f) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  int32_t *ord = f + 2 * P;
+  int64_t p = 0;
+  for (int64_t i = 0; i < F; i++)
+    for (int64_t j = i + 1; j < F; j++, p++) {
+      f[2 * p] = (int32_t)i;
+      f[2 * p + 1] = (int32_t)j;
+      ord[p] = 2;
+    }
+  ameir_status st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)(2 * P), (void **)&m->ip_f_dev);
+  if (!st) st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)P, (void **)&m->ip_o_dev);
+  if (!st) st = m->ops->upload(m->bs, m->ip_f_dev, f, sizeof(int32_t) * (size_t)(2 * P));
+  if (!st) st = m->ops->upload(m->bs, m->ip_o_dev, ord, sizeof(int32_t) * (size_t)P);
+  free(f);
+  return st;
+}
+
+ameir_status ameir__ipnn_forward(ameir_model *m, int64_t B) {
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  int64_t K = m->opt.emb, P = m->n_ip, D0 = m->d0;
+  CK(o->hadamard_fwd(bs, m->x0 + m->off_e, D0, B, K, m->ip_f_dev, m->ip_o_dev, P, 2, m->ip_buf, P * K));
+  CK(o->gemm(bs, 0, 0, B * P, 1, K, 1.f, m->ip_buf, K, m->ip_ones, 1, 0.f, m->ip_sum, 1));
+  return o->copy2d(bs, m->x0 + m->off_ip, D0, m->ip_sum, P, B, P, 0);
+}
+
+ameir_status ameir__ipnn_backward(ameir_model *m, int64_t B) {
+  const ameir_ops *o = m->ops;
+  void *bs = m->bs;
+  int64_t K = m->opt.emb, P = m->n_ip, D0 = m->d0;
+  CK(o->copy2d(bs, m->ip_sum, P, m->dx0 + m->off_ip, D0, B, P, 0));   /* d<e_i, e_j> */
+  CK(o->gemm(bs, 0, 0, B * P, K, 1, 1.f, m->ip_sum, 1, m->ip_ones, K, 0.f, m->ip_buf, K));
+  return o->hadamard_bwd(bs, m->x0 + m->off_e, D0, B, K, m->ip_f_dev, m->ip_o_dev, P, 2, m->ip_buf, P * K,
+                         m->dx0 + m->off_e);
 }
