@@ -190,7 +190,7 @@ static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *a
   for (int64_t i = 0; i < np; i += stride) {
     checked++;
     float keep = P[i];
-    double h = 1e-2 * (fabs(keep) > 1 ? fabs(keep) : 1.0), d1, d2;
+    double h = 1e-2 * (fabs(keep) > 1 ? fabs(keep) : 1.0), d1 = 0, d2 = 0;
     for (int pass = 0; pass < 2; pass++) {   /* central differences at h and h/2 */
       double hh = pass ? h / 2 : h, lp, lm;
       P[i] = (float)(keep + hh);
