@@ -134,6 +134,11 @@ int cmd_search(int argc, char **argv) {
     if (ameir_space_set(sp, k, strchr(a.sets[i], '=') + 1)) { cli_fail(ctx, a.sets[i]); rc = EXIT_USAGE; goto out; }
   }
 
+  /* a baseline method (docs/search.md "Other search methods") runs as one step, reported as 3 */
+  char method[32] = "ameir";
+  if (ameir_space_get(sp, "method", method, sizeof method)) snprintf(method, sizeof method, "ameir");
+  const int baseline = strcmp(method, "ameir") != 0;
+
   /* searcher */
   char outdir[4096];
   if (a.out) snprintf(outdir, sizeof outdir, "%s", a.out);
@@ -202,7 +207,8 @@ int cmd_search(int argc, char **argv) {
     int first = 1;
     for (int k = 1; k <= 3; k++) {
       if (!ran[k]) continue;
-      printf("%s{\"step\": %d, \"name\": \"%s\", \"arch\": ", first ? "" : ", ", k, STEP_NAMES[k]);
+      printf("%s{\"step\": %d, \"name\": \"%s\", \"arch\": ", first ? "" : ", ", k,
+             baseline && k == 3 ? method : STEP_NAMES[k]);
       if (txt[k]) json_str(stdout, txt[k]); else fputs("null", stdout);
       printf(", \"%s\": ", mkey);
       cli_json_num(stdout, metric[k], "%.6f");
@@ -235,7 +241,7 @@ int cmd_search(int argc, char **argv) {
     const char *last = NULL;
     for (int k = 1; k <= 3; k++) {
       if (!ran[k]) continue;
-      printf("step %d (%s): valid %s %.4f", k, STEP_NAMES[k], mname, metric[k]);
+      printf("step %d (%s): valid %s %.4f", k, baseline && k == 3 ? method : STEP_NAMES[k], mname, metric[k]);
       if (isfinite(secs[k])) printf(", %.1fs", secs[k]);
       putchar('\n');
       if (txt[k]) { print_indented(txt[k]); last = txt[k]; }
