@@ -6,6 +6,7 @@
  * must be bit-identical. Skips when build/shadow/libameir_cuda.so is not built (`make shadow`;
  * `make test` builds it). */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +128,41 @@ void test_model_shadow__retrieval(void) {
                            {NULL, NULL}};
   same("blocks: (sa2, identity, ln) (gru, identity, none) (conv1, relu, ln)\nreadout: sum last\nmlp: (16, gelu)\n",
        ds_ret, opts, 1);
+}
+
+/* The shadow module enforces the asynchronous staging rules of ops.h, so the pipelined scoring
+ * is checked on every machine: a source rewritten before the sync point after its upload_async,
+ * a download_async destination read before its sync point (NaN until then) and host memory not
+ * from host_alloc are all caught. */
+void test_model_shadow__async_staging_rules_are_enforced(void) {
+  if (access(SHADOW, R_OK)) T_SKIP("build/shadow/libameir_cuda.so not built (make shadow)");
+  ameir_context *ctx = ctx_for("cuda");
+  const ameir_ops *o = ctx->ops;
+  void *st = ctx->bstate;
+  float *h = NULL, *d = NULL, plain[4] = {0};
+  T_OK(o->host_alloc(st, 4 * sizeof(float), (void **)&h));
+  T_OK(o->alloc(st, 4 * sizeof(float), (void **)&d));
+  for (int i = 0; i < 4; i++) h[i] = (float)i;
+  /* in the rules: upload, sync, reuse */
+  T_OK(o->upload_async(st, d, h, sizeof plain));
+  T_OK(o->sync(st));
+  h[0] = 7.f;
+  T_OK(o->upload_async(st, d, h, sizeof plain));
+  /* the source rewritten before the sync point */
+  h[1] = 9.f;
+  T_ASSERT_EQ_INT(o->sync(st), AMEIR_EINVAL);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "changed before this sync point"), "%s",
+               ameir_context_last_error(ctx));
+  /* a download is unreadable until its sync point, then holds the device's bytes as queued */
+  T_OK(o->upload(st, d, h, sizeof plain));
+  T_OK(o->download_async(st, h, d, sizeof plain));
+  T_ASSERT(isnan(h[0]));
+  T_OK(o->sync(st));
+  T_ASSERT(h[0] == 7.f && h[1] == 9.f && h[3] == 3.f);
+  /* host memory that does not come from host_alloc */
+  T_ASSERT_EQ_INT(o->upload_async(st, d, plain, sizeof plain), AMEIR_EINVAL);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "does not come from host_alloc"));
+  o->free(st, d);
+  o->host_free(st, h);
+  ameir_context_free(ctx);
 }

@@ -832,38 +832,33 @@ static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const 
   float *y = (float *)(hb + Lo.y), *dense = (float *)(hb + Lo.dense);
   /* field-major ids (for the per-field lookups and, training, the sparse gradient), then the
    * labels and dense values (one more task) */
-  int64_t fm_off[AMEIR__MAX_FIELDS_STACK], lo_off[AMEIR__MAX_FIELDS_STACK];
-  int64_t *fo = F <= AMEIR__MAX_FIELDS_STACK ? fm_off : malloc(sizeof(int64_t) * 2 * (size_t)F);
-  if (!fo) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-  int64_t *lo = F <= AMEIR__MAX_FIELDS_STACK ? lo_off : fo + F;
-  for (int32_t s = 0, a = 0, b = 0; s < F; s++) {
-    fo[s] = a;
-    lo[s] = b;
-    a += nb * m->cat_len[s];
-    b += m->cat_len[s];
-  }
+  /* task s < F: field s (its ids start at nb * loff[s] in rows_fm, at loff[s] in a row of
+   * rows_lin); task F: the labels and dense values */
+  int64_t loff_stack[AMEIR__MAX_FIELDS_STACK];
+  int64_t *loff = F <= AMEIR__MAX_FIELDS_STACK ? loff_stack : malloc(sizeof(int64_t) * (size_t)F);
+  if (!loff) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+  for (int32_t s = 0, acc = 0; s < F; acc += m->cat_len[s], s++) loff[s] = acc;
   int32_t *rl = lin ? rows_lin : NULL;
-  int par = m->ctx->threads > 1 && nb * (lt + m->n_dense) >= AMEIR__GATHER_PAR_IDS;
-  if (par) {
+#define GATHER_TASK(s)                                                                                    \
+  do {                                                                                                    \
+    if ((s) < F) {                                                                                        \
+      gather_field(m, ds, rows, nb, (s), nb * loff[(s)], loff[(s)], train, rows_fm, src_fm, rl, src_lin); \
+    } else {                                                                                              \
+      for (int64_t b = 0; b < nb; b++) {                                                                  \
+        if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;                     \
+        for (int32_t d = 0; d < m->n_dense; d++)                                                          \
+          dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];                      \
+      }                                                                                                   \
+    }                                                                                                     \
+  } while (0)
+  if (m->ctx->threads > 1 && nb * (lt + m->n_dense) >= AMEIR__GATHER_PAR_IDS) {
 #pragma omp parallel for num_threads(m->ctx->threads) schedule(dynamic, 1)
-    for (int32_t s = 0; s <= F; s++) {
-      if (s < F) {
-        gather_field(m, ds, rows, nb, s, fo[s], lo[s], train, rows_fm, src_fm, rl, src_lin);
-        continue;
-      }
-      for (int64_t b = 0; b < nb; b++) {
-        if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
-        for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
-      }
-    }
+    for (int32_t s = 0; s <= F; s++) GATHER_TASK(s);
   } else {
-    for (int32_t s = 0; s < F; s++) gather_field(m, ds, rows, nb, s, fo[s], lo[s], train, rows_fm, src_fm, rl, src_lin);
-    for (int64_t b = 0; b < nb; b++) {
-      if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;
-      for (int32_t d = 0; d < m->n_dense; d++) dense[b * m->n_dense + d] = ds->fields[m->dense_field[d]].values[rows[b]];
-    }
+    for (int32_t s = 0; s <= F; s++) GATHER_TASK(s);
   }
-  if (fo != fm_off) free(fo);
+#undef GATHER_TASK
+  if (loff != loff_stack) free(loff);
   size_t nfm = (size_t)(nb * lt), nsq = 0;
   if (m->stage1) {
     CK(ameir__stage1_stage(m, ds, rows, nb, rows_fm + nfm, train ? src_fm + nfm : NULL, nb * F, hb + Lo.len));

@@ -181,9 +181,10 @@ struct ameir_model {
   float *gradrows_l;
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
-  float *tw_x, *tw_p, *tw_ones, *tw_d1, *tw_d2, *tw_dp;   /* towers */
+  float *tw_x, *tw_p, *tw_d1, *tw_d2, *tw_dp;            /* towers */
+  float *tw_ones;                                         /* ones [K]: CIN's pooling, IPNN's sums */
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
-  float *ip_buf, *ip_sum, *ip_ones;                       /* IPNN: products, their sums, ones [K] */
+  float *ip_buf, *ip_sum;                                 /* IPNN: products, their sums */
   int32_t *att_len;                                       /* AutoInt: F per row (device) */
   /* stage 1 */
   int32_t *len_dev;        /* dev view into dev_stage (the batch's lengths) */

@@ -113,27 +113,34 @@ static float *cin_pool(const ameir_model *m, int64_t B, int32_t k, int64_t *w_of
   return p;
 }
 
+/* A device vector of n 4-byte copies of *value (a float or an int32), uploaded once per workspace
+ * from a host copy (while an arena measures, both only counted). */
+static ameir_status ws_const4(ameir_model *m, void *pp, int64_t n, const void *value) {
+  size_t bytes = 4 * (size_t)n;
+  CK(ameir__ws_dev(m, pp, bytes));
+  if (!*(void **)pp) return m->arena && !m->arena->base ? ameir__ws_host(m, NULL, bytes, 0) : AMEIR_OK;
+  char *h = NULL;
+  CK(ameir__ws_host(m, &h, bytes, 0));
+  for (int64_t i = 0; i < n; i++) memcpy(h + 4 * i, value, 4);
+  ameir_status st = m->ops->upload(m->bs, *(void **)pp, h, bytes);
+  ameir__ws_host_free(m, h);
+  return st;
+}
+
 ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
   const ameir_arch *a = m->arch;
   size_t f4 = sizeof(float);
-  if (m->n_ip) {   /* IPNN: the products [B, P K], their sums [B P], ones [K] */
-    int64_t K = m->opt.emb;
+  int64_t K = m->opt.emb;
+  if (a->n_cin || m->n_ip) {   /* ones [K]: CIN's sum pooling, IPNN's inner products */
+    const float one = 1.f;
+    CK(ws_const4(m, &m->tw_ones, K, &one));
+  }
+  if (m->n_ip) {   /* IPNN: the products [B, P K] and their sums [B P] */
     CK(ameir__ws_dev(m, &m->ip_buf, f4 * (size_t)(B * m->n_ip * K)));
     CK(ameir__ws_dev(m, &m->ip_sum, f4 * (size_t)(B * m->n_ip)));
-    CK(ameir__ws_dev(m, &m->ip_ones, f4 * (size_t)K));
-    if (m->ip_ones) {
-      float *h = NULL;
-      CK(ameir__ws_host(m, &h, f4 * (size_t)K, 0));
-      for (int64_t i = 0; i < K; i++) h[i] = 1.f;
-      ameir_status st = m->ops->upload(m->bs, m->ip_ones, h, f4 * (size_t)K);
-      ameir__ws_host_free(m, h);
-      CK(st);
-    } else if (m->arena && !m->arena->base) {
-      CK(ameir__ws_host(m, NULL, f4 * (size_t)K, 0));
-    }
   }
   if (!m->tw_width) return AMEIR_OK;
-  int64_t K = m->opt.emb, D0 = m->d0, hsum = 0, wide = a->n_cross ? D0 : 0;
+  int64_t D0 = m->d0, hsum = 0, wide = a->n_cross ? D0 : 0;
   if (a->n_autoint && att_width(m) > wide) wide = att_width(m);
   for (int32_t k = 0; k < a->n_cin; k++) {
     hsum += a->cin[k];
@@ -141,36 +148,14 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
     if (m->n_cat * K > wide) wide = m->n_cat * K;
   }
   CK(ameir__ws_dev(m, &m->tw_x, f4 * (size_t)kept_floats(m, B)));
-  if (a->n_cin) {
-    CK(ameir__ws_dev(m, &m->tw_p, f4 * (size_t)(B * hsum)));
-    CK(ameir__ws_dev(m, &m->tw_ones, f4 * (size_t)K));
-    if (m->tw_ones) {
-      float *h = NULL;
-      CK(ameir__ws_host(m, &h, f4 * (size_t)K, 0));
-      for (int64_t i = 0; i < K; i++) h[i] = 1.f;
-      ameir_status st = m->ops->upload(m->bs, m->tw_ones, h, f4 * (size_t)K);
-      ameir__ws_host_free(m, h);
-      CK(st);
-    } else if (m->arena && !m->arena->base) {
-      CK(ameir__ws_host(m, NULL, f4 * (size_t)K, 0));   /* measuring: the host vector too */
-    }
-  }
+  if (a->n_cin) CK(ameir__ws_dev(m, &m->tw_p, f4 * (size_t)(B * hsum)));
   if (a->n_autoint) {
     int64_t L = a->n_autoint, w = att_width(m);
     CK(ameir__ws_dev(m, &m->att_x, f4 * (size_t)((L + 1) * B * w)));
     CK(ameir__ws_dev(m, &m->att_z, f4 * (size_t)(L * B * w)));
     CK(ameir__ws_dev(m, &m->att_save, f4 * (size_t)(L * ameir__mha_save(B, m->n_cat, K, AUTOINT_HEADS))));
-    CK(ameir__ws_dev(m, &m->att_len, sizeof(int32_t) * (size_t)B));
-    if (m->att_len) {   /* every row attends over all F fields */
-      int32_t *h = NULL;
-      CK(ameir__ws_host(m, &h, sizeof(int32_t) * (size_t)B, 0));
-      for (int64_t i = 0; i < B; i++) h[i] = m->n_cat;
-      ameir_status st = m->ops->upload(m->bs, m->att_len, h, sizeof(int32_t) * (size_t)B);
-      ameir__ws_host_free(m, h);
-      CK(st);
-    } else if (m->arena && !m->arena->base) {
-      CK(ameir__ws_host(m, NULL, sizeof(int32_t) * (size_t)B, 0));
-    }
+    const int32_t all = m->n_cat;   /* every row attends over all F fields */
+    CK(ws_const4(m, &m->att_len, B, &all));
     if (train) CK(ameir__ws_dev(m, &m->tw_d3, f4 * (size_t)(B * w)));
   }
   if (train) {   /* backward: two gradients of a layer's output in turn, and (CIN) dp^k */
@@ -187,7 +172,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
 
 void ameir__tower_free_ws(ameir_model *m) {
   float **bufs[] = {&m->tw_x, &m->tw_p, &m->tw_ones, &m->tw_d1, &m->tw_d2, &m->tw_dp,
-                    &m->att_x, &m->att_z, &m->att_save, &m->tw_d3, &m->ip_buf, &m->ip_sum, &m->ip_ones};
+                    &m->att_x, &m->att_z, &m->att_save, &m->tw_d3, &m->ip_buf, &m->ip_sum};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     ameir__ws_dev_free(m, *bufs[i]);
     *bufs[i] = NULL;
@@ -344,7 +329,7 @@ ameir_status ameir__ipnn_forward(ameir_model *m, int64_t B) {
   void *bs = m->bs;
   int64_t K = m->opt.emb, P = m->n_ip, D0 = m->d0;
   CK(o->hadamard_fwd(bs, m->x0 + m->off_e, D0, B, K, m->ip_f_dev, m->ip_o_dev, P, 2, m->ip_buf, P * K));
-  CK(o->gemm(bs, 0, 0, B * P, 1, K, 1.f, m->ip_buf, K, m->ip_ones, 1, 0.f, m->ip_sum, 1));
+  CK(o->gemm(bs, 0, 0, B * P, 1, K, 1.f, m->ip_buf, K, m->tw_ones, 1, 0.f, m->ip_sum, 1));
   return o->copy2d(bs, m->x0 + m->off_ip, D0, m->ip_sum, P, B, P, 0);
 }
 
@@ -353,7 +338,7 @@ ameir_status ameir__ipnn_backward(ameir_model *m, int64_t B) {
   void *bs = m->bs;
   int64_t K = m->opt.emb, P = m->n_ip, D0 = m->d0;
   CK(o->copy2d(bs, m->ip_sum, P, m->dx0 + m->off_ip, D0, B, P, 0));   /* d<e_i, e_j> */
-  CK(o->gemm(bs, 0, 0, B * P, K, 1, 1.f, m->ip_sum, 1, m->ip_ones, K, 0.f, m->ip_buf, K));
+  CK(o->gemm(bs, 0, 0, B * P, K, 1, 1.f, m->ip_sum, 1, m->tw_ones, K, 0.f, m->ip_buf, K));
   return o->hadamard_bwd(bs, m->x0 + m->off_e, D0, B, K, m->ip_f_dev, m->ip_o_dev, P, 2, m->ip_buf, P * K,
                          m->dx0 + m->off_e);
 }

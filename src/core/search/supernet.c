@@ -473,6 +473,28 @@ static int64_t n_choose(int64_t n, int64_t k) {
  * interactions of the highest order as placeholders (a child uploads its own fields), the MLP
  * laid out at the widest width K0 with Dice, as step 3's. The subspaces that do not apply to
  * the data (section 3.2) keep the fixed parts of AMEIR's templates. */
+/* Step 3's MLP bank on `base`: widths from the space's ratios of K0 (the MLP input width of the
+ * probe model made from base), every layer laid out at K0 with Dice (so every activation's
+ * parameters exist). Shared by the three-step search's step 3 and the joint search. */
+static ameir_status mlp_bank_base(ameir_supernet *sn, ameir_arch *base, int64_t k0) {
+  const ameir_space *sp = sn->sp;
+  sn->K0 = k0;
+  sn->n_mlp = sp->mlp_layers;
+  for (int32_t i = 0; i < sp->n_ratios; i++) {
+    int64_t w = (int64_t)llround(sp->ratios[i] * (double)sn->K0);
+    sn->widths[i] = w < 1 ? 1 : w;
+  }
+  free(base->mlp);
+  base->n_mlp = sn->n_mlp;
+  base->mlp = calloc((size_t)sn->n_mlp, sizeof *base->mlp);
+  if (!base->mlp) {
+    base->n_mlp = 0;
+    return ameir__error(sn->ctx, AMEIR_ENOMEM, "out of memory");
+  }
+  for (int32_t l = 0; l < sn->n_mlp; l++) base->mlp[l] = (ameir__mlp_layer){(int32_t)sn->K0, AMEIR_ACT_DICE};
+  return AMEIR_OK;
+}
+
 static ameir_status joint_base(ameir_supernet *sn, ameir_arch *base, const char *opts) {
   const ameir_space *sp = sn->sp;
   const ameir_dataset *ds = sn->ds;
@@ -535,18 +557,9 @@ static ameir_status joint_base(ameir_supernet *sn, ameir_arch *base, const char 
   }
   if (ctr) {
     CK(ameir__model_create_ex(&probe, ctx, base, ds, opts, NULL, NULL));
-    sn->K0 = probe->d0;
+    int64_t k0 = probe->d0;
     ameir_model_free(probe);
-    sn->n_mlp = sp->mlp_layers;
-    for (int32_t i = 0; i < sp->n_ratios; i++) {
-      int64_t w = (int64_t)llround(sp->ratios[i] * (double)sn->K0);
-      sn->widths[i] = w < 1 ? 1 : w;
-    }
-    free(base->mlp);
-    base->n_mlp = sn->n_mlp;
-    base->mlp = calloc((size_t)sn->n_mlp, sizeof *base->mlp);
-    if (!base->mlp) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-    for (int32_t l = 0; l < sn->n_mlp; l++) base->mlp[l] = (ameir__mlp_layer){(int32_t)sn->K0, AMEIR_ACT_DICE};
+    CK(mlp_bank_base(sn, base, k0));
     sn->j_mlp = 1;
   }
   if (!sn->j_blocks && !sn->j_inter && !sn->j_mlp) return ameir__error(ctx, AMEIR_EUNSUPPORTED, "no subspace of the search applies to this data");
@@ -646,18 +659,7 @@ static ameir_status sn_create(ameir_supernet **out, const ameir_space *sp, const
   if (!st && step == 3) {
     if (!st) st = ameir__model_create_ex(&probe, ctx, base, ds, opts, NULL, NULL);
     if (!st) {
-      sn->K0 = probe->d0;
-      sn->n_mlp = sp->mlp_layers;
-      for (int32_t i = 0; i < sp->n_ratios; i++) {
-        int64_t w = (int64_t)llround(sp->ratios[i] * (double)sn->K0);
-        sn->widths[i] = w < 1 ? 1 : w;
-      }
-      free(base->mlp);
-      base->n_mlp = sn->n_mlp;
-      base->mlp = calloc((size_t)sn->n_mlp, sizeof *base->mlp);
-      if (!base->mlp) st = ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
-      /* laid out at the widest width with Dice (so every activation's parameters exist) */
-      for (int32_t l = 0; !st && l < sn->n_mlp; l++) base->mlp[l] = (ameir__mlp_layer){(int32_t)sn->K0, AMEIR_ACT_DICE};
+      st = mlp_bank_base(sn, base, probe->d0);
       base->shortcut = sp->shortcut;
       ameir_arch_free(sn->fixed);
       sn->fixed = NULL;
