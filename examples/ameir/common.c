@@ -206,9 +206,10 @@ int cli_preset(ameir_context *ctx, const char *config, const char *name, const c
   *out = NULL;
   char mlp[600] = "", buf[600];
   if (mlp_override) snprintf(mlp, sizeof mlp, "%s", mlp_override);
-  /* a config's train.mlp is for the models with hidden layers: LR and FM keep none (an explicit
-   * --mlp still gives them one) */
-  else if (strcasecmp(name, "lr") && strcasecmp(name, "fm") && config &&
+  /* a config's train.mlp is for the models with hidden layers: LR, FM, POP and BPR-MF keep none
+   * (an explicit --mlp still gives them one) */
+  else if (strcasecmp(name, "lr") && strcasecmp(name, "fm") && strcasecmp(name, "pop") && strcasecmp(name, "bprmf") &&
+           config &&
            !ameir_config_get_string(ctx, config, "train.mlp", buf, sizeof buf))
     snprintf(mlp, sizeof mlp, "%s", buf);
   ameir_arch *a = NULL;

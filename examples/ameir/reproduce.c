@@ -74,6 +74,8 @@ typedef struct {
   int method;          /* ROW_STEP, ROW_DERIVED: the search method (METHOD_*) */
   int aggregate;       /* ROW_STEP: AGG_SEARCHED as the step gives it, or its interactions and
                         * MLP with another combination (paper Table 5's rows) */
+  const char *sets;    /* ROW_PRESET: space-separated `dataset.KEY=V` / `train.KEY=V` the model
+                        * needs (a user field, its loss), or NULL */
 } row_def;
 
 /* paper Table 5's ways of combining the interactions with the MLP */
@@ -96,43 +98,46 @@ typedef struct {
 } table_def;
 
 static const row_def ROWS3[] = {
-    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"dcn", "DCN", ROW_PRESET, "dcn", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"ipnn", "IPNN", ROW_PRESET, "ipnn", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP},
-    {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM},
-    {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"dcn", "DCN", ROW_PRESET, "dcn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ipnn", "IPNN", ROW_PRESET, "ipnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP, NULL},
+    {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM, NULL},
+    {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
 };
 static const row_def ROWS1[] = {
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
 };
 static const row_def ROWS2[] = {
-    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
-    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
+    /* POP: the item biases alone, set to the log of the training counts and not trained */
+    {"pop", "POP", ROW_PRESET, "pop", 0, METHOD_AMEIR, AGG_SEARCHED, "train.epochs=0"},
+    {"bprmf", "BPR-MF", ROW_PRESET, "bprmf", 0, METHOD_AMEIR, AGG_SEARCHED, "dataset.user_field=true train.loss=bpr"},
+    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
 };
 static const row_def ROWS4[] = {
-    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
-    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM, AGG_SEARCHED},
-    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION, AGG_SEARCHED},
-    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT, AGG_SEARCHED},
+    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM, AGG_SEARCHED, NULL},
+    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION, AGG_SEARCHED, NULL},
+    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT, AGG_SEARCHED, NULL},
 };
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -146,10 +151,13 @@ static const table_def TABLES[] = {
      "nothing (DIEN and DSIN only as the approximations above)"},
     {"2", "Table 2: next-item retrieval (paper Table 2)", "amazon_beauty,amazon_sports", 2, NEED_RETRIEVAL, ROWS2,
      N_OF(ROWS2),
+     "POP ranks items by their training count (item biases log(1 + count), no training); BPR-MF is a user "
+     "embedding (the dataset's `user_field`) through the head against the item table, trained with the BPR loss "
+     "on the same sampled negatives. "
      "GRU4Rec-, NextItNet- and SASRec-like are the block stacks of docs/arch.md on the same backbone and head. "
      "AMEIR-A: the blocks of search step 1 trained like them; AMEIR-A derived: the model the search derives "
      "(the one-shot weights, fine-tuned). The paper's Steam set is not bundled.",
-     "POP, BPR-MF, STAMP, NARM, Caser, SR-GNN, BERT4Rec (amazon_beauty_bert4rec.yaml is BERT4Rec's data "
+     "STAMP, NARM, Caser, SR-GNN, BERT4Rec (amazon_beauty_bert4rec.yaml is BERT4Rec's data "
      "file, not its model)"},
     {"3", "Table 3: CTR without behaviours (paper Tables 3 and 5)", "frappe,criteo,avazu,ipinyou", 4, NEED_CTR, ROWS3,
      N_OF(ROWS3),
@@ -443,6 +451,8 @@ typedef struct {
   ameir_searcher *se[N_METHODS];
   char search_dir[N_METHODS][4300];
   int search_failed[N_METHODS];
+  ameir_dataset *ds_sets;  /* the data opened with a row's `dataset.` keys (ds_sets_key), or NULL */
+  char ds_sets_key[256];
 } ds_state;
 
 static void free_search(ds_state *d) {
@@ -692,13 +702,41 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
       seconds = cli_searcher_stat(se, "step4_seconds");
     }
   }
+  /* the row's own keys: train.* go with the training options, dataset.* open the data again
+   * with them (kept for the next row with the same keys) */
+  ameir_dataset *ds = d->ds;
+  const char *sets[N_OF(QUICK_TRAIN) + 16];
+  char setbuf[256] = "", dskey[256] = "";
+  int n_sets = 0;
+  if (r->quick)
+    for (int i = 0; i < N_OF(QUICK_TRAIN); i++) sets[n_sets++] = QUICK_TRAIN[i];
+  if (row->sets) {
+    snprintf(setbuf, sizeof setbuf, "%s", row->sets);
+    for (char *tok = strtok(setbuf, " "); tok && n_sets < N_OF(sets); tok = strtok(NULL, " ")) {
+      sets[n_sets++] = tok;
+      if (!strncmp(tok, "dataset.", 8)) {
+        size_t l = strlen(dskey);
+        snprintf(dskey + l, sizeof dskey - l, "%s ", tok);
+      }
+    }
+  }
+  if (!rc && dskey[0]) {
+    if (strcmp(dskey, d->ds_sets_key)) {
+      ameir_dataset_free(d->ds_sets);
+      d->ds_sets = NULL;
+      d->ds_sets_key[0] = 0;
+      if ((rc = cli_open_dataset(d->ctx, d->config, sets, n_sets, 1, &d->ds_sets))) d->ds_sets = NULL;
+      else snprintf(d->ds_sets_key, sizeof d->ds_sets_key, "%s", dskey);
+    }
+    ds = d->ds_sets;
+  }
   if (!rc && arch) {
-    rc = cli_train_arch(d->ctx, d->config, arch, d->ds, r->quick ? QUICK_TRAIN : NULL, r->quick ? N_OF(QUICK_TRAIN) : 0, &loaded);
+    rc = cli_train_arch(d->ctx, d->config, arch, ds, n_sets ? sets : NULL, n_sets, &loaded);
     m = loaded;
     if (!rc) ameir_model_get_stat(m, "train_seconds", &seconds);
   }
   cli_eval ev;
-  if (!rc) rc = cli_evaluate(d->ctx, m, d->ds, d->config, 1, &ev);
+  if (!rc) rc = cli_evaluate(d->ctx, m, ds, d->config, 1, &ev);
   if (!rc && write_raw(r, d, row, seed, path, m, &ev, seconds, search_s, cli_now() - t0)) rc = EXIT_RUNTIME;
   if (!rc) print_result(r, d, row, seed, &ev, seconds);
   if (rc && cli_interrupted()) rc = 130;
@@ -741,6 +779,9 @@ static int open_dataset(run_state *r, ds_state *d) {
 
 static void close_dataset(ds_state *d) {
   free_search(d);
+  ameir_dataset_free(d->ds_sets);
+  d->ds_sets = NULL;
+  d->ds_sets_key[0] = 0;
   ameir_dataset_free(d->ds);
   ameir_context_free(d->ctx);
   d->ds = NULL;

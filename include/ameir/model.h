@@ -54,7 +54,9 @@ AMEIR_API void ameir_model_free(ameir_model *model);
  *  sampled negatives per row, neg_sampling [uniform|unseen: items the user never touched],
  *  positives [1: the next item; P > 1: the next P items of the training part, appendix D.2's
  *  "last items as positives" with every prefix as a clipping point], eval_protocol
- *  [full|sampled], eval_negatives [100]; gauc_field [user_id].
+ *  [full|sampled], eval_negatives [100], loss [bce: sampled BCE, eq. (7)|bpr: the mean over
+ *  (positive, negative) pairs of -log sigmoid(s_pos - s_neg), BPR; needs positives 1]; gauc_field
+ *  [user_id].
  *  @return AMEIR_OK; AMEIR_ENOTFOUND (unknown key); AMEIR_EINVAL (bad value, message says why);
  *  AMEIR_ESTATE (emb after training started). Since 0.1. */
 AMEIR_API ameir_status ameir_model_set_option(ameir_model *model, const char *key,

@@ -512,6 +512,62 @@ void test_data_seq__open_like_retrieval(void) {
   ameir_dataset_free(tr);
 }
 
+/* `user_field: true`: a third, categorical field "user" whose id per row is its user's (the
+ * vocabulary of the user ids, in key order); the cache keeps it; open_like maps a known user to
+ * the trained id and an unknown one to 0; other formats refuse the key. */
+void test_data_seq__user_field(void) {
+  td_write("u.txt", USERSEQ);
+  const char *y = "dataset: {files: [u.txt], format: userseq, max_len: 3, user_field: true}\n";
+  ameir_dataset *ds = NULL, *c = NULL, *lk = NULL;
+  T_OK(td_open(&ds, NULL, y, NULL));
+  T_ASSERT_EQ_INT(ds->n_fields, 3);
+  const ameir__field *U = &ds->fields[2];
+  T_ASSERT(!strcmp(U->name, "user"));
+  T_ASSERT_EQ_INT(U->kind, AMEIR_FIELD_CATEGORICAL);
+  T_ASSERT_EQ_INT(U->vocab, 5);    /* u1 u2 u4 u5 (u3 has no items) + OOV */
+  /* the rows are those of check_small: u1 x4, u2 x1, u5 x6 */
+  T_ASSERT_EQ_INT(ds->n_rows, 11);
+  for (int64_t r = 0; r < ds->n_rows; r++) {
+    int32_t id = U->ids[r];
+    T_ASSERT(id >= 1 && id < 5);
+    for (int64_t q = 0; q < ds->n_rows; q++) T_ASSERT((U->ids[q] == id) == (ds->row_user[q] == ds->row_user[r]));
+  }
+  /* the same history, item and splits as without the field */
+  T_OK(td_open(&c, NULL, "dataset: {files: [u.txt], format: userseq, max_len: 3}\n", NULL));
+  for (int64_t r = 0; r < ds->n_rows * 3; r++) T_ASSERT_EQ_INT(ds->fields[0].ids[r], c->fields[0].ids[r]);
+  T_ASSERT(ds->schema_hash != c->schema_hash);
+  ameir_dataset_free(c);
+  c = NULL;
+  T_OK(td_open(&c, NULL, y, NULL));   /* from the cache */
+  T_ASSERT(c->from_cache);
+  T_ASSERT_EQ_INT(c->n_fields, 3);
+  for (int64_t r = 0; r < ds->n_rows; r++) T_ASSERT_EQ_INT(c->fields[2].ids[r], U->ids[r]);
+  ameir_dataset_free(c);
+  /* open_like: u5 is known, x is not */
+  td_write("v.txt", "x 1 2 3\nu5 4 5 6\n");
+  const char *files[] = {"v.txt"};
+  T_OK(ameir__dataset_open_like(&lk, NULL, ds->fields, ds->n_fields, y, t_tmpdir(), files, 1));
+  T_ASSERT_EQ_INT(lk->n_fields, 3);
+  T_ASSERT_EQ_INT(lk->fields[2].vocab, 5);
+  int32_t u5 = U->ids[ds->n_rows - 1];
+  for (int64_t r = 0; r < lk->n_rows; r++) T_ASSERT_EQ_INT(lk->fields[2].ids[r], lk->row_user[r] == 0 ? 0 : u5);
+  ameir_dataset_free(lk);
+  /* a schema without the user field does not fit a config with it */
+  lk = NULL;
+  ameir_dataset *plain = NULL;
+  T_OK(td_open(&plain, NULL, "dataset: {files: [u.txt], format: userseq, max_len: 3}\n", NULL));
+  T_ERR(ameir__dataset_open_like(&lk, NULL, plain->fields, plain->n_fields, y, t_tmpdir(), files, 1), AMEIR_ECONFIG,
+        "the schema is not a");
+  ameir_dataset_free(plain);
+  ameir_dataset_free(ds);
+  /* bad values and formats */
+  T_ERR(td_open(&ds, NULL, "dataset: {files: [u.txt], format: userseq, user_field: maybe}\n", NULL), AMEIR_ECONFIG,
+        "user_field");
+  td_write("k.csv", "y,a\n1,x\n0,y\n");
+  T_ERR(td_open(&ds, NULL, "dataset: {files: [k.csv], label: y, split: none, user_field: true}\n", NULL), AMEIR_ECONFIG,
+        "unknown key 'dataset.user_field'");
+}
+
 /* ---- the real files ---- */
 
 void test_data_seq__real_amazon_beauty(void) {

@@ -162,10 +162,28 @@ static void grad_check(ameir_context *ctx, ameir_dataset *ds, const char *arch, 
   grad_check_drop(ctx, ds, arch, emb, NULL);
 }
 
+/* opts: NULL-terminated "key=value" model options set before the check */
+static void grad_check_opts(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb,
+                            const char *const *opts);
 static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *dropout) {
+  char d[64];
+  snprintf(d, sizeof d, "dropout=%s", dropout ? dropout : "0");
+  const char *opts[] = {d, NULL};
+  grad_check_opts(ctx, ds, arch, emb, opts);
+}
+
+static void grad_check_opts(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb,
+                            const char *const *opts) {
   ameir_model *m = make_model(ctx, ds, arch, emb);
   T_OK(ameir_model_set_option(m, "lr", "0"));
-  if (dropout) T_OK(ameir_model_set_option(m, "dropout", dropout));
+  for (int i = 0; opts && opts[i]; i++) {
+    char k[64];
+    const char *eq = strchr(opts[i], '=');
+    T_ASSERT(eq && (size_t)(eq - opts[i]) < sizeof k);
+    memcpy(k, opts[i], (size_t)(eq - opts[i]));
+    k[eq - opts[i]] = 0;
+    T_OK(ameir_model_set_option(m, k, eq + 1));
+  }
   T_OK(ameir_model_set_option(m, "init", "normal"));
   T_OK(ameir_model_set_option(m, "init_std", "0.5"));
   const int64_t B = 24;
@@ -246,6 +264,32 @@ static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *a
     }
   }
   free(uniq); free(gr); free(P); free(G);
+  /* first-order rows (extras linear: a CTR model's per-id weights, a retrieval model's item
+   * biases): gradrows_l[u] is d loss / d L[uniq_l[u]] */
+  if (m->L) {
+    int64_t nl = m->last_nl;
+    T_ASSERT(nl > 0);
+    int32_t *ul = malloc(4 * (size_t)nl);
+    float *gl = malloc(4 * (size_t)nl);
+    T_OK(o->download(m->bs, ul, m->uniq_l, 4 * (size_t)nl));
+    T_OK(o->download(m->bs, gl, m->gradrows_l, 4 * (size_t)nl));
+    for (int64_t u = 0; u < nl; u++) {
+      float v, vp, vm;
+      float *addr = m->L + ul[u];
+      T_OK(o->download(m->bs, &v, addr, 4));
+      double h = 1e-2, lp, lm;
+      vp = (float)(v + h); vm = (float)(v - h);
+      T_OK(o->upload(m->bs, addr, &vp, 4));
+      T_OK(ameir__model_forward(m, B, 1, &lp));
+      T_OK(o->upload(m->bs, addr, &vm, 4));
+      T_OK(ameir__model_forward(m, B, 1, &lm));
+      T_OK(o->upload(m->bs, addr, &v, 4));
+      double num = (lp - lm) / (2 * h), an = gl[u];
+      double err = fabs(num - an) / (1e-3 + fabs(num) + fabs(an));
+      T_ASSERT_MSG(err < 0.02, "first-order row %d: numeric %.6g analytic %.6g", ul[u], num, an);
+    }
+    free(ul); free(gl);
+  }
   ameir_model_free(m);
 }
 
@@ -718,6 +762,17 @@ void test_model_model__gauc(void) {
   ameir_context_free(ctx);
 }
 
+/* Two retrieval models give the same top-5 items and scores for every test row. */
+static void same_topk(ameir_model *m, ameir_model *l, ameir_dataset *ds) {
+  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+  int32_t k = 5, *a = malloc(sizeof(int32_t) * (size_t)(n * k)), *b = malloc(sizeof(int32_t) * (size_t)(n * k));
+  float *sa = malloc(sizeof(float) * (size_t)(n * k)), *sb = malloc(sizeof(float) * (size_t)(n * k));
+  T_OK(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, n, k, 1, a, sa));
+  T_OK(ameir_model_topk(l, ds, AMEIR_SPLIT_TEST, 0, n, k, 1, b, sb));
+  for (int64_t i = 0; i < n * k; i++) T_ASSERT(a[i] == b[i] && sa[i] == sb[i]);
+  free(a); free(b); free(sa); free(sb);
+}
+
 /* A retrieval model saved and loaded back ranks exactly as before (the file records the task). */
 void test_model_model__retrieval_save_load(void) {
   ameir_context *ctx = new_ctx(1);
@@ -730,15 +785,140 @@ void test_model_model__retrieval_save_load(void) {
   T_OK(ameir_model_save(m, path));
   ameir_model *l = NULL;
   T_OK(ameir_model_load(&l, ctx, path));
-  int64_t n = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
-  int32_t k = 5, *a = malloc(sizeof(int32_t) * (size_t)(n * k)), *b = malloc(sizeof(int32_t) * (size_t)(n * k));
-  float *sa = malloc(sizeof(float) * (size_t)(n * k)), *sb = malloc(sizeof(float) * (size_t)(n * k));
-  T_OK(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, n, k, 1, a, sa));
-  T_OK(ameir_model_topk(l, ds, AMEIR_SPLIT_TEST, 0, n, k, 1, b, sb));
-  for (int64_t i = 0; i < n * k; i++) T_ASSERT(a[i] == b[i] && sa[i] == sb[i]);
-  free(a); free(b); free(sa); free(sb);
+  same_topk(m, l, ds);
   ameir_model_free(l);
   ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* ---- POP, BPR-MF: item biases, a user field, the BPR loss ---- */
+
+/* synth_retrieval with the `user_field` a loader adds: field 2 "user", id = user index + 1 */
+static ameir_dataset *synth_retrieval_users(ameir_context *ctx, int64_t n_users, int V, int T, uint64_t seed) {
+  ameir_dataset *ds = synth_retrieval(ctx, n_users, V, T, seed);
+  ameir__field *f = realloc(ds->fields, 3 * sizeof *f);
+  T_ASSERT(f != NULL);
+  ds->fields = f;
+  memset(&f[2], 0, sizeof f[2]);
+  f[2].name = strdup("user");
+  f[2].kind = AMEIR_FIELD_CATEGORICAL;
+  f[2].vocab = n_users + 1;
+  f[2].max_len = 1;
+  int32_t *ids = malloc(sizeof(int32_t) * (size_t)ds->n_rows);
+  for (int64_t r = 0; r < ds->n_rows; r++) ids[r] = ds->row_user[r] + 1;
+  f[2].ids = ids;
+  ds->n_fields = 3;
+  return ds;
+}
+
+void test_model_model__gradient_check_item_bias_and_bpr(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_retrieval_users(ctx, 20, 12, 5, 31);
+  /* item biases beside a Stage-1 model (and the user's embedding in the MLP input), sampled BCE */
+  const char *bce[] = {"neg=3", NULL};
+  grad_check_opts(ctx, ds, "blocks: (conv1, relu, ln)\nreadout: sum\nmlp: (5, gelu)\nextras: linear\n", "4", bce);
+  /* BPR-MF: the user field alone through the head, the BPR loss over 3 negatives per row;
+   * once with item biases, once without */
+  const char *bpr[] = {"neg=3", "loss=bpr", NULL};
+  grad_check_opts(ctx, ds, "readout: none\nextras: linear\n", "4", bpr);
+  grad_check_opts(ctx, ds, "readout: sum\nshortcut: se\n", "4", bpr);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* The BPR loss of a batch is the mean over (positive, negative) pairs of -log sigmoid(s+ - s-),
+ * recomputed here from the candidates' scores. */
+void test_model_model__bpr_loss_value(void) {
+  ameir_context *ctx = new_ctx(1);
+  ameir_dataset *ds = synth_retrieval_users(ctx, 20, 12, 5, 32);
+  ameir_model *m = make_model(ctx, ds, "readout: none\nextras: linear\n", "4");
+  T_OK(ameir_model_set_option(m, "neg", "3"));
+  T_OK(ameir_model_set_option(m, "loss", "bpr"));
+  const int64_t B = 16;
+  T_OK(ameir__model_alloc_workspace(m, B));
+  int64_t rows[16];
+  for (int i = 0; i < B; i++) rows[i] = i;
+  T_OK(ameir__model_stage(m, ds, rows, B));
+  double loss;
+  T_OK(ameir__model_forward(m, B, 1, &loss));
+  float sc[16 * 4];
+  T_OK(m->ops->download(m->bs, sc, m->cscore, sizeof sc));
+  double want = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int j = 1; j < 4; j++) want += log1p(exp(-(double)(sc[b * 4] - sc[b * 4 + j])));
+  want /= (double)(B * 3);
+  T_ASSERT_NEAR(loss, want, 1e-5);
+  /* loss bpr is for retrieval, with one positive */
+  T_ASSERT_EQ_INT(ameir_model_set_option(m, "positives", "2"), AMEIR_OK);
+  T_ASSERT_EQ_INT(ameir__model_alloc_workspace(m, B), AMEIR_ECONFIG);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "positives must be 1") != NULL);
+  ameir_model_free(m);
+  ameir_dataset *ctr = synth_dataset(ctx, 64, 3, 5, 1, 2, 11);
+  ameir_model *c = make_model(ctx, ctr, "mlp: (4, relu)\n", "4");
+  T_ASSERT_EQ_INT(ameir_model_set_option(c, "loss", "bpr"), AMEIR_EINVAL);
+  T_ASSERT_EQ_INT(ameir_model_set_option(c, "loss", "hinge"), AMEIR_EINVAL);
+  T_OK(ameir_model_set_option(c, "loss", "bce"));
+  ameir_model_free(c);
+  synth_free(ctr);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* POP: untrained (epochs 0), the `pop` preset ranks every user's unseen items by their count as
+ * training targets; a retrieval model with no input and no biases is refused with a message. */
+void test_model_model__pop_ranks_by_training_count(void) {
+  ameir_context *ctx = new_ctx(1);
+  ameir_dataset *ds = synth_retrieval(ctx, 300, 40, 6, 33);
+  ameir_arch *a = NULL;
+  T_OK(ameir_arch_preset(&a, ctx, "pop", NULL));
+  ameir_model *m = NULL;
+  T_OK(ameir_model_create(&m, ctx, a, ds));
+  ameir_arch_free(a);
+  T_OK(ameir_model_set_option(m, "epochs", "0"));
+  T_OK(ameir_model_train(m, ds));
+  double cnt[41] = {0};
+  for (int64_t i = 0; i < ds->split_n[AMEIR_SPLIT_TRAIN]; i++) cnt[ds->fields[1].ids[ds->split_rows[AMEIR_SPLIT_TRAIN][i]]] += 1;
+  int64_t nt = ameir_dataset_rows(ds, AMEIR_SPLIT_TEST);
+  int32_t top[5 * 400];
+  float sc[5 * 400];
+  T_ASSERT(nt <= 400);
+  T_OK(ameir_model_topk(m, ds, AMEIR_SPLIT_TEST, 0, nt, 5, 1, top, sc));
+  for (int64_t r = 0; r < nt; r++) {
+    int64_t row = ds->split_rows[AMEIR_SPLIT_TEST][r];
+    const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
+    for (int j = 0; j < 5; j++) {
+      int32_t it = top[r * 5 + j];
+      T_ASSERT(it >= 1 && it <= 40);
+      T_ASSERT_NEAR(sc[r * 5 + j], log1p(cnt[it]), 1e-6);
+      for (int32_t i = 0; i < ds->row_pos[row]; i++) T_ASSERT(h[i] != it);   /* seen items excluded */
+    }
+    /* no unseen item is more popular than the fifth */
+    for (int32_t it = 1; it <= 40; it++) {
+      int seen = 0, in = 0;
+      for (int32_t i = 0; i < ds->row_pos[row]; i++) seen |= h[i] == it;
+      for (int j = 0; j < 5; j++) in |= top[r * 5 + j] == it;
+      if (!seen && !in) T_ASSERT(log1p(cnt[it]) <= sc[r * 5 + 4] + 1e-6);
+    }
+  }
+  /* the biases travel with the model file */
+  char path[600];
+  snprintf(path, sizeof path, "%s/pop.ameir", t_tmpdir());
+  T_OK(ameir_model_save(m, path));
+  ameir_model *l = NULL;
+  T_OK(ameir_model_load(&l, ctx, path));
+  same_topk(m, l, ds);
+  ameir_model_free(l);
+  ameir_model_free(m);
+  /* nothing to score with */
+  T_OK(ameir_arch_parse(&a, ctx, "readout: none\n"));
+  T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "nothing to score items with") != NULL);
+  /* the FM term stays a CTR part */
+  ameir_arch_free(a);
+  T_OK(ameir_arch_parse(&a, ctx, "readout: sum\nextras: fm\n"));
+  T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+  ameir_arch_free(a);
   synth_free(ds);
   ameir_context_free(ctx);
 }

@@ -128,6 +128,11 @@ void test_model_shadow__retrieval(void) {
                            {NULL, NULL}};
   same("blocks: (sa2, identity, ln) (gru, identity, none) (conv1, relu, ln)\nreadout: sum last\nmlp: (16, gelu)\n",
        ds_ret, opts, 1);
+  /* item biases, and the BPR loss */
+  same("blocks: (conv1, relu, ln)\nreadout: last\nextras: linear\n", ds_ret, opts, 1);
+  const char *bpr[][2] = {{"emb", "16"}, {"epochs", "2"}, {"batch", "64"}, {"neg", "3"}, {"loss", "bpr"},
+                          {NULL, NULL}};
+  same("readout: sum\nmlp: (8, relu)\nextras: linear\n", ds_ret, bpr, 1);
 }
 
 /* The shadow module enforces the asynchronous staging rules of ops.h, so the pipelined scoring

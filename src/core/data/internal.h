@@ -111,6 +111,7 @@ typedef struct ameir__schema {
   /* retrieval, ml100k, mlsmall and dmr formats */
   int32_t max_len;     /* history length T (`max_len`, 50) */
   int32_t vocab_identity; /* retrieval `vocab: identity`: item id k -> id k */
+  int32_t user_field;  /* retrieval `user_field: true`: a categorical field "user" per row */
   char *session_col, *item_col, *time_col;  /* session: column names (time_col NULL: file order) */
   /* open_like: every row goes to the test split and every vocabulary, transform parameter and
    * multi-valued length comes from these fields (index-aligned with f) */

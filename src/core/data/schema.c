@@ -553,6 +553,9 @@ static ameir_status read_special(rd *r, ameir__schema *s) {
     else if (v) return cerr(r, "vocab", "'%s' is not identity or count", v);
     if (s->vocab_identity && mc_given)
       return cerr(r, get(r, "min_count") ? "min_count" : "min_categr_count", "min_count is for vocab: count");
+    int uf = 0;
+    if ((st = get_bool(r, "user_field", &uf))) return st;
+    s->user_field = uf;
   }
   if (fm == AMEIR__FMT_SESSION) {
     s->sep = '\t';
@@ -597,6 +600,7 @@ static ameir_status read_special(rd *r, ameir__schema *s) {
   if (retr) {
     st = ameir__schema_add_field(ctx, s, "hist", AMEIR_FIELD_SEQUENCE, s->max_len, "item");
     if (!st) st = ameir__schema_add_field(ctx, s, "item", AMEIR_FIELD_CATEGORICAL, 1, NULL);
+    if (!st && s->user_field) st = ameir__schema_add_field(ctx, s, "user", AMEIR_FIELD_CATEGORICAL, 1, NULL);
   }
   for (int i = 0; uni && uni[i] && !st; i++)
     st = ameir__schema_add_field(ctx, s, uni[i], AMEIR_FIELD_CATEGORICAL, 1, NULL);

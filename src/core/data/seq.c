@@ -26,6 +26,7 @@ typedef struct {
   int64_t line;
   /* users: values vals[off[u] .. off[u + 1]); off[n_users] is written when a user closes */
   int64_t *off;
+  uint64_t *ukey;      /* [n_users] each user's id as a key (`user_field`) */
   int64_t n_users, cap_users;
   uint64_t *vals;
   double *times;       /* session: the time of every value */
@@ -132,16 +133,20 @@ static ameir_status push_val(sq *q, uint64_t v, double t) {
   return AMEIR_OK;
 }
 
-/* Starts user n_users at value n_vals. */
-static ameir_status open_user(sq *q) {
+/* Starts user n_users at value n_vals; id[0..n) is its raw id. */
+static ameir_status open_user(sq *q, const char *id, size_t n) {
   if (q->n_users + 2 > q->cap_users) {
     int64_t nc = q->cap_users ? q->cap_users * 2 : 1024;
     int64_t *o = ameir__realloc(q->ctx, q->off, (size_t)nc * sizeof *o);
     if (!o) return AMEIR_ENOMEM;
     q->off = o;
+    uint64_t *k = ameir__realloc(q->ctx, q->ukey, (size_t)nc * sizeof *k);
+    if (!k) return AMEIR_ENOMEM;
+    q->ukey = k;
     q->cap_users = nc;
   }
   q->off[q->n_users] = q->n_vals;
+  q->ukey[q->n_users] = ameir__str_key(id, n);
   return AMEIR_OK;
 }
 
@@ -196,7 +201,7 @@ static ameir_status switch_user(sq *q, const char *id, size_t n) {
   }
   memcpy(q->cur, id, n);
   q->cur_len = n;
-  if ((st = open_user(q))) return st;
+  if ((st = open_user(q, id, n))) return st;
   q->open = 1;
   return AMEIR_OK;
 }
@@ -211,7 +216,7 @@ static ameir_status userseq_line(sq *q, char *line, size_t len) {
     return AMEIR_OK;
   }
   int64_t mark = q->n_vals;
-  if ((st = open_user(q))) return st;
+  if ((st = open_user(q, q->tok[0], q->tlen[0]))) return st;
   for (int32_t i = 1; i < n; i++) {
     uint64_t v;
     if (item_value(q, i, q->tok[i], q->tlen[i], &v, &st)) {
@@ -328,7 +333,7 @@ static ameir_status read_all(sq *q) {
   ameir_status st = AMEIR_OK;
   if (s->format == AMEIR__FMT_SESSION && s->n_columns && (st = session_columns(q, s->columns, s->n_columns, "columns")))
     return st;
-  if ((st = open_user(q))) return st;
+  if ((st = open_user(q, "", 0))) return st;
   for (int32_t fi = 0; fi < s->n_files && !st; fi++) {
     ameir__lines L;
     q->file = s->files[fi];
@@ -366,6 +371,22 @@ static ameir_status read_all(sq *q) {
  * with one item has none. They are what a min_count vocabulary counts. */
 static int64_t train_end(int64_t m) { return m >= 3 ? m - 2 : m == 2 ? 2 : 0; }
 
+/* The vocabulary of the values counted in m: built (keys counted >= min_count), or in open_like
+ * the model's field `fixed_field` (values it lacks get id 0). remap[local] = id. */
+static ameir_status vocab_of(sq *q, const ameir__kmap *m, int32_t fixed_field, int32_t min_count, int32_t **remap,
+                             uint64_t **keys_out, int64_t *vocab_out) {
+  ameir_context *ctx = q->ctx;
+  if (!q->s->fixed) return ameir__build_vocab(ctx, m, min_count, remap, keys_out, vocab_out);
+  const ameir__field *F = &q->s->fixed[fixed_field];
+  ameir_status st = ameir__fixed_remap(ctx, m, F->keys, F->vocab, remap);
+  if (st) return st;
+  if (!(*keys_out = ameir__malloc(ctx, (size_t)F->vocab * sizeof **keys_out))) return AMEIR_ENOMEM;
+  (*keys_out)[0] = 0;
+  if (F->vocab > 1) memcpy(*keys_out + 1, F->keys + 1, (size_t)(F->vocab - 1) * sizeof **keys_out);
+  *vocab_out = F->vocab;
+  return AMEIR_OK;
+}
+
 static ameir_status encode(sq *q, int32_t **ids_out, uint64_t **keys_out, int64_t *vocab_out) {
   ameir_context *ctx = q->ctx;
   const ameir__schema *s = q->s;
@@ -396,18 +417,7 @@ static ameir_status encode(sq *q, int32_t **ids_out, uint64_t **keys_out, int64_
     }
   }
   int32_t *remap = NULL;
-  if (!st && s->fixed) {
-    const ameir__field *F = &s->fixed[1];
-    st = ameir__fixed_remap(ctx, &m, F->keys, F->vocab, &remap);
-    if (!st && !(*keys_out = ameir__malloc(ctx, (size_t)F->vocab * sizeof **keys_out))) st = AMEIR_ENOMEM;
-    if (!st) {
-      (*keys_out)[0] = 0;
-      if (F->vocab > 1) memcpy(*keys_out + 1, F->keys + 1, (size_t)(F->vocab - 1) * sizeof **keys_out);
-      *vocab_out = F->vocab;
-    }
-  } else if (!st) {
-    st = ameir__build_vocab(ctx, &m, s->min_count, &remap, keys_out, vocab_out);
-  }
+  if (!st) st = vocab_of(q, &m, 1, s->min_count, &remap, keys_out, vocab_out);
   if (!st)
     for (int64_t i = 0; i < nv; i++) ids[i] = remap[ids[i]];
   free(remap);
@@ -431,17 +441,37 @@ static ameir_status encode(sq *q, int32_t **ids_out, uint64_t **keys_out, int64_
     }                                                                                       \
   }
 
+/* `user_field`: every user's id (1..vocab-1 in key order; open_like: the model's ids, 0 for a
+ * user it never saw) into uid[n_users], its keys into *keys_out. */
+static ameir_status user_ids(sq *q, int32_t *uid, uint64_t **keys_out, int64_t *vocab_out) {
+  ameir_context *ctx = q->ctx;
+  const ameir__schema *s = q->s;
+  ameir__kmap m;
+  memset(&m, 0, sizeof m);
+  ameir_status st = AMEIR_OK;
+  for (int64_t u = 0; u < q->n_users && !st; u++)
+    st = ameir__kmap_add(ctx, &m, q->ukey[u], ameir__kmap_hash(q->ukey[u]), !s->fixed, &uid[u]);
+  int32_t *remap = NULL;
+  if (!st) st = vocab_of(q, &m, 2, 1, &remap, keys_out, vocab_out);
+  if (!st)
+    for (int64_t u = 0; u < q->n_users; u++) uid[u] = remap[uid[u]];
+  free(remap);
+  ameir__kmap_free(&m);
+  return st;
+}
+
 /* Fills ds; ids and keys belong to ds from here on, whatever happens. */
 static ameir_status make_rows(sq *q, ameir_dataset *ds, int32_t *ids, uint64_t *keys, int64_t vocab) {
   ameir_context *ctx = q->ctx;
   const ameir__schema *s = q->s;
   ds->items = ids;
-  ds->fields = ameir__calloc(ctx, 2, sizeof *ds->fields);
+  int32_t nf = s->user_field ? 3 : 2;
+  ds->fields = ameir__calloc(ctx, (size_t)nf, sizeof *ds->fields);
   if (!ds->fields) {
     free(keys);
     return AMEIR_ENOMEM;
   }
-  ds->n_fields = 2;
+  ds->n_fields = nf;
   ameir__field *H = &ds->fields[0], *I = &ds->fields[1];
   I->keys = keys;
   int64_t T = s->max_len, n = 0, cnt[3] = {0, 0, 0};
@@ -479,6 +509,22 @@ static ameir_status make_rows(sq *q, ameir_dataset *ds, int32_t *ids, uint64_t *
       return AMEIR_ENOMEM;
   if (!hist || !item || !ru || !rp || !uo || !hkeys || !H->name || !I->name) return AMEIR_ENOMEM;
   memcpy(hkeys, keys, (size_t)vocab * sizeof *hkeys);
+  /* `user_field`: the row's user as a third, categorical field */
+  int32_t *uid = NULL, *urow = NULL;
+  if (s->user_field) {
+    ameir__field *U = &ds->fields[2];
+    if (!(U->name = ameir__strdup(ctx, "user"))) return AMEIR_ENOMEM;
+    if (!(uid = ameir__malloc(ctx, (size_t)(q->n_users + 1) * sizeof *uid))) return AMEIR_ENOMEM;
+    if (!(urow = ameir__malloc(ctx, (size_t)n * sizeof *urow))) { free(uid); return AMEIR_ENOMEM; }
+    U->ids = urow;
+    ameir_status st = user_ids(q, uid, &U->keys, &U->vocab);
+    if (st) { free(uid); return st; }
+    U->kind = AMEIR_FIELD_CATEGORICAL;
+    U->column = -1;
+    U->max_len = 1;
+    U->min_count = 1;
+    U->transform = AMEIR_DENSE_NONE;
+  }
   for (int k = 0; k < 2; k++) {
     ameir__field *F = &ds->fields[k];
     F->kind = k ? AMEIR_FIELD_CATEGORICAL : AMEIR_FIELD_SEQUENCE;
@@ -497,12 +543,14 @@ static ameir_status make_rows(sq *q, ameir_dataset *ds, int32_t *ids, uint64_t *
     memcpy(h, ids + a_ + from, (size_t)L * sizeof *h);
     for (int64_t j = L; j < T; j++) h[j] = -1;
     item[r] = ids[a_ + t_];
+    if (urow) urow[r] = uid[u_];
     ru[r] = (int32_t)u_;
     rp[r] = (int32_t)t_;
     int32_t k = s->fixed ? AMEIR_SPLIT_TEST : part_;
     ds->split_rows[k][ds->split_n[k]++] = r;
     r++;
   })
+  free(uid);
   ds->n_rows = n;
   ds->label = NULL;
   ds->task = AMEIR_TASK_RETRIEVAL;
@@ -524,10 +572,12 @@ ameir_status ameir__seq_load(ameir_context *ctx, ameir__schema *s, ameir_dataset
   Q.s = s;
   Q.c_sess = Q.c_item = Q.c_time = -1;
   ameir_status st = AMEIR_OK;
-  if (s->fixed && (s->n_fixed != 2 || !s->fixed[1].name || strcmp(s->fixed[1].name, "item") ||
+  if (s->fixed && (s->n_fixed != 2 + !!s->user_field || !s->fixed[1].name || strcmp(s->fixed[1].name, "item") ||
                    s->fixed[1].kind != AMEIR_FIELD_CATEGORICAL || s->fixed[1].vocab < 1 ||
                    s->fixed[1].vocab > INT32_MAX || (s->fixed[1].vocab > 1 && !s->fixed[1].keys) ||
-                   s->fixed[0].max_len != s->max_len))
+                   s->fixed[0].max_len != s->max_len ||
+                   (s->user_field && (!s->fixed[2].name || strcmp(s->fixed[2].name, "user") ||
+                                      s->fixed[2].vocab < 1 || (s->fixed[2].vocab > 1 && !s->fixed[2].keys)))))
     st = ameir__error(ctx, AMEIR_ECONFIG, "%s: the schema is not a %s dataset's (fields hist[%d], item)", s->yaml,
                       s->format_name, (int)s->max_len);
   if (!st) st = read_all(&Q);
@@ -549,6 +599,7 @@ ameir_status ameir__seq_load(ameir_context *ctx, ameir__schema *s, ameir_dataset
                (long long)ds->split_n[2], (long long)ds->seq_empty, (long long)ds->seq_short,
                (long long)ds->seq_clipped, (int)s->max_len, (long long)ds->seq_unknown);
   free(Q.off);
+  free(Q.ukey);
   free(Q.vals);
   free(Q.times);
   free(Q.cur);

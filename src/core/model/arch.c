@@ -430,6 +430,14 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     {"nextitnet", "blocks: (conv3, relu, ln) (dconv3, relu, ln) (conv3, relu, ln) (dconv3, relu, ln) (dconv3, relu, ln)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
     /* GRU4Rec-like: one Bi-GRU block */
     {"gru4rec", "blocks: (gru, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
+    /* POP (appendix C.2): no input at all; the item biases (`extras: linear` of a retrieval
+     * model) start at log(1 + the item's training count), so untrained (epochs 0) it ranks by
+     * popularity */
+    {"pop", "readout: none\nextras: linear\n", "none"},
+    /* BPR-MF (Rendle et al. 2009): a user embedding (the dataset's `user_field: true`) through the
+     * head against the item table, u = W p_u, score e_i^T W p_u (matrix factorisation with the user
+     * factors W p_u); trained with `loss: bpr` */
+    {"bprmf", "readout: none\n", "none"},
     /* AMEIR-A's blocks found on Beauty, Table 10 runs 1 to 4 */
     {"ameir-a1", "blocks: (dconv5, gelu, ln) (dconv5, identity, none) zero (dconv7, identity, none) zero (dconv7, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
     {"ameir-a2", "blocks: (sa4, swish, ln) (sa2, gelu, ln) (sa4, identity, ln) zero (gru, swish, ln) (dconv5, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},

@@ -116,7 +116,7 @@ static void free_workspace(ameir_model *m) {
   ameir__ws_dev_free(m, m->uniq);
   ameir__ws_dev_free(m, m->uniq_l);
   m->uniq = m->uniq_l = NULL;
-  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy};
+  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy, &m->bpr_m, &m->bpr_d, &m->bpr_dd, &m->bpr_y};
   for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { ameir__ws_dev_free(m, *rb[i]); *rb[i] = NULL; }
   if (m->z) {
     for (int32_t l = 0; l < m->arch->n_mlp; l++) {
@@ -240,6 +240,7 @@ AMEIR_API void ameir_model_free(ameir_model *m) {
   free(m->dense_field); free(m->inter_fields); free(m->inter_order); free(m->mlp);
   free(m->seq_field); free(m->seq_base); free(m->seq_vocab); free(m->seq_target);
   free(m->blk_g); free(m->blk_b); free(m->blk_p);
+  free(m->item_prior);
   free(m);
 }
 
@@ -308,6 +309,9 @@ static ameir_status layout_params(ameir_model *m) {
   m->dl_w = -1;
   if ((a->extras & AMEIR_EXTRA_LINEAR) && m->n_dense) { m->dl_w = off; off += m->n_dense; }
   off = ameir__tower_layout(m, off);
+  if (m->task == AMEIR_TASK_RETRIEVAL && m->out_ld == 0 && !(a->extras & AMEIR_EXTRA_LINEAR))
+    return ameir__error(m->ctx, AMEIR_ECONFIG, "the model has nothing to score items with: give it a readout (sum, last, "
+                        "att), a user field (the dataset's user_field: true) or item biases (extras: linear)");
   m->n_params = off;
   m->n_stats = soff;
   return AMEIR_OK;
@@ -362,7 +366,8 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     if (m->item_field < 0 || m->item_field >= nf || ds->fields[m->item_field].kind != AMEIR_FIELD_CATEGORICAL)
       return ameir__error(ctx, AMEIR_ECONFIG, "a retrieval dataset needs a categorical target field");
-    if (a->extras) return ameir__error(ctx, AMEIR_ECONFIG, "the linear and FM terms are CTR parts; a retrieval model scores e_i^T W h (eq. 7)");
+    if (a->extras & AMEIR_EXTRA_FM)
+      return ameir__error(ctx, AMEIR_ECONFIG, "the FM term is a CTR part; a retrieval model scores e_i^T W h (eq. 7) (+ an item bias with extras: linear)");
   }
   m->stage1 = n_seq > 0 && !(a->readout & AMEIR_READOUT_FIELD);
   /* univalent first, then multi-valued and (sum-pooled) sequence fields, each in schema order:
@@ -403,6 +408,19 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
     m->item_base = row;
     m->item_vocab = ds->fields[m->item_field].vocab;
     row += m->item_vocab;
+    if (a->extras & AMEIR_EXTRA_LINEAR) {
+      /* the item biases start at the log popularity of the training targets: with nothing
+       * else in the model (POP) that ranks items by how often they were interacted with */
+      free(m->item_prior);
+      m->item_prior = calloc((size_t)m->item_vocab + 1, sizeof *m->item_prior);
+      if (!m->item_prior) return ameir__error(ctx, AMEIR_ENOMEM, "out of memory");
+      const int32_t *tid = ds->fields[m->item_field].ids;
+      for (int64_t i = 0; tid && i < ds->split_n[AMEIR_SPLIT_TRAIN]; i++) {
+        int32_t t = tid[ds->split_rows[AMEIR_SPLIT_TRAIN][i]];
+        if (t > 0 && t < m->item_vocab) m->item_prior[t] += 1.f;
+      }
+      for (int64_t t = 0; t < m->item_vocab; t++) m->item_prior[t] = t ? (float)log1p((double)m->item_prior[t]) : 0.f;
+    }
   }
   if (m->stage1) {
     m->n_seq = n_seq;
@@ -525,6 +543,10 @@ static ameir_status init_params(ameir_model *m) {
     ameir__init_uniform(&r, hp + m->se_b2, m->se_s, b2);
   }
   /* first-order dense weights start at zero (torch_ref) */
+  if (m->item_prior && m->L) {
+    ameir_status su = m->ops->upload(m->bs, m->L + m->item_base, m->item_prior, sizeof(float) * (size_t)m->item_vocab);
+    if (su) { free(hp); return su; }
+  }
   ameir_status st = ameir__stage1_init(m, hp, &r);
   ameir__tower_init(m, hp, &r);   /* after the rest: models without towers draw as before */
   if (st) { free(hp); return ameir__error(ctx, st, "out of memory initialising Stage 1"); }
@@ -671,7 +693,9 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? m->opt.positives + m->opt.neg : 0;
   ns += B * m->n_cand;   /* retrieval: the candidates' rows follow the sequences */
   m->stage_cap = B * lt + ns;
-  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * B * lt + (m->stage1 ? B : 0));
+  /* the first-order rows: a CTR row's ids, or a retrieval row's candidates (item biases) */
+  int64_t nlin = m->task == AMEIR_TASK_RETRIEVAL && m->L ? B * m->n_cand : B * lt;
+  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * nlin + (m->stage1 ? B : 0));
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
   if (m->arena) CK(ameir__ws_host(m, &m->host_stage, m->stage_bytes + 64, 0));
@@ -692,7 +716,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   CK(ameir__ws_dev(m, &m->logit, f4 * (size_t)B));
   if (train) CK(ameir__ws_dev(m, &m->dlogit, f4 * (size_t)B));
   CK(ameir__ws_dev(m, &m->prob, f4 * (size_t)B));
-  CK(ameir__ws_dev(m, &m->lin_out, f4 * (size_t)B));
+  CK(ameir__ws_dev(m, &m->lin_out, f4 * (size_t)(nlin > B ? nlin : B)));
   if (m->se_s) {
     CK(ameir__ws_dev(m, &m->hse, f4 * (size_t)(B * K)));
     if (train) CK(ameir__ws_dev(m, &m->dhse, f4 * (size_t)(B * K)));
@@ -703,8 +727,8 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     CK(ameir__ws_dev(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
     CK(ameir__ws_dev(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
     CK(ameir__ws_dev(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
-    CK(ameir__ws_dev(m, &m->uniq_l, sizeof(int32_t) * (size_t)(B * lt + 1)));
-    CK(ameir__ws_dev(m, &m->gradrows_l, f4 * (size_t)(B * lt + 1)));
+    CK(ameir__ws_dev(m, &m->uniq_l, sizeof(int32_t) * (size_t)(nlin + 1)));
+    CK(ameir__ws_dev(m, &m->gradrows_l, f4 * (size_t)(nlin + 1)));
   }
   size_t np = sizeof(float *) * ((size_t)a->n_mlp + 1);
   CK(ameir__ws_host(m, &m->z, np, 1));
@@ -745,6 +769,29 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
       free(hy);
       if (st) return st;
     }
+    if (train && m->opt.loss_bpr) {
+      /* BPR: the differences d[b, j] = s[b, 0] - s[b, 1 + j] are one GEMM with the fixed
+       * matrix [1 ... 1; -I] [C, neg], and BCE with label 1 on them is -log sigmoid(d) */
+      int64_t N = m->opt.neg;
+      if (m->opt.positives != 1)
+        return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr pairs one positive with each negative: positives must be 1, not %d",
+                            (int)m->opt.positives);
+      CK(ameir__ws_dev(m, &m->bpr_m, f4 * (size_t)(C * N)));
+      CK(ameir__ws_dev(m, &m->bpr_d, f4 * (size_t)(B * N)));
+      CK(ameir__ws_dev(m, &m->bpr_dd, f4 * (size_t)(B * N)));
+      CK(ameir__ws_dev(m, &m->bpr_y, f4 * (size_t)(B * N)));
+      if (m->bpr_m) {
+        size_t nh = (size_t)(C * N > B * N ? C * N : B * N);
+        float *h = calloc(nh, f4);
+        if (!h) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
+        for (int64_t j = 0; j < N; j++) { h[j] = 1.f; h[(1 + j) * N + j] = -1.f; }
+        ameir_status st = m->ops->upload(m->bs, m->bpr_m, h, f4 * (size_t)(C * N));
+        for (int64_t i = 0; i < B * N; i++) h[i] = 1.f;
+        if (!st) st = m->ops->upload(m->bs, m->bpr_y, h, f4 * (size_t)(B * N));
+        free(h);
+        if (st) return st;
+      }
+    }
   }
   m->ws_batch = B;
   return AMEIR_OK;
@@ -775,7 +822,8 @@ typedef struct {
 static stage_layout layout_for(const ameir_model *m, int64_t nb) {
   stage_layout L;
   L.capn = nb * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0) + nb * m->n_cand;
-  L.nl = m->L ? nb * m->lin_total : 0;
+  /* the first-order rows: a CTR row's ids; a retrieval row's candidates (the item biases) */
+  L.nl = !m->L ? 0 : m->task == AMEIR_TASK_RETRIEVAL ? nb * m->n_cand : nb * m->lin_total;
   L.rows_lin = L.capn;
   L.dense = L.rows_lin + L.nl;
   L.len = L.dense + nb * m->n_dense;
@@ -822,7 +870,7 @@ static void gather_field(const ameir_model *m, const ameir_dataset *ds, const in
 static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
                                  int32_t mode, void *host, size_t *bytes) {
   int64_t lt = m->lin_total, F = m->n_cat;
-  const int lin = m->L != NULL, train = mode == AMEIR__STAGE_TRAIN;
+  const int lin = m->L != NULL && m->task != AMEIR_TASK_RETRIEVAL, train = mode == AMEIR__STAGE_TRAIN;
   if (nb > m->ws_batch)
     return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staging %lld rows into a workspace of %lld",
                         (long long)nb, (long long)m->ws_batch);
@@ -907,6 +955,11 @@ static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const 
     }
     if (train)
       for (int64_t i = 0; i < nb * C; i++) cs[i] = (int32_t)(src0 + i);
+    if (m->L) {   /* the candidates' biases */
+      memcpy(rows_lin, cr, sizeof(int32_t) * (size_t)(nb * C));
+      if (train)
+        for (int64_t i = 0; i < nb * C; i++) src_lin[i] = (int32_t)i;
+    }
     nsq += (size_t)(nb * C);
   }
   if ((int64_t)(nfm + nsq) != Lo.capn)
@@ -1019,7 +1072,9 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     /* u = W [h_mlp, h_se]; scores e_i^T u of the candidates; sampled BCE, eq. (7) */
     int64_t C = m->n_cand, ld = m->out_ld;
-    CK(o->gemm(bs, 0, 1, B, K, m->h_last, 1.f, hin, ldin, m->P + m->out_w, ld, 0.f, m->u, K));
+    /* an architecture with nothing before the head (POP: the item biases alone) has u = 0 */
+    if (m->h_last) CK(o->gemm(bs, 0, 1, B, K, m->h_last, 1.f, hin, ldin, m->P + m->out_w, ld, 0.f, m->u, K));
+    else CK(o->memset0(bs, m->u, sizeof(float) * (size_t)(B * K)));
     if (m->se_s) CK(o->gemm(bs, 0, 1, B, K, K, 1.f, m->hse, K, m->P + m->out_w + m->h_last, ld, 1.f, m->u, K));
     if (!training) {
       if (loss) *loss = NAN;
@@ -1027,6 +1082,17 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     }
     const int32_t *cand = m->rows_fm + fm_off + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
     CK(o->dot_rows_fwd(bs, m->E, K, cand, B, C, m->u, m->cscore));
+    if (m->L) {   /* + the candidates' biases */
+      CK(o->emb_sum_fwd(bs, m->L, 1, m->rows_lin, B * C, 1, m->lin_out, 1));
+      CK(o->axpby(bs, B * C, 1.f, m->lin_out, 1.f, m->cscore));
+    }
+    if (m->opt.loss_bpr) {
+      int64_t N = m->opt.neg;
+      CK(o->gemm(bs, 0, 0, B, N, C, 1.f, m->cscore, C, m->bpr_m, N, 0.f, m->bpr_d, N));
+      CK(o->bce_logits(bs, m->bpr_d, m->bpr_y, B * N, 1.f / (float)(B * N), loss, m->bpr_dd, NULL));
+      CK(o->gemm(bs, 0, 1, B, C, N, 1.f, m->bpr_dd, N, m->bpr_m, N, 0.f, m->dcscore, C));
+      return AMEIR_OK;   /* mean over the (positive, negative) pairs */
+    }
     CK(o->bce_logits(bs, m->cscore, m->cy, B * C, 1.f / (float)B, loss, m->dcscore, NULL));
     *loss *= (double)C;   /* per row: -log s(pos) - sum_j log(1 - s(neg_j)) */
     return AMEIR_OK;
@@ -1078,8 +1144,10 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     int64_t C = m->n_cand, ld = m->out_ld;
     float *gcand = m->decomp + B * F * K + (m->stage1 ? B * m->seq_t * m->d_seq : 0);
     CK(o->dot_rows_bwd(bs, m->E, K, m->rows_fm + n_before_cand, B, C, m->u, m->dcscore, m->du, gcand));
-    CK(o->gemm(bs, 1, 0, K, m->h_last, B, 1.f, m->du, K, hl, ldl, 1.f, G + m->out_w, ld));
-    CK(o->gemm(bs, 0, 0, B, m->h_last, K, 1.f, m->du, K, P + m->out_w, ld, 0.f, dhl, ldl));
+    if (m->h_last) {
+      CK(o->gemm(bs, 1, 0, K, m->h_last, B, 1.f, m->du, K, hl, ldl, 1.f, G + m->out_w, ld));
+      CK(o->gemm(bs, 0, 0, B, m->h_last, K, 1.f, m->du, K, P + m->out_w, ld, 0.f, dhl, ldl));
+    }
     if (m->se_s) {
       CK(o->gemm(bs, 1, 0, K, K, B, 1.f, m->du, K, m->hse, K, 1.f, G + m->out_w + m->h_last, ld));
       CK(o->gemm(bs, 0, 0, B, K, K, 1.f, m->du, K, P + m->out_w + m->h_last, ld, 0.f, m->dhse, K));
@@ -1175,7 +1243,11 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->adam_table_dense(bs, m->E, m->emb_rows, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
     if (a->extras & AMEIR_EXTRA_LINEAR) {
       int64_t nl = 0;
-      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->lin_total, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      if (m->task == AMEIR_TASK_RETRIEVAL)   /* the candidates' biases */
+        CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->n_cand, m->dcscore, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      else
+        CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->lin_total, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      m->last_nl = nl;
       if (op->sparse_adam)
         CK(o->adam_rows(bs, m->L, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));
       else

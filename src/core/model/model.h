@@ -32,6 +32,7 @@ typedef struct {
   int32_t neg_unseen;      /* retrieval: 0 uniform over all items, 1 items the user never touched */
   int32_t eval_sampled;    /* retrieval evaluation: 0 full ranking, 1 target + eval_negatives */
   int32_t eval_negatives;
+  int32_t loss_bpr;        /* retrieval: 0 sampled BCE (eq. 7), 1 BPR: -log s(s_pos - s_neg) per pair */
   char gauc_field[64];     /* field that names the user for GAUC */
   int64_t timing_warmup;   /* steps left out of train_samples_per_s (benchmarks) */
 } ameir__train_opts;
@@ -70,8 +71,11 @@ struct ameir_model {
   int32_t started;         /* a training step has run (emb is fixed) */
   int32_t task;            /* AMEIR_TASK_CTR or AMEIR_TASK_RETRIEVAL (from the dataset) */
   int32_t item_field;      /* retrieval: dataset field of the next item, -1 otherwise */
-  int64_t item_base, item_vocab;   /* retrieval: its embedding rows (ids 1..vocab-1 = items) */
+  int64_t item_base, item_vocab;   /* retrieval: its embedding rows (ids 1..vocab-1 = items);
+                                    * with `extras: linear` L[item_base + id] is the item's bias */
   int32_t n_cand;          /* retrieval: 1 positive + neg negatives per row */
+  float *item_prior;       /* retrieval with item biases: their initial values [item_vocab],
+                            * log(1 + the item's count as a training target) (host; POP) */
   int64_t out_ld;          /* retrieval: row stride of the [K, h_last (+ K)] output matrix */
 
   /* schema snapshot */
@@ -176,11 +180,13 @@ struct ameir_model {
   uint8_t **dmask;
   int32_t *uniq;
   int64_t last_nu;         /* unique embedding rows of the last step (tests read gradrows) */
+  int64_t last_nl;         /* unique first-order rows of the last step (tests read gradrows_l) */
   float *gradrows;
   int32_t *uniq_l;
   float *gradrows_l;
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
+  float *bpr_m, *bpr_d, *bpr_dd, *bpr_y;   /* BPR: pair matrix [C, neg], differences, their grads, ones */
   float *tw_x, *tw_p, *tw_d1, *tw_d2, *tw_dp;            /* towers */
   float *tw_ones;                                         /* ones [K]: CIN's pooling, IPNN's sums */
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */

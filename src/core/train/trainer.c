@@ -58,6 +58,7 @@ static const char *const EMET[] = {"auc", "logloss", NULL};
 static const char *const BOOL01[] = {"0", "1", NULL};
 static const char *const NEGS[] = {"uniform", "unseen", NULL};
 static const char *const PROTO[] = {"full", "sampled", NULL};
+static const char *const LOSSES[] = {"bce", "bpr", NULL};
 
 AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, const char *value) {
   if (!m || !key || !value) return ameir__error(m ? m->ctx : NULL, AMEIR_EINVAL, "ameir_model_set_option: NULL argument");
@@ -87,6 +88,13 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
     return AMEIR_OK;
   }
   if (!strcmp(key, "neg_sampling")) { CK(parse_choice(ctx, key, value, NEGS, &c)); o->neg_unseen = c; return AMEIR_OK; }
+  if (!strcmp(key, "loss")) {
+    CK(parse_choice(ctx, key, value, LOSSES, &c));
+    if (c && m->task != AMEIR_TASK_RETRIEVAL)
+      return ameir__error(ctx, AMEIR_EINVAL, "option loss: bpr ranks a positive above sampled negatives; a CTR model trains with bce");
+    if (c != o->loss_bpr) { o->loss_bpr = c; ameir__model_drop_workspace(m); }
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "eval_protocol")) { CK(parse_choice(ctx, key, value, PROTO, &c)); o->eval_sampled = c; return AMEIR_OK; }
   if (!strcmp(key, "eval_negatives")) { CK(parse_i64(ctx, key, value, 1, 100000, &i)); o->eval_negatives = (int32_t)i; return AMEIR_OK; }
   if (!strcmp(key, "gauc_field")) {
@@ -148,6 +156,7 @@ AMEIR_API ameir_status ameir_model_get_option(const ameir_model *m, const char *
   else if (!strcmp(key, "positives")) n = snprintf(buf, size, "%d", (int)o->positives);
   else if (!strcmp(key, "neg_sampling")) n = snprintf(buf, size, "%s", NEGS[o->neg_unseen]);
   else if (!strcmp(key, "eval_protocol")) n = snprintf(buf, size, "%s", PROTO[o->eval_sampled]);
+  else if (!strcmp(key, "loss")) n = snprintf(buf, size, "%s", LOSSES[o->loss_bpr]);
   else if (!strcmp(key, "eval_negatives")) n = snprintf(buf, size, "%d", (int)o->eval_negatives);
   else if (!strcmp(key, "gauc_field")) n = snprintf(buf, size, "%s", o->gauc_field);
   else if (!strcmp(key, "lr")) n = snprintf(buf, size, "%.9g", o->lr);
@@ -283,6 +292,7 @@ static ameir_status score_all_items(ameir_model *m, const ameir_dataset *ds, con
   CK(ameir__model_stage_async(m, ds, rows, nb, AMEIR__STAGE_SCORE, m->host_stage));
   CK(ameir__model_forward(m, nb, 0, NULL));
   CK(m->ops->gemm(m->bs, 0, 1, nb, V, K, 1.f, m->u, K, m->E + (m->item_base + 1) * K, K, 0.f, dev, V));
+  if (m->L) CK(m->ops->add_bias(m->bs, dev, V, m->L + m->item_base + 1, nb, V));   /* the item biases */
   return m->ops->download(m->bs, host, dev, sizeof(float) * (size_t)(nb * V));
 }
 
