@@ -64,6 +64,11 @@ typedef struct {
 } cli_stage_progress;
 int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user);
 
+/* The keys a named model needs beside its architecture, space-separated `dataset.K=V` /
+ * `train.K=V` (pop: no training; bprmf: a user field and the BPR loss), or NULL. `ameir train
+ * --model NAME` and `ameir reproduce` apply them before the user's --set. */
+const char *cli_model_sets(const char *name);
+
 /* A named architecture as `ameir train --model NAME` makes it: the MLP from mlp_override, else
  * the config's train.mlp (not for LR and FM), else the preset's; the DCN and xDeepFM towers from
  * train.cross_layers and train.cin (config, or a KEY=V / train.KEY=V of sets). Returns 0 or an

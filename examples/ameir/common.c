@@ -201,6 +201,18 @@ static int arch_key(ameir_context *ctx, const char *config, const char *key, con
   return config && !ameir_config_get_string(ctx, config, full, buf, size);
 }
 
+const char *cli_model_sets(const char *name) {
+  /* POP is the biases' initial popularity, untrained; BPR-MF factorises users and items with
+   * its pairwise loss */
+  static const struct { const char *name, *sets; } IMPLIED[] = {
+      {"pop", "train.epochs=0"},
+      {"bprmf", "dataset.user_field=true train.loss=bpr"},
+  };
+  for (size_t i = 0; name && i < sizeof IMPLIED / sizeof IMPLIED[0]; i++)
+    if (!strcasecmp(name, IMPLIED[i].name)) return IMPLIED[i].sets;
+  return NULL;
+}
+
 int cli_preset(ameir_context *ctx, const char *config, const char *name, const char *mlp_override,
                const char *const *sets, int n_sets, ameir_arch **out) {
   *out = NULL;

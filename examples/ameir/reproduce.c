@@ -74,8 +74,6 @@ typedef struct {
   int method;          /* ROW_STEP, ROW_DERIVED: the search method (METHOD_*) */
   int aggregate;       /* ROW_STEP: AGG_SEARCHED as the step gives it, or its interactions and
                         * MLP with another combination (paper Table 5's rows) */
-  const char *sets;    /* ROW_PRESET: space-separated `dataset.KEY=V` / `train.KEY=V` the model
-                        * needs (a user field, its loss), or NULL */
 } row_def;
 
 /* paper Table 5's ways of combining the interactions with the MLP */
@@ -98,46 +96,46 @@ typedef struct {
 } table_def;
 
 static const row_def ROWS3[] = {
-    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"dcn", "DCN", ROW_PRESET, "dcn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ipnn", "IPNN", ROW_PRESET, "ipnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP, NULL},
-    {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM, NULL},
-    {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"lr", "LR", ROW_PRESET, "lr", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"fm", "FM", ROW_PRESET, "fm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dcn", "DCN", ROW_PRESET, "dcn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ipnn", "IPNN", ROW_PRESET, "ipnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP},
+    {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM},
+    {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS1[] = {
-    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    {"dnn", "DNN", ROW_PRESET, "dnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"widedeep", "Wide&Deep", ROW_PRESET, "widedeep", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"deepfm", "DeepFM", ROW_PRESET, "deepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"din", "DIN", ROW_PRESET, "din", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dien", "DIEN-like", ROW_PRESET, "dien", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"dsin", "DSIN-like", ROW_PRESET, "dsin", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-b", "AMEIR-B", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-c", "AMEIR-C", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS2[] = {
-    /* POP: the item biases alone, set to the log of the training counts and not trained */
-    {"pop", "POP", ROW_PRESET, "pop", 0, METHOD_AMEIR, AGG_SEARCHED, "train.epochs=0"},
-    {"bprmf", "BPR-MF", ROW_PRESET, "bprmf", 0, METHOD_AMEIR, AGG_SEARCHED, "dataset.user_field=true train.loss=bpr"},
-    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
+    /* POP and BPR-MF bring their own keys (cli_model_sets): no training; a user field, BPR */
+    {"pop", "POP", ROW_PRESET, "pop", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"bprmf", "BPR-MF", ROW_PRESET, "bprmf", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"gru4rec", "GRU4Rec-like", ROW_PRESET, "gru4rec", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"nextitnet", "NextItNet-like", ROW_PRESET, "nextitnet", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"sasrec", "SASRec-like", ROW_PRESET, "sasrec", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a", "AMEIR-A", ROW_STEP, NULL, 1, METHOD_AMEIR, AGG_SEARCHED},
+    {"ameir-a-derived", "AMEIR-A derived", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
 };
 static const row_def ROWS4[] = {
-    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED, NULL},
-    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM, AGG_SEARCHED, NULL},
-    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION, AGG_SEARCHED, NULL},
-    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT, AGG_SEARCHED, NULL},
+    {"ameir-c", "AMEIR (three-step one-shot random search)", ROW_DERIVED, NULL, 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"random", "Random search (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_RANDOM, AGG_SEARCHED},
+    {"evolution", "Regularized evolution (1-epoch children)", ROW_DERIVED, NULL, 0, METHOD_EVOLUTION, AGG_SEARCHED},
+    {"oneshot-joint", "One-shot random search (all subspaces at once)", ROW_DERIVED, NULL, 0, METHOD_JOINT, AGG_SEARCHED},
 };
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -710,8 +708,9 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
   int n_sets = 0;
   if (r->quick)
     for (int i = 0; i < N_OF(QUICK_TRAIN); i++) sets[n_sets++] = QUICK_TRAIN[i];
-  if (row->sets) {
-    snprintf(setbuf, sizeof setbuf, "%s", row->sets);
+  const char *implied = row->kind == ROW_PRESET ? cli_model_sets(row->preset) : NULL;
+  if (implied) {
+    snprintf(setbuf, sizeof setbuf, "%s", implied);
     for (char *tok = strtok(setbuf, " "); tok && n_sets < N_OF(sets); tok = strtok(NULL, " ")) {
       sets[n_sets++] = tok;
       if (!strncmp(tok, "dataset.", 8)) {
