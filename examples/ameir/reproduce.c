@@ -105,6 +105,7 @@ static const row_def ROWS3[] = {
     {"xdeepfm", "xDeepFM", ROW_PRESET, "xdeepfm", 0, METHOD_AMEIR, AGG_SEARCHED},
     {"autoint", "AutoInt+", ROW_PRESET, "autoint", 0, METHOD_AMEIR, AGG_SEARCHED},
     {"ipnn", "IPNN", ROW_PRESET, "ipnn", 0, METHOD_AMEIR, AGG_SEARCHED},
+    {"fibinet", "FiBiNET", ROW_PRESET, "fibinet", 0, METHOD_AMEIR, AGG_SEARCHED},
     {"ameir-mlp", "AMEIR interactions, MLP (Table 5)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP},
     {"ameir-i", "AMEIR-I (MLP + FM)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_MLP_FM},
     {"ameir-b", "AMEIR-B (MLP + SE)", ROW_STEP, NULL, 2, METHOD_AMEIR, AGG_SEARCHED},
@@ -160,13 +161,14 @@ static const table_def TABLES[] = {
     {"3", "Table 3: CTR without behaviours (paper Tables 3 and 5)", "frappe,criteo,avazu,ipinyou", 4, NEED_CTR, ROWS3,
      N_OF(ROWS3),
      "LR and FM have no hidden layer; DNN, Wide&Deep, DeepFM, DCN (3 cross layers), xDeepFM (CIN 128-128, "
-     "train.cin), AutoInt+ (3 attention layers beside the MLP) and IPNN (the pairwise inner products into the "
-     "MLP) use the config's MLP (train.mlp). The "
+     "train.cin), AutoInt+ (3 attention layers beside the MLP), IPNN (the pairwise inner products into the "
+     "MLP) and FiBiNET (SENET and bilinear interactions as the MLP's input, plus the linear term) use the config's "
+     "MLP (train.mlp). The "
      "rows after them train the interactions of search step 2 with the pre-defined MLP and, as paper "
      "Table 5's Manual column: nothing else (MLP), DeepFM's linear and FM terms (MLP + FM: AMEIR-I), or the "
      "SE shortcut (MLP + SE: AMEIR-B); AMEIR-C is the model the search derives after step 3 (Table 5's "
      "MLP + SE / Searched row).",
-     "FiBiNET, AutoCross, AutoFIS, AutoCTR, and Table 5's Searched column for MLP and MLP + FM"},
+     "AutoCross, AutoFIS, AutoCTR, and Table 5's Searched column for MLP and MLP + FM"},
     {"4", "Table 4: search methods (paper Table 4)", "ml100k", 1, NEED_CTR, ROWS4, N_OF(ROWS4),
      "Every method searches AMEIR's space (the three subspaces of the config's `search:` section). The AMEIR row is "
      "the model the three-step search derives (table 1's AMEIR-C: with the same --out the runs are shared). Random "

@@ -11,6 +11,7 @@
  *   cin: 128 128                                          xDeepFM's CIN layer widths (baselines; CTR)
  *   autoint: 3                                            AutoInt's attention layers (baselines; CTR)
  *   products: inner                                       IPNN's pairwise inner products (baselines)
+ *   fibinet: 3                                            FiBiNET's SENET ratio (bilinear MLP input; CTR)
  *
  * Lines may come in any order; missing lines take their empty default (no blocks, no
  * interactions, no MLP, shortcut none, no extras, no towers). `#` starts a comment.
@@ -36,7 +37,7 @@ AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, co
 AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, const char *path);
 
 /** Makes a named architecture (docs/arch.md lists them): the CTR baselines "dnn", "widedeep",
- *  "deepfm", "dcn", "xdeepfm", "autoint", "ipnn" (behaviours as sum-pooled fields), "lr", "fm", "din", "dien",
+ *  "deepfm", "dcn", "xdeepfm", "autoint", "ipnn", "fibinet" (behaviours as sum-pooled fields), "lr", "fm", "din", "dien",
  *  "dsin", and the behaviour models "sasrec",
  *  "nextitnet", "gru4rec", "pop", "bprmf", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
  *  MLP as text like "400:relu,400:relu,400:relu", or NULL for the preset's own (400-400-400

@@ -416,4 +416,11 @@ int32_t ameir__cpu_cin_bwd(void *s, const float *x, int64_t ldx, int64_t h, cons
                            int64_t h_out, const float *dy, int64_t lddy, float *dx, int64_t lddx,
                            float *dx0, int64_t lddx0, float *dw);
 
+/* cpu_fibinet.c */
+int32_t ameir__cpu_field_scale_fwd(void *s, const float *x, int64_t ldx, const float *sc, int64_t b,
+                                   int64_t f, int64_t k, float *y, int64_t ldy);
+int32_t ameir__cpu_field_scale_bwd(void *s, const float *x, int64_t ldx, const float *sc, int64_t b,
+                                   int64_t f, int64_t k, const float *dy, int64_t lddy, float *dx,
+                                   int64_t lddx, float *ds);
+
 #endif

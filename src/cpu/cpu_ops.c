@@ -317,6 +317,9 @@ static const ameir_ops cpu_ops = {
     .cin_fwd = ameir__cpu_cin_fwd,
     .cin_bwd = ameir__cpu_cin_bwd,
     .emb_fields_fwd = ameir__cpu_emb_fields_fwd,
+    /* FiBiNET */
+    .field_scale_fwd = ameir__cpu_field_scale_fwd,
+    .field_scale_bwd = ameir__cpu_field_scale_bwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

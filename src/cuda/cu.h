@@ -223,6 +223,11 @@ int32_t cu_cin_fwd(void *, const float *, int64_t, int64_t, const float *, int64
 int32_t cu_cin_bwd(void *, const float *, int64_t, int64_t, const float *, int64_t, int64_t,
                    int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *,
                    int64_t, float *, int64_t, float *);
+// cu_fibinet.cu
+int32_t cu_field_scale_fwd(void *, const float *, int64_t, const float *, int64_t, int64_t,
+                           int64_t, float *, int64_t);
+int32_t cu_field_scale_bwd(void *, const float *, int64_t, const float *, int64_t, int64_t,
+                           int64_t, const float *, int64_t, float *, int64_t, float *);
 }
 
 #endif

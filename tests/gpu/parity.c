@@ -43,7 +43,7 @@
  * asynchronous staging members of ABI version 2 (host_alloc, host_free, upload_async,
  * download_async) have no case here yet. */
 typedef void (*any_fn_)(void);
-_Static_assert(offsetof(ameir_ops, emb_fields_fwd) + sizeof(any_fn_) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, field_scale_bwd) + sizeof(any_fn_) == sizeof(ameir_ops),
                "parity.c: struct ameir_ops grew: give the new op cases and list it in k_covered");
 
 #define TOL 1e-4
@@ -271,6 +271,8 @@ static const char *const k_covered[] = {
     "mha_bwd",       "din_fwd",              "din_bwd",      "readout_fwd",   "readout_bwd",
     "dot_rows_fwd",  "dot_rows_bwd",         "cross_fwd",    "cross_bwd",     "cin_fwd",
     "cin_bwd",       "emb_fields_fwd",
+    /* FiBiNET */
+    "field_scale_fwd", "field_scale_bwd",
 };
 #define N_COVERED (sizeof k_covered / sizeof k_covered[0])
 static int g_count[N_COVERED];
@@ -1769,6 +1771,51 @@ static void case_cin(cin_shape s) {
   hfree_all();
 }
 
+/* outputs of the field_scale pair */
+enum { FS_Y, FS_DX, FS_DS, FS_N };
+
+static void run_field_scale(backend *b, int64_t bs, int64_t f, int64_t k, const int64_t *ld,
+                            const float *x, const float *sc, const float *dy, int with_dx,
+                            float **o, const int64_t *sz) {
+  float *X = UPF(b, x, bs * ld[0]), *S = UPF(b, sc, bs * f), *DY = UPF(b, dy, bs * ld[2]);
+  float *D[FS_N];
+  for (int j = 0; j < FS_N; j++) D[j] = UPF(b, o[j], sz[j]);
+  OPCALL(b, field_scale_fwd, X, ld[0], S, bs, f, k, D[FS_Y], ld[1]);
+  OPCALL(b, field_scale_bwd, X, ld[0], S, bs, f, k, DY, ld[2], with_dx ? D[FS_DX] : NULL, ld[3],
+         D[FS_DS]);
+  for (int j = 0; j < FS_N; j++) DOWNF(b, o[j], D[j], sz[j]);
+}
+
+static void case_field_scale(int64_t bs, int64_t f, int64_t k, int pad, int with_dx) {
+  const int64_t w = f * k;
+  const int64_t ld[4] = {w + (pad ? 3 : 0), w + (pad ? 1 : 0), w + (pad ? 2 : 0), w + (pad ? 5 : 0)};
+  char par[240];
+  snprintf(par, sizeof par, "b=%lld f=%lld k=%lld ld=%lld,%lld dld=%lld,%lld dx=%d", (long long)bs,
+           (long long)f, (long long)k, (long long)ld[0], (long long)ld[1], (long long)ld[2],
+           (long long)ld[3], with_dx);
+  if (!want("field_scale_fwd field_scale_bwd", par)) return;
+  case_seed("field_scale", par);
+  float *x = hmat(bs, w, ld[0], -1, 1), *sc = hrand(bs * f, -1, 2), *dy = hmat(bs, w, ld[2], -1, 1);
+  const int64_t sz[FS_N] = {bs * ld[1], bs * ld[3], bs * f};
+  float *init[FS_N] = {hout(bs, w, ld[1], 0), hout(bs, w, ld[3], 1), hconst(bs * f, NAN)};
+  static const char *const nm[FS_N] = {"y", "dx", "ds"};
+  float *o[2][FS_N];
+  for (int j = 0; j < FS_N; j++) {
+    o[0][j] = hdup(init[j], sz[j]);
+    o[1][j] = hdup(init[j], sz[j]);
+  }
+  int w_ = 0;
+  BOTH(run_field_scale(B, bs, f, k, ld, x, sc, dy, with_dx, o[w_++], sz));
+  line_t L;
+  line_begin(&L, "field_scale_fwd", par, TOL, 1);
+  cmp_f(&L, nm[FS_Y], o[0][FS_Y], o[1][FS_Y], sz[FS_Y]);
+  line_end(&L);
+  line_begin(&L, "field_scale_bwd", par, TOL, 2);
+  for (int j = FS_DX; j < FS_N; j++) cmp_f(&L, nm[j], o[0][j], o[1][j], sz[j]);
+  line_end(&L);
+  hfree_all();
+}
+
 /* ================================================================ memory ops =============== */
 
 /* Checks of the device backend's memory ops alone (nothing to compare with the CPU). */
@@ -2045,6 +2092,13 @@ static void all_cases(void) {
   case_cin((cin_shape){512, 64, 39, 16, 64, 0, 1});
   case_cin((cin_shape){256, 200, 39, 16, 200, 0, 0});
   case_cin((cin_shape){150, 256, 40, 16, 16, 0, 1});   /* CPU: 13 blocks; CUDA: 2 chunks */
+  /* FiBiNET's SENET re-weighting: one row, one field, strided rows, ds without dx, the Criteo
+   * shape (39 fields of 16) */
+  case_field_scale(1, 1, 1, 0, 1);
+  case_field_scale(7, 3, 5, 1, 1);
+  case_field_scale(9, 4, 0, 1, 1);
+  case_field_scale(33, 10, 8, 1, 0);
+  case_field_scale(4096, 39, 16, 0, 1);
 }
 
 /* ================================================================ setup ==================== */

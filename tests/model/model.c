@@ -227,7 +227,7 @@ static void grad_check_opts(ameir_context *ctx, ameir_dataset *ds, const char *a
      * checked, and must stay rare. */
     if (err > 0.05 && fabs(d1 - d2) > 0.1 * (fabs(d1) + fabs(d2)) + 1e-5) { kinks++; continue; }
     if (err > worst) worst = err;
-    if (err > 0.05) { if (bad < 5) printf("     param %lld: numeric %.6g analytic %.6g\n", (long long)i, num, an); bad++; }
+    if (err > 0.05) { if (bad < 5) printf("     param %lld: numeric %.6g analytic %.6g (d1 %.6g d2 %.6g)\n", (long long)i, num, an, d1, d2); bad++; }
   }
   T_OK(o->upload(m->bs, m->P, P, 4 * (size_t)np));
   printf("     checked %lld of %lld dense gradients, worst relative error %.2g (%lld across a kink, not checked)\n",
@@ -379,15 +379,30 @@ void test_model_model__gradient_check_towers(void) {
   ameir_context_free(ctx);
 }
 
+/* FiBiNET (src/core/model/fibinet.c): the SENET's two layers, both bilinear matrices and the
+ * embeddings through the squeeze, the re-weighting and the pair products; with an MLP, with
+ * none (the output layer reads [dense, p, q] itself), next to IPNN's products, SE, FM and a
+ * cross network over the whole x0. */
+void test_model_model__gradient_check_fibinet(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 64, 4, 5, 1, 2, 18);
+  grad_check(ctx, ds, "mlp: (6, swish)\nfibinet: 2\n", "4");
+  grad_check(ctx, ds, "fibinet: 3\nextras: linear\n", "3");
+  grad_check(ctx, ds, "fibinet: 1\n", "3");   /* R = F hidden units */
+  grad_check(ctx, ds, "mlp: (5, gelu)\nshortcut: se\nproducts: inner\nfibinet: 2\nextras: linear fm\ncross: 1\n", "3");
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
 /* Towers only where they fit, and an arch with them prints and parses back to itself. */
 void test_model_model__tower_arch(void) {
   ameir_context *ctx = new_ctx(2);
   ameir_arch *a = NULL;
   char *s = NULL;
-  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\ncin: 16, 8\ncross: 2\nautoint: 3 gelu\nproducts: inner\n"));
+  T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\ncin: 16, 8\ncross: 2\nautoint: 3 gelu\nproducts: inner\nfibinet: 4\n"));
   T_OK(ameir_arch_to_string(a, &s));
   T_ASSERT_MSG(strstr(s, "cross: 2\n") && strstr(s, "cin: 16 8\n") && strstr(s, "autoint: 3 gelu\n") &&
-               strstr(s, "products: inner\n"), "printed: %s", s);
+               strstr(s, "products: inner\n") && strstr(s, "fibinet: 4\n"), "printed: %s", s);
   ameir_arch *b = NULL;
   T_OK(ameir_arch_parse(&b, ctx, s));
   char *s2 = NULL;
@@ -400,13 +415,15 @@ void test_model_model__tower_arch(void) {
   /* no tower lines unless present: existing architectures print as before */
   T_OK(ameir_arch_parse(&a, ctx, "mlp: (8, relu)\n"));
   T_OK(ameir_arch_to_string(a, &s));
-  T_ASSERT_MSG(!strstr(s, "cross") && !strstr(s, "cin") && !strstr(s, "autoint") && !strstr(s, "products"),
-               "printed: %s", s);
+  T_ASSERT_MSG(!strstr(s, "cross") && !strstr(s, "cin") && !strstr(s, "autoint") && !strstr(s, "products") &&
+               !strstr(s, "fibinet"), "printed: %s", s);
   ameir_free(s);
   ameir_arch_free(a);
   const char *bad[] = {"cross: -1\n", "cross: 17\n", "cross: two\n", "cross: 2 3\n", "cin: 0\n",
                        "cin: (4)\n", "cin: 5000\n", "autoint: x\n", "autoint: 99\n",
-                       "autoint: 2 dice\n", "autoint: 2 relu relu\n", "products: outer\n", "products:\n"};
+                       "autoint: 2 dice\n", "autoint: 2 relu relu\n", "products: outer\n", "products:\n",
+                       "fibinet: -1\n", "fibinet: 65\n", "fibinet: x\n", "fibinet: 3 4\n", "fibinet:\n",
+                       "fibinet: (3)\n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     T_ASSERT_MSG(ameir_arch_parse(&a, ctx, bad[i]) == AMEIR_EFORMAT, "accepted '%s'", bad[i]);
     T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "arch line 1"), "message: %s", ameir_context_last_error(ctx));
@@ -422,12 +439,43 @@ void test_model_model__tower_arch(void) {
   T_ASSERT_MSG(strstr(s, "cin: 128 128\n") && strstr(s, "extras: linear") && strstr(s, "(64, relu)"), "xdeepfm: %s", s);
   ameir_free(s);
   ameir_arch_free(a);
+  T_OK(ameir_arch_preset(&a, ctx, "fibinet", NULL));
+  T_OK(ameir_arch_to_string(a, &s));
+  T_ASSERT_MSG(strstr(s, "fibinet: 3\n") && strstr(s, "extras: linear\n") && strstr(s, "readout: field") &&
+               strstr(s, "mlp: (400, relu) (400, relu) (400, relu)\n"), "fibinet: %s", s);
+  ameir_free(s);
+  ameir_arch_free(a);
   /* a retrieval model has no logit for a tower */
   ameir_dataset *ds = synth_retrieval(ctx, 30, 20, 5, 15);
   T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv1, relu, none)\nreadout: sum\ncross: 1\n"));
   ameir_model *m = NULL;
   T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
   T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "CTR baselines"), "message: %s", ameir_context_last_error(ctx));
+  ameir_arch_free(a);
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv1, relu, none)\nreadout: sum\nfibinet: 3\n"));
+  T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "fibinet"), "message: %s", ameir_context_last_error(ctx));
+  ameir_arch_free(a);
+  synth_free(ds);
+  /* FiBiNET's MLP reads its own interactions: not a behaviour read-out, not Stage 2's, and
+   * it needs two fields */
+  static const struct { const char *arch, *expect; } fb_bad[] = {
+      {"readout: sum\nfibinet: 3\n", "readout: field"},
+      {"readout: field\ninteractions: (C0, C1)\nfibinet: 3\n", "interactions"},
+  };
+  ds = synth_seq_dataset(ctx, 200, 3, 20, 6, 0, 19);
+  for (size_t i = 0; i < sizeof fb_bad / sizeof fb_bad[0]; i++) {
+    T_OK(ameir_arch_parse(&a, ctx, fb_bad[i].arch));
+    T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+    T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), fb_bad[i].expect), "%s: %s", fb_bad[i].arch,
+                 ameir_context_last_error(ctx));
+    ameir_arch_free(a);
+  }
+  synth_free(ds);
+  ds = synth_dataset(ctx, 200, 1, 20, 0, 2, 20);   /* one embedded field: no pair */
+  T_OK(ameir_arch_parse(&a, ctx, "fibinet: 3\n"));
+  T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
+  T_ASSERT_MSG(strstr(ameir_context_last_error(ctx), "two or more"), "%s", ameir_context_last_error(ctx));
   ameir_arch_free(a);
   synth_free(ds);
   ameir_context_free(ctx);
@@ -517,15 +565,25 @@ static void train_and_predict(int threads, const char *arch, float *out, int64_t
   ameir_context_free(ctx);
 }
 
-void test_model_model__deepfm_learns_and_is_deterministic(void) {
-  const char *arch = "mlp: (32, relu) (16, relu)\nextras: linear fm\n";
+/* arch learns (test AUC above 0.70), and the same seed and threads give the same bits */
+static void learns_and_is_deterministic(const char *name, const char *arch) {
   float p1[100], p2[100];
   double a1, a2;
   train_and_predict(2, arch, p1, 100, &a1);
   train_and_predict(2, arch, p2, 100, &a2);
-  T_ASSERT_MSG(a1 > 0.70, "test AUC %.4f too low", a1);
-  T_ASSERT_MSG(memcmp(p1, p2, sizeof p1) == 0, "same seed and threads gave different predictions");
+  printf("     %s: test AUC %.4f\n", name, a1);
+  T_ASSERT_MSG(a1 > 0.70, "%s: test AUC %.4f too low", name, a1);
+  T_ASSERT_MSG(memcmp(p1, p2, sizeof p1) == 0, "%s: same seed and threads gave different predictions", name);
   T_ASSERT_EQ_INT(a1 == a2, 1);
+}
+
+void test_model_model__deepfm_learns_and_is_deterministic(void) {
+  learns_and_is_deterministic("deepfm", "mlp: (32, relu) (16, relu)\nextras: linear fm\n");
+}
+
+/* The FiBiNET preset (its 400x3 MLP made small) learns, and the same seed gives the same bits. */
+void test_model_model__fibinet_learns_and_is_deterministic(void) {
+  learns_and_is_deterministic("fibinet", "readout: field\nfibinet: 3\nextras: linear\nmlp: (32, relu) (16, relu)\n");
 }
 
 void test_model_model__backbone_se_interactions_learn(void) {

@@ -404,10 +404,10 @@ static const char *DIN_PRESET = "preset:din:16:dice,8:dice";
 
 void test_model_serve__caller_workspace_is_sized_checked_and_allocation_free(void) {
   install_heap_hooks();
-  static const char *const names[5] = {"DeepFM", "Stage-1 pooling", "Stage-1 conv/attention/GRU/att read-out",
-                                       "DIN preset", "DCN preset (cross tower)"};
-  const char *const archs[5] = {NULL, SEQ_ARCH, ATT_ARCH, DIN_PRESET, "preset:dcn:16:relu"};
-  for (int which = 0; which < 5; which++) {
+  static const char *const names[6] = {"DeepFM", "Stage-1 pooling", "Stage-1 conv/attention/GRU/att read-out",
+                                       "DIN preset", "DCN preset (cross tower)", "FiBiNET preset"};
+  const char *const archs[6] = {NULL, SEQ_ARCH, ATT_ARCH, DIN_PRESET, "preset:dcn:16:relu", "preset:fibinet:16:relu"};
+  for (int which = 0; which < 6; which++) {
     fixture fx;
     ameir_context *ctx;
     ameir_dataset *ds;

@@ -112,6 +112,7 @@ void test_model_shadow__towers(void) {
   same("mlp: (16, relu)\ncross: 2\ncin: 6 4\nextras: linear\n", ds_ctr, opts, 0);
   same("mlp: (8, relu)\nautoint: 2\n", ds_ctr, opts, 0);
   same("mlp: (8, relu)\nproducts: inner\nextras: linear\n", ds_ctr, opts, 0);
+  same("mlp: (8, relu)\nfibinet: 3\nextras: linear\n", ds_ctr, opts, 0);
 }
 
 void test_model_shadow__behaviour_blocks(void) {

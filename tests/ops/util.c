@@ -43,6 +43,14 @@ float *tops_randf(uint64_t seed, int64_t n, float lo, float hi) {
   return x;
 }
 
+double *tops_dense_d(const float *x, int64_t rows, int64_t cols, int64_t ld) {
+  double *d = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(double));
+  T_ASSERT(d != NULL);
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) d[i * cols + j] = x[i * ld + j];
+  return d;
+}
+
 float *tops_constf(int64_t n, float v) {
   float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
   T_ASSERT(x != NULL);

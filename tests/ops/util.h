@@ -23,6 +23,8 @@ double *tops_tod(const float *x, int64_t n);
 float *tops_dupf(const float *x, int64_t n);
 int32_t *tops_randi(uint64_t seed, int64_t n, int32_t lo, int32_t hi);   /* [lo, hi) */
 double tops_u01(uint64_t seed, uint64_t i);
+/* the valid part of a strided array [rows, cols] (row stride ld) as a dense double array */
+double *tops_dense_d(const float *x, int64_t rows, int64_t cols, int64_t ld);
 
 /* |got - ref| <= atol + rtol * max(|got|, |ref|) for every element, else fails naming `what`
  * and the first bad index. */

@@ -36,15 +36,6 @@ static void check_gaps(const char *what, const float *x, int64_t rows, int64_t c
                    (long long)i, (long long)j, (double)x[i * ld + j]);
 }
 
-/* the valid part of a strided array as a dense double array */
-static double *dense_d(const float *x, int64_t rows, int64_t cols, int64_t ld) {
-  double *d = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(double));
-  T_ASSERT(d != NULL);
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) d[i * cols + j] = x[i * ld + j];
-  return d;
-}
-
 /* the valid part of a - a0 (a0 NULL: of a) as a dense float array */
 static float *dense_delta(const float *a, const float *a0, int64_t rows, int64_t cols,
                           int64_t ld) {
@@ -100,10 +91,10 @@ static void check_cross(int64_t b, int64_t d, int same, uint64_t seed) {
   float *w = tops_randf(seed + 2, d, -0.5f, 0.5f), *bias = tops_randf(seed + 3, d, -1, 1);
   float *y = out_mat(seed + 4, b, d, ldy, 0);
   T_OK(o->cross_fwd(st, x0, ld0, xl, ldl, w, bias, b, d, y, ldy));
-  double *x0d = dense_d(x0, b, d, ld0), *xld = same ? x0d : dense_d(xl, b, d, ldl);
+  double *x0d = tops_dense_d(x0, b, d, ld0), *xld = same ? x0d : tops_dense_d(xl, b, d, ldl);
   double *wd = tops_tod(w, d), *bd = tops_tod(bias, d);
   float *dy = mat(seed + 5, b, d, lddy, -1, 1);
-  double *wy = dense_d(dy, b, d, lddy), *ref = malloc((size_t)(b * d) * sizeof(double));
+  double *wy = tops_dense_d(dy, b, d, lddy), *ref = malloc((size_t)(b * d) * sizeof(double));
   cross_u u = {b, d, x0d, xld, wd, bd, wy};
   cross_ref(&u, ref);
   check_rows_close("cross y", y, ldy, ref, b, d, 1e-5, 1e-6);
@@ -299,10 +290,10 @@ static void check_cin(cin_shape s, uint64_t seed) {
   float *w = tops_randf(seed + 2, ho * hf, -0.5f, 0.5f);
   float *y = out_mat(seed + 3, b, ho * k, ldy, 0);
   T_OK(o->cin_fwd(st, x, ldx, h, x0, ld0, f, b, k, w, ho, y, ldy));
-  double *xd = dense_d(x, b, h * k, ldx), *x0d = s.same ? xd : dense_d(x0, b, f * k, ld0);
+  double *xd = tops_dense_d(x, b, h * k, ldx), *x0d = s.same ? xd : tops_dense_d(x0, b, f * k, ld0);
   double *wd = tops_tod(w, ho * hf);
   float *dy = mat(seed + 4, b, ho * k, lddy, -1, 1);
-  double *wy = dense_d(dy, b, ho * k, lddy);
+  double *wy = tops_dense_d(dy, b, ho * k, lddy);
   cin_u u = {b, h, f, k, ho, xd, x0d, wd, wy};
   double *ref = malloc((size_t)(b * ho * k) * sizeof(double));
   cin_ref(&u, ref);

@@ -863,6 +863,27 @@ static int32_t sh_cin_bwd(void *state, const float *x, int64_t ldx, int64_t h, c
                             lddx0, dw);
 }
 
+/* ---- FiBiNET ---- */
+
+static int32_t sh_field_scale_fwd(void *state, const float *x, int64_t ldx, const float *sc,
+                                  int64_t b, int64_t f, int64_t k, float *y, int64_t ldy) {
+  DEV(x);
+  DEV(sc);
+  DEV(y);
+  return ameir__cpu_field_scale_fwd(state, x, ldx, sc, b, f, k, y, ldy);
+}
+
+static int32_t sh_field_scale_bwd(void *state, const float *x, int64_t ldx, const float *sc,
+                                  int64_t b, int64_t f, int64_t k, const float *dy, int64_t lddy,
+                                  float *dx, int64_t lddx, float *ds) {
+  DEV(x);
+  DEV(sc);
+  DEV(dy);
+  DEV(dx);
+  DEV(ds);
+  return ameir__cpu_field_scale_bwd(state, x, ldx, sc, b, f, k, dy, lddy, dx, lddx, ds);
+}
+
 /* ---- the table ---- */
 
 static const ameir_ops shadow_ops = {
@@ -932,11 +953,13 @@ static const ameir_ops shadow_ops = {
     .cin_fwd = sh_cin_fwd,
     .cin_bwd = sh_cin_bwd,
     .emb_fields_fwd = sh_emb_fields_fwd,
+    .field_scale_fwd = sh_field_scale_fwd,   /* FiBiNET */
+    .field_scale_bwd = sh_field_scale_bwd,
 };
 
 /* Every function member set except the two scratch members (left NULL on purpose). Keep the
  * assertion on the table's last member. */
-_Static_assert(offsetof(ameir_ops, emb_fields_fwd) + sizeof(void (*)(void)) ==
+_Static_assert(offsetof(ameir_ops, field_scale_bwd) + sizeof(void (*)(void)) ==
                    sizeof(ameir_ops),
                "shadow.c: struct ameir_ops grew: wrap the new members above");
 

@@ -370,6 +370,24 @@ typedef struct ameir_ops {
    * ~40 thread-team starts on the CPU). The gradient is emb_grad_rows' as for emb_sum_fwd. */
   int32_t (*emb_fields_fwd)(void *state, const float *table, int64_t dim, const int32_t *rows,
                             int64_t n, int64_t f, float *out, int64_t ldo);
+
+  /* ==== FiBiNET (ABI version 2 continues; members appended) ====
+   * The SENET layer's re-weighting (Huang et al. 2019, section 3.3, "Re-Weight"): each of f
+   * fields' k-wide embeddings scaled by its own weight, v_j = a_j e_j. The squeeze (a mean over
+   * k), the excitation (two small dense layers) and the bilinear interactions run on gemm,
+   * add_bias, act and hadamard; this is the one step those cannot express. Both required.
+   *   y[r*ldy + j*k + t] = s[r*f + j] * x[r*ldx + j*k + t]      r < b, j < f, t < k
+   * Row strides ldx, ldy >= f*k (AMEIR_EINVAL otherwise); the gaps are neither read nor written.
+   * y may equal x only with ldy == ldx (in place). */
+  int32_t (*field_scale_fwd)(void *state, const float *x, int64_t ldx, const float *s, int64_t b,
+                             int64_t f, int64_t k, float *y, int64_t ldy);
+  /* Backward of field_scale_fwd:
+   *   dx[r*lddx + j*k + t] += s[r*f + j] * dy[r*lddy + j*k + t]   ACCUMULATED (dx NULL: skipped)
+   *   ds[r*f + j] = sum_{t<k} dy[r*lddy + j*k + t] * x[r*ldx + j*k + t]   overwritten, t ascending
+   * dx aliases neither x nor dy. */
+  int32_t (*field_scale_bwd)(void *state, const float *x, int64_t ldx, const float *s, int64_t b,
+                             int64_t f, int64_t k, const float *dy, int64_t lddy, float *dx,
+                             int64_t lddx, float *ds);
 } ameir_ops;
 
 /* Op ids of scratch_bytes (pinned: a module may answer them). */

@@ -218,14 +218,17 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  if (!strcmp(key, "cross")) {
+  if (!strcmp(key, "cross") || !strcmp(key, "fibinet")) {   /* one number in a range */
+    int fib = key[0] == 'f';
+    long max = fib ? AMEIR_ARCH_MAX_FIBINET : AMEIR_ARCH_MAX_TOWER;
     char *end;
     long n = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
-    if (lx->kind != 'w' || *end || n < 0 || n > AMEIR_ARCH_MAX_TOWER)
-      return PERR(lx, "cross takes the number of cross layers (0 to %d)", AMEIR_ARCH_MAX_TOWER);
-    a->n_cross = (int32_t)n;
+    if (lx->kind != 'w' || *end || n < 0 || n > max)
+      return fib ? PERR(lx, "fibinet takes the SENET reduction ratio (1 to %ld; 0 for none)", max)
+                 : PERR(lx, "cross takes the number of cross layers (0 to %ld)", max);
+    *(fib ? &a->fibinet : &a->n_cross) = (int32_t)n;
     lex_next(lx);
-    if (lx->kind) return PERR(lx, "unexpected '%s' after cross", lx->tok);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after %s", lx->tok, key);
     return AMEIR_OK;
   }
   if (!strcmp(key, "products")) {
@@ -273,7 +276,7 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products)", key);
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -413,6 +416,10 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     /* IPNN (Qu et al. 2016): the inner products of all field pairs next to the embeddings as
      * the MLP's input */
     {"ipnn", "readout: field\nproducts: inner\n", NULL},
+    /* FiBiNET (Huang et al. 2019; appendix C.3, eq. (19)): SENET over the field embeddings
+     * (reduction ratio 3), field-all bilinear interactions of the embeddings and of their
+     * re-weighted copies as the MLP's input, plus the first-order term */
+    {"fibinet", "readout: field\nfibinet: 3\nextras: linear\n", NULL},
     /* DIN: no blocks, attention from the target as the read-out, Dice MLP (torch_ref's din) */
     {"din", "readout: att\n", "200:dice,80:dice"},
     /* DIEN-like (appendix C.1): an interest-extractor GRU, attention from the target, a second
@@ -532,6 +539,7 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
     sb_add(&b, "\n");
   }
   if (a->inner_products) sb_add(&b, "products: inner\n");
+  if (a->fibinet) sb_add(&b, "fibinet: %d\n", (int)a->fibinet);
   if (a->n_autoint)
     sb_add(&b, "autoint: %d%s%s\n", (int)a->n_autoint, a->autoint_act == AMEIR_ACT_RELU ? "" : " ",
            a->autoint_act == AMEIR_ACT_RELU ? "" : ameir__act_name(a->autoint_act));

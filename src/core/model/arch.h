@@ -41,8 +41,11 @@ struct ameir_arch {
   int32_t n_autoint;     /* AutoInt: self-attention layers over the field embeddings */
   int32_t autoint_act;   /* their activation (relu unless named) */
   int32_t inner_products;/* IPNN: the inner products of all field pairs join the MLP input */
+  int32_t fibinet;       /* FiBiNET: SENET reduction ratio (0: none); the MLP reads its bilinear
+                          * interactions instead of the embeddings (src/core/model/fibinet.c) */
 };
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
+#define AMEIR_ARCH_MAX_FIBINET 64 /* FiBiNET's reduction ratio */
 
 const char *ameir__act_name(int32_t act);
 int32_t ameir__act_parse(const char *s);     /* -1 if unknown */

@@ -133,6 +133,7 @@ static void free_workspace(ameir_model *m) {
   m->dmask = NULL;
   ameir__stage1_free_ws(m);
   ameir__tower_free_ws(m);
+  ameir__fibinet_free_ws(m);
   m->dev_stage = NULL;
   m->ws_batch = 0;
 }
@@ -222,6 +223,9 @@ static void free_params(ameir_model *m) {
   o->free(m->bs, m->ip_f_dev);
   o->free(m->bs, m->ip_o_dev);
   m->ip_f_dev = m->ip_o_dev = NULL;
+  o->free(m->bs, m->fb_f_dev);
+  o->free(m->bs, m->fb_o_dev);
+  m->fb_f_dev = m->fb_o_dev = NULL;
 }
 
 AMEIR_API void ameir_model_free(ameir_model *m) {
@@ -268,7 +272,11 @@ static ameir_status layout_params(ameir_model *m) {
   m->off_ip = m->d0;
   m->n_ip = a->inner_products ? (int64_t)m->n_cat * (m->n_cat - 1) / 2 : 0;
   m->d0 += m->n_ip;
-  int64_t in = m->d0;
+  m->off_fb = m->d0;   /* FiBiNET's [p | q]; its MLP reads x0 from the dense values on */
+  m->n_fb = a->fibinet ? (int64_t)m->n_cat * (m->n_cat - 1) / 2 : 0;
+  m->d0 += 2 * m->n_fb * K;
+  m->mlp_in0 = a->fibinet ? m->off_d : 0;
+  int64_t in = m->d0 - m->mlp_in0;
   for (int32_t l = 0; l < a->n_mlp; l++) {
     ameir__mlp_p *p = &m->mlp[l];
     p->in = in;
@@ -309,6 +317,7 @@ static ameir_status layout_params(ameir_model *m) {
   m->dl_w = -1;
   if ((a->extras & AMEIR_EXTRA_LINEAR) && m->n_dense) { m->dl_w = off; off += m->n_dense; }
   off = ameir__tower_layout(m, off);
+  off = ameir__fibinet_layout(m, off);
   if (m->task == AMEIR_TASK_RETRIEVAL && m->out_ld == 0 && !(a->extras & AMEIR_EXTRA_LINEAR))
     return ameir__error(m->ctx, AMEIR_ECONFIG, "the model has nothing to score items with: give it a readout (sum, last, "
                         "att), a user field (the dataset's user_field: true) or item biases (extras: linear)");
@@ -549,6 +558,7 @@ static ameir_status init_params(ameir_model *m) {
   }
   ameir_status st = ameir__stage1_init(m, hp, &r);
   ameir__tower_init(m, hp, &r);   /* after the rest: models without towers draw as before */
+  ameir__fibinet_init(m, hp, &r);
   if (st) { free(hp); return ameir__error(ctx, st, "out of memory initialising Stage 1"); }
   st = m->ops->upload(m->bs, m->P, hp, sizeof(float) * (size_t)m->n_params);
   free(hp);
@@ -609,6 +619,7 @@ static ameir_status alloc_params(ameir_model *m) {
     CK(m->ops->upload(m->bs, m->inter_o_dev, m->inter_order, sizeof(int32_t) * (size_t)m->n_inter));
   }
   CK(ameir__ipnn_params(m));
+  CK(ameir__fibinet_params(m));
   m->step = 0;
   return init_params(m);
 }
@@ -754,6 +765,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
 #undef SLOT
   CK(ameir__stage1_workspace(m, B));
   CK(ameir__tower_workspace(m, B, train));
+  CK(ameir__fibinet_workspace(m, B, train));
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     int64_t C = m->n_cand;
     CK(ameir__ws_dev(m, &m->u, f4 * (size_t)(B * K)));
@@ -1030,8 +1042,9 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
                        m->x0 + m->off_p, D0));
   }
   if (m->n_ip && !m->sn_reuse_x0) CK(ameir__ipnn_forward(m, B));
+  if (m->n_fb && !m->sn_reuse_x0) CK(ameir__fibinet_forward(m, B));
   /* Stage 3: MLP, eq. (4) */
-  const float *hin = m->x0;
+  const float *hin = m->x0 + m->mlp_in0;
   int64_t ldin = D0;
   for (int32_t l = 0; l < a->n_mlp; l++) {
     const ameir__mlp_p *p = &m->mlp[l];
@@ -1136,9 +1149,12 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
     CK(o->memset0(bs, G, sizeof(float) * (size_t)m->n_params));
   /* output layer */
   int drop = m->hd != NULL;   /* the forward of a training step used the dropped outputs */
-  const float *hl = a->n_mlp ? mlp_out(m, a->n_mlp - 1, drop) : m->x0;
+  const float *hl = a->n_mlp ? mlp_out(m, a->n_mlp - 1, drop) : m->x0 + m->mlp_in0;
   int64_t ldl = a->n_mlp ? m->h_last : D0;
-  float *dhl = a->n_mlp ? m->dh0 : m->dx0;
+  float *dhl = a->n_mlp ? m->dh0 : m->dx0 + m->mlp_in0;
+  /* an MLP reading x0 from mlp_in0 on (FiBiNET) leaves the columns before it to the parts
+   * that add into them */
+  if (m->mlp_in0) CK(o->memset0(bs, m->dx0, sizeof(float) * (size_t)(B * D0)));
   int64_t n_before_cand = B * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * B * m->seq_t : 0);
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     int64_t C = m->n_cand, ld = m->out_ld;
@@ -1177,10 +1193,10 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->act_bwd(bs, p->act, m->z[l], m->h[l], X, Y, B * p->out));
       dz = Y;
     }
-    const float *hin = l ? mlp_out(m, l - 1, drop) : m->x0;
+    const float *hin = l ? mlp_out(m, l - 1, drop) : m->x0 + m->mlp_in0;
     int64_t ldin = l ? m->mlp[l - 1].out : D0;
     CK(o->bias_grad(bs, dz, p->out, G + p->b, B, p->out));
-    float *dhin = l ? (dz == X ? Y : X) : m->dx0;
+    float *dhin = l ? (dz == X ? Y : X) : m->dx0 + m->mlp_in0;
     if (l == 0 && m->sn_pj >= 0) {   /* supernet step 2: see the forward */
       int64_t nd = D0 - m->off_d;
       CK(o->gemm(bs, 1, 0, p->out, m->off_p, B, 1.f, dz, p->out, hin, ldin, 1.f, G + p->w, p->ldw));
@@ -1221,6 +1237,7 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
                        m->dx0 + m->off_p, D0, de));
   }
   if (m->n_ip) CK(ameir__ipnn_backward(m, B));
+  if (m->n_fb) CK(ameir__fibinet_backward(m, B));
   /* optimiser: dense parameters */
   float lr_f = (float)lr, b1 = (float)op->beta1, b2 = (float)op->beta2, eps = (float)op->eps, l2 = (float)op->l2;
   m->step++;

@@ -117,6 +117,12 @@ struct ameir_model {
   int64_t d0, off_e, off_p, off_d;
   int64_t off_ip, n_ip;    /* IPNN: n_ip = F (F - 1) / 2 pairs at off_ip, or 0 */
   int32_t *ip_f_dev, *ip_o_dev;   /* dev: IPNN's pair list (fields [n_ip * 2], orders 2) */
+  /* FiBiNET (fibinet.c): x0 gains [p | q] (2 n_fb K) at off_fb, and the MLP reads x0 from
+   * mlp_in0 on (off_d: [dense | IPNN | p | q], not the embeddings; 0 otherwise) */
+  int64_t off_fb, n_fb, mlp_in0;
+  int64_t fb_p, fb_r;      /* parameters W1 [R, F], b1 [R], W2 [F, R], b2 [F], W [K, K], W' [K, K] at
+                            * fb_p; R = fb_r hidden units */
+  int32_t *fb_f_dev, *fb_o_dev;   /* dev: the pairs (i, F + j), i < j, over [U | E] rows; orders 2 */
   int64_t h_last;          /* width of the last MLP layer, or d0 without MLP */
 
   /* parameters */
@@ -192,6 +198,10 @@ struct ameir_model {
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
   float *ip_buf, *ip_sum;                                 /* IPNN: products, their sums */
   int32_t *att_len;                                       /* AutoInt: F per row (device) */
+  /* FiBiNET: E, V = a E [B, F K]; [E W | E], [V W' | V] [B, 2 F K]; z, W1 z + b1, its ReLU,
+   * W2 h + b2, a (each [B, F] or [B, R]); backward: d[U | Y] [B, 2 F K], dU, dE, dV [B, F K],
+   * and the small gradients */
+  float *fb_e, *fb_v, *fb_x1, *fb_x2, *fb_small, *fb_dx, *fb_du, *fb_de, *fb_dv, *fb_dsmall;
   /* stage 1 */
   int32_t *len_dev;        /* dev view into dev_stage (the batch's lengths) */
   float **H, **nrm, **ly, **la, **lsave, **lnsave;
@@ -251,8 +261,18 @@ int64_t ameir__tower_flops(const ameir_model *m);
 /* IPNN's inner products (tower.c): the pair list with the parameters, the products into x0, and
  * their gradient into the embeddings' (after the MLP's backward). */
 ameir_status ameir__ipnn_params(ameir_model *m);
+ameir_status ameir__pairs_upload(ameir_model *m, int64_t shift, int32_t **f_dev, int32_t **o_dev);
 ameir_status ameir__ipnn_forward(ameir_model *m, int64_t B);
 ameir_status ameir__ipnn_backward(ameir_model *m, int64_t B);
+/* FiBiNET (fibinet.c): its parameters' layout and initial values, the pair list, the workspace,
+ * the forward ([p | q] into x0) and the backward (after the MLP's: G, and de added). */
+int64_t ameir__fibinet_layout(ameir_model *m, int64_t off);
+void ameir__fibinet_init(const ameir_model *m, float *hp, ameir__rng *r);
+ameir_status ameir__fibinet_params(ameir_model *m);
+ameir_status ameir__fibinet_workspace(ameir_model *m, int64_t B, int train);
+void ameir__fibinet_free_ws(ameir_model *m);
+ameir_status ameir__fibinet_forward(ameir_model *m, int64_t B);
+ameir_status ameir__fibinet_backward(ameir_model *m, int64_t B);
 
 /* loss may be NULL when not training: the forward then only scores (prob), no labels read. */
 ameir_status ameir__model_forward(ameir_model *m, int64_t nb, int32_t training, double *loss);

@@ -29,12 +29,18 @@ static int64_t cin_in(const ameir_model *m, int32_t k) { return k ? m->arch->cin
 
 const char *ameir__tower_unfit(const ameir_model *m) {
   const ameir_arch *a = m->arch;
-  if (!a->n_cross && !a->n_cin && !a->n_autoint && !a->inner_products) return NULL;
-  if (m->task == AMEIR_TASK_RETRIEVAL) return "cross and cin towers are CTR baselines: a retrieval model has no logit to add them to";
+  if (!a->n_cross && !a->n_cin && !a->n_autoint && !a->inner_products && !a->fibinet) return NULL;
+  if (m->task == AMEIR_TASK_RETRIEVAL)
+    return "cross, cin, autoint, products and fibinet are CTR baselines: a retrieval model has no logit to add them to";
   if (a->n_cin && m->n_cat == 0) return "cin needs embedded fields";
   if (a->n_autoint && m->n_cat == 0) return "autoint needs embedded fields";
   if (a->n_autoint && m->opt.emb % AUTOINT_HEADS) return "autoint's 2 attention heads need an even emb";
   if (a->inner_products && m->n_cat < 2) return "products: inner needs two or more embedded fields";
+  if (a->fibinet && m->n_cat < 2) return "fibinet needs two or more embedded fields";
+  if (a->fibinet && m->stage1)
+    return "fibinet's MLP reads its bilinear interactions, not a behaviour read-out: use readout: field";
+  if (a->fibinet && a->n_inter)
+    return "fibinet's MLP reads its bilinear interactions, not Stage 2's: drop the interactions line";
   return NULL;
 }
 
@@ -131,7 +137,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
   const ameir_arch *a = m->arch;
   size_t f4 = sizeof(float);
   int64_t K = m->opt.emb;
-  if (a->n_cin || m->n_ip) {   /* ones [K]: CIN's sum pooling, IPNN's inner products */
+  if (a->n_cin || m->n_ip || m->n_fb) {   /* ones [K]: CIN's sum pooling, IPNN's inner products, FiBiNET's mean */
     const float one = 1.f;
     CK(ws_const4(m, &m->tw_ones, K, &one));
   }
@@ -293,6 +299,8 @@ int64_t ameir__tower_flops(const ameir_model *m) {
   int64_t K = m->opt.emb, f = (int64_t)a->n_cross * 5 * m->d0 + 2 * m->tw_width;
   for (int32_t k = 0; k < a->n_cin; k++) f += 3 * a->cin[k] * cin_in(m, k) * m->n_cat * K + 2 * a->cin[k] * K;
   f += m->n_ip * 2 * K;   /* IPNN's inner products */
+  /* FiBiNET: squeeze, excitation, re-weighting, two bilinear maps and their pair products */
+  f += m->n_fb ? 2 * m->n_cat * K + 4 * m->fb_r * m->n_cat + 4 * m->n_cat * K * K + 2 * m->n_fb * K : 0;
   /* AutoInt per layer: q, k, v and output projections, scores and the weighted sum, residual */
   f += (int64_t)a->n_autoint * (8 * m->n_cat * K * K + 4 * m->n_cat * m->n_cat * K + 3 * m->n_cat * K);
   return f;
@@ -303,25 +311,31 @@ int64_t ameir__tower_flops(const ameir_model *m) {
  * its inner product (the paper's appendix A.2 remark): one hadamard_fwd over the pair list, then
  * one GEMM against ones; the backward spreads each product's gradient over K the same way. */
 
-ameir_status ameir__ipnn_params(ameir_model *m) {
-  if (!m->n_ip) return AMEIR_OK;
-  int64_t P = m->n_ip, F = m->n_cat;
-  int32_t *f = malloc(sizeof(int32_t) * (size_t)(2 * P + P));
+/* Uploads the pair list (i, j + shift) for every field pair i < j, in row-major order, with
+ * orders 2: hadamard_fwd's arguments for IPNN (shift 0) and FiBiNET (shift F: the second field
+ * of a pair is read from the other half of a [U | E] row). */
+ameir_status ameir__pairs_upload(ameir_model *m, int64_t shift, int32_t **f_dev, int32_t **o_dev) {
+  int64_t F = m->n_cat, P = F * (F - 1) / 2;
+  int32_t *f = malloc(sizeof(int32_t) * (size_t)(3 * P));
   if (!f) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   int32_t *ord = f + 2 * P;
   int64_t p = 0;
   for (int64_t i = 0; i < F; i++)
     for (int64_t j = i + 1; j < F; j++, p++) {
       f[2 * p] = (int32_t)i;
-      f[2 * p + 1] = (int32_t)j;
+      f[2 * p + 1] = (int32_t)(j + shift);
       ord[p] = 2;
     }
-  ameir_status st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)(2 * P), (void **)&m->ip_f_dev);
-  if (!st) st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)P, (void **)&m->ip_o_dev);
-  if (!st) st = m->ops->upload(m->bs, m->ip_f_dev, f, sizeof(int32_t) * (size_t)(2 * P));
-  if (!st) st = m->ops->upload(m->bs, m->ip_o_dev, ord, sizeof(int32_t) * (size_t)P);
+  ameir_status st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)(2 * P), (void **)f_dev);
+  if (!st) st = m->ops->alloc(m->bs, sizeof(int32_t) * (size_t)P, (void **)o_dev);
+  if (!st) st = m->ops->upload(m->bs, *f_dev, f, sizeof(int32_t) * (size_t)(2 * P));
+  if (!st) st = m->ops->upload(m->bs, *o_dev, ord, sizeof(int32_t) * (size_t)P);
   free(f);
   return st;
+}
+
+ameir_status ameir__ipnn_params(ameir_model *m) {
+  return m->n_ip ? ameir__pairs_upload(m, 0, &m->ip_f_dev, &m->ip_o_dev) : AMEIR_OK;
 }
 
 ameir_status ameir__ipnn_forward(ameir_model *m, int64_t B) {
