@@ -41,6 +41,7 @@ struct ameir_arch {
   int32_t n_autoint;     /* AutoInt: self-attention layers over the field embeddings */
   int32_t autoint_act;   /* their activation (relu unless named) */
   int32_t inner_products;/* IPNN: the inner products of all field pairs join the MLP input */
+  double cloze;          /* BERT4Rec: masked-item training with this mask probability (0: none) */
 };
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 
