@@ -128,6 +128,8 @@ void test_model_shadow__retrieval(void) {
                            {NULL, NULL}};
   same("blocks: (sa2, identity, ln) (gru, identity, none) (conv1, relu, ln)\nreadout: sum last\nmlp: (16, gelu)\n",
        ds_ret, opts, 1);
+  /* cloze (BERT4Rec): the staged masks and the read-out at the masked positions */
+  same("blocks: (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: sum last\nmlp: (16, relu)\ncloze: 0.2\n", ds_ret, opts, 1);
 }
 
 /* The shadow module enforces the asynchronous staging rules of ops.h, so the pipelined scoring
