@@ -12,6 +12,7 @@
  *   autoint: 3                                            AutoInt's attention layers (baselines; CTR)
  *   products: inner                                       IPNN's pairwise inner products (baselines)
  *   fibinet: 3                                            FiBiNET's SENET ratio (bilinear MLP input; CTR)
+ *   cloze: 0.2                                            BERT4Rec's masked-item training (retrieval)
  *
  * Lines may come in any order; missing lines take their empty default (no blocks, no
  * interactions, no MLP, shortcut none, no extras, no towers). `#` starts a comment.
@@ -39,7 +40,8 @@ AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, con
 /** Makes a named architecture (docs/arch.md lists them): the CTR baselines "dnn", "widedeep",
  *  "deepfm", "dcn", "xdeepfm", "autoint", "ipnn", "fibinet" (behaviours as sum-pooled fields), "lr", "fm", "din", "dien",
  *  "dsin", and the behaviour models "sasrec",
- *  "nextitnet", "gru4rec", "pop", "bprmf", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
+ *  "nextitnet", "gru4rec", "caser", "bert4rec" (retrieval only: masked-item training, `cloze: 0.2`),
+ *  "pop", "bprmf", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
  *  MLP as text like "400:relu,400:relu,400:relu", or NULL for the preset's own (400-400-400
  *  ReLU for the CTR baselines, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
  *  (the message lists the known ones), AMEIR_EFORMAT for a bad MLP text. Since 0.1. */

@@ -134,6 +134,8 @@ void test_model_shadow__retrieval(void) {
   const char *bpr[][2] = {{"emb", "16"}, {"epochs", "2"}, {"batch", "64"}, {"neg", "3"}, {"loss", "bpr"},
                           {NULL, NULL}};
   same("readout: sum\nmlp: (8, relu)\nextras: linear\n", ds_ret, bpr, 1);
+  /* cloze (BERT4Rec): the staged masks and the read-out at the masked positions */
+  same("blocks: (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: sum last\nmlp: (16, relu)\ncloze: 0.2\n", ds_ret, opts, 1);
 }
 
 /* The shadow module enforces the asynchronous staging rules of ops.h, so the pipelined scoring

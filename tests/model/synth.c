@@ -136,7 +136,6 @@ ameir_dataset *synth_retrieval(ameir_context *ctx, int64_t n_users, int V, int T
   int64_t *off = malloc(sizeof(int64_t) * (size_t)(n_users + 1));
   int32_t *items = malloc(sizeof(int32_t) * (size_t)(n_users * 14));
   off[0] = 0;
-  int64_t n_rows = 0;
   for (int64_t u = 0; u < n_users; u++) {
     int m = 6 + (int)ameir__rng_below(&r, 9), step = 1 + (int)ameir__rng_below(&r, 2);
     int32_t it = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)V);
@@ -146,8 +145,13 @@ ameir_dataset *synth_retrieval(ameir_context *ctx, int64_t n_users, int V, int T
       if (ameir__rng_uniform(&r) < 0.1) it = 1 + (int32_t)ameir__rng_below(&r, (uint64_t)V);   /* noise */
     }
     off[u + 1] = off[u] + m;
-    n_rows += m - 1;   /* t = 1..m-1: m-3 training prefixes, one valid, one test */
   }
+  return synth_retrieval_seqs(ctx, items, off, n_users, V, T);
+}
+
+ameir_dataset *synth_retrieval_seqs(ameir_context *ctx, int32_t *items, int64_t *off, int64_t n_users, int V, int T) {
+  int64_t n_rows = 0;
+  for (int64_t u = 0; u < n_users; u++) n_rows += off[u + 1] - off[u] - 1;   /* t = 1..m-1: m-3 training prefixes, one valid, one test */
   ameir_dataset *ds = calloc(1, sizeof *ds);
   ds->ctx = ctx;
   ds->task = AMEIR_TASK_RETRIEVAL;

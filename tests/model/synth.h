@@ -21,3 +21,7 @@ ameir_dataset *synth_seq_dataset(ameir_context *ctx, int64_t n, int nf, int voc,
  * n_users users of 6..14 items over V items; each user walks item -> item + step (mod V, step
  * 1 or 2 per user), so the next item is predictable from the last ones. */
 ameir_dataset *synth_retrieval(ameir_context *ctx, int64_t n_users, int V, int T, uint64_t seed);
+/* The same from given sequences: user u's items are items[off[u] .. off[u + 1]) (each user >= 2
+ * items); the dataset takes both arrays (malloc'd). Rows: every user's training rows, then the
+ * valid rows, then the test rows, each in user order. */
+ameir_dataset *synth_retrieval_seqs(ameir_context *ctx, int32_t *items, int64_t *off, int64_t n_users, int V, int T);

@@ -276,7 +276,17 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet)", key);
+  if (!strcmp(key, "cloze")) {
+    char *end;
+    double v = lx->kind == 'w' ? strtod(lx->tok, &end) : -1;
+    if (lx->kind != 'w' || *end || !(v > 0 && v <= 1))
+      return PERR(lx, "cloze takes the mask probability of masked-item training, a number in (0, 1] (BERT4Rec: 0.2)");
+    a->cloze = v;
+    lex_next(lx);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after cloze", lx->tok);
+    return AMEIR_OK;
+  }
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet cloze)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -445,6 +455,11 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
      * head against the item table, u = W p_u, score e_i^T W p_u (matrix factorisation with the user
      * factors W p_u); trained with `loss: bpr` */
     {"bprmf", "readout: none\n", "none"},
+    /* BERT4Rec-like (Sun et al. 2019; appendix C.2: 2 layers, 4 heads): bidirectional
+     * self-attention and point-wise feed-forward blocks trained on the Cloze objective (mask
+     * probability 0.2), read out at the masked position; no positional embedding, no dropout in
+     * Stage 1 (docs/arch.md) */
+    {"bert4rec", "blocks: (sa4, gelu, ln) (conv1, gelu, ln) (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: last\nshortcut: se\ncloze: 0.2\n", "200:relu,80:relu"},
     /* AMEIR-A's blocks found on Beauty, Table 10 runs 1 to 4 */
     {"ameir-a1", "blocks: (dconv5, gelu, ln) (dconv5, identity, none) zero (dconv7, identity, none) zero (dconv7, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
     {"ameir-a2", "blocks: (sa4, swish, ln) (sa2, gelu, ln) (sa4, identity, ln) zero (gru, swish, ln) (dconv5, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
@@ -543,6 +558,14 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
   if (a->n_autoint)
     sb_add(&b, "autoint: %d%s%s\n", (int)a->n_autoint, a->autoint_act == AMEIR_ACT_RELU ? "" : " ",
            a->autoint_act == AMEIR_ACT_RELU ? "" : ameir__act_name(a->autoint_act));
+  if (a->cloze > 0) {   /* the shortest text that parses back to the same number */
+    char num[32];
+    for (int prec = 6; prec <= 17; prec++) {
+      snprintf(num, sizeof num, "%.*g", prec, a->cloze);
+      if (strtod(num, NULL) == a->cloze) break;
+    }
+    sb_add(&b, "cloze: %s\n", num);
+  }
   if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }
   *out = b.s;
   return AMEIR_OK;

@@ -43,6 +43,7 @@ struct ameir_arch {
   int32_t inner_products;/* IPNN: the inner products of all field pairs join the MLP input */
   int32_t fibinet;       /* FiBiNET: SENET reduction ratio (0: none); the MLP reads its bilinear
                           * interactions instead of the embeddings (src/core/model/fibinet.c) */
+  double cloze;          /* BERT4Rec: masked-item training with this mask probability (0: none) */
 };
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 #define AMEIR_ARCH_MAX_FIBINET 64 /* FiBiNET's reduction ratio */

@@ -413,6 +413,9 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
    * schema says `share:`) and the target query */
   m->din_a1 = 80;
   m->din_a2 = 40;
+  m->mask_row = 0;
+  if (a->cloze > 0 && m->task != AMEIR_TASK_RETRIEVAL)
+    return ameir__error(ctx, AMEIR_ECONFIG, "cloze (BERT4Rec's masked-item training) is for retrieval models: this dataset's task is CTR");
   if (m->task == AMEIR_TASK_RETRIEVAL) {
     m->item_base = row;
     m->item_vocab = ds->fields[m->item_field].vocab;
@@ -430,6 +433,7 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
       }
       for (int64_t t = 0; t < m->item_vocab; t++) m->item_prior[t] = t ? (float)log1p((double)m->item_prior[t]) : 0.f;
     }
+    if (a->cloze > 0) m->mask_row = row++;   /* [mask]: outside the candidates' rows */
   }
   if (m->stage1) {
     m->n_seq = n_seq;
@@ -706,7 +710,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   m->stage_cap = B * lt + ns;
   /* the first-order rows: a CTR row's ids, or a retrieval row's candidates (item biases) */
   int64_t nlin = m->task == AMEIR_TASK_RETRIEVAL && m->L ? B * m->n_cand : B * lt;
-  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * nlin + (m->stage1 ? B : 0));
+  size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * nlin + (m->stage1 ? B : 0) + (m->mask_row > 0 ? B : 0));
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
   if (m->arena) CK(ameir__ws_host(m, &m->host_stage, m->stage_bytes + 64, 0));
@@ -824,7 +828,8 @@ ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) 
  * layout on the host and the device, so that one copy moves a batch. Offsets in 4-byte words:
  *   rows_fm [capn]  embedding rows: per-field ids, then the sequences', then the candidates'
  *   rows_lin [nl]   the first-order term's rows, sample-major (extras linear)
- *   dense [nb * n_dense], len [nb] (Stage 1)            -- a scoring forward reads up to here
+ *   dense [nb * n_dense], len [nb] (Stage 1), ro [nb] (cloze: the read-out position + 1)
+ *                                                       -- a scoring forward reads up to here
  *   y [nb]                                              -- a forward asked for its loss
  *   src_fm [capn], src_lin [nl]                         -- only a training step's backward */
 typedef struct {
@@ -839,7 +844,7 @@ static stage_layout layout_for(const ameir_model *m, int64_t nb) {
   L.rows_lin = L.capn;
   L.dense = L.rows_lin + L.nl;
   L.len = L.dense + nb * m->n_dense;
-  L.y = L.len + (m->stage1 ? nb : 0);
+  L.y = L.len + (m->stage1 ? nb : 0) + (m->mask_row > 0 ? nb : 0);   /* cloze: read-out lengths after len */
   L.src_fm = L.y + nb;
   L.src_lin = L.src_fm + L.capn;
   L.end = L.src_lin + L.nl;
@@ -933,7 +938,8 @@ static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const 
     ameir__rng r;
     ameir__rng_seed(&r, m->ctx->seed, 0x5eed0000u + (uint64_t)m->step);
     for (int64_t b = 0; b < nb; b++) {
-      int32_t t = tid[rows[b]];
+      /* cloze: the item under the staged mask (its window position + 1 follows the lengths) */
+      int32_t t = m->mask_row > 0 && train ? ameir__stage1_cloze_item(m, ds, rows[b], hb[Lo.len + nb + b] - 1) : tid[rows[b]];
       if (t < 0 || t >= V) t = 0;
       int64_t P = m->opt.positives;
       cr[b * C] = (int32_t)(m->item_base + t);

@@ -107,6 +107,9 @@ struct ameir_model {
   int32_t din_a1, din_a2;
   int64_t *blk_g, *blk_b, *blk_p;       /* per block: LN gamma, beta, layer params (-1 none) */
   int64_t ro_att;          /* read-out attention parameters, -1 none */
+  int64_t mask_row;        /* cloze (BERT4Rec): the [mask] token's embedding row, after the
+                            * items' (never a candidate); 0 without cloze (row 0 is the
+                            * padding row, never the mask) */
 
   /* stage 2 */
   int32_t n_inter, max_order;
@@ -315,6 +318,9 @@ ameir_status ameir__stage1_init_block(ameir_model *m, float *hp, ameir__rng *r, 
  * set_thread_scratch). *what (may be NULL) receives the first layer that takes scratch, or
  * NULL. A copy with an arena carves this much and the forward hands it to the backend. */
 size_t ameir__stage1_kernel_scratch(const ameir_model *m, int64_t B, const char **what);
+/* Cloze training (stage1.c): the dataset item id at position pos of row's training window (the
+ * last T items up to and including the target), the positive of the masked position staged. */
+int32_t ameir__stage1_cloze_item(const ameir_model *m, const ameir_dataset *ds, int64_t row, int32_t pos);
 /* AUC (CTR) or HR@10 under the model's eval protocol (retrieval) of rows[0..n) of a dataset. */
 ameir_status ameir__model_metric_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
                                       double *metric);

@@ -64,6 +64,10 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
   m->ro_att = -1;
   *x0_cols = 0;
   if (!m->stage1) return AMEIR_OK;
+  if (m->mask_row > 0 && !(a->readout & AMEIR_READOUT_LAST))
+    return ameir__error(ctx, AMEIR_ECONFIG, "cloze reads the block output at the masked position: the readout needs 'last'");
+  if (m->mask_row > 0 && (m->n_seq != 1 || m->seq_base[0] != m->item_base))
+    return ameir__error(ctx, AMEIR_ECONFIG, "cloze masks the items of the history: it needs one behaviour field that shares the item table (share: item)");
   free(m->blk_g); free(m->blk_b); free(m->blk_p);
   m->blk_g = malloc(sizeof(int64_t) * (size_t)(a->n_blocks + 1));
   m->blk_b = malloc(sizeof(int64_t) * (size_t)(a->n_blocks + 1));
@@ -283,11 +287,75 @@ static float *h_at(const ameir_model *m, int32_t l) {
   return m->H[l];
 }
 
+/* ---- cloze: BERT4Rec's masked-item training (Sun et al. 2019, section 3.6) ----
+ *
+ * A training row (user, target position t) stages the last T items of a[0..t], the target
+ * included, i.e. the history row's last T-1 items and the target. Each position becomes [mask]
+ * with probability P (the last one when none did); one masked position, drawn uniformly, is the
+ * row's positive and its output the read-out: the Cloze objective estimated with one masked
+ * position per row per step (an unbiased estimate of the mean over the masked positions). A
+ * scored row stages the history's last T-1 items and [mask], read out at the mask. The draws
+ * come from the context's seed and the optimiser step, so a run repeats for a seed. */
+
+static int32_t valid_len(const int32_t *ids, int64_t T) {
+  int32_t len = 0;
+  while (len < T && ids[len] >= 0) len++;
+  return len;
+}
+
+/* Positions before the appended target (or mask): the history's last min(len, T-1) items. */
+static int32_t cloze_keep(int32_t len, int64_t T) { return len < T - 1 ? len : (int32_t)(T - 1); }
+
+int32_t ameir__stage1_cloze_item(const ameir_model *m, const ameir_dataset *ds, int64_t row, int32_t pos) {
+  int64_t T = m->seq_t;
+  const int32_t *ids = ds->fields[m->seq_field[0]].ids + row * T;
+  int32_t len = valid_len(ids, T), keep = cloze_keep(len, T);
+  return pos < keep ? ids[len - keep + pos] : ds->fields[m->item_field].ids[row];
+}
+
+/* h_len[b] = the window's length (the attention's key-padding length), h_len[nb + b] = the
+ * read-out position + 1. */
+static ameir_status cloze_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
+                                int32_t *h_rows, int32_t *h_src, int64_t src_base, int32_t *h_len) {
+  int64_t T = m->seq_t, base = m->seq_base[0], voc = m->seq_vocab[0];
+  const int32_t mask = (int32_t)m->mask_row;
+  const int32_t *hist = ds->fields[m->seq_field[0]].ids, *tid = ds->fields[m->item_field].ids;
+  if (h_src && m->opt.positives > 1)
+    return ameir__error(m->ctx, AMEIR_EINVAL, "cloze training has one positive per row (the masked item): option positives must be 1, not %d",
+                        (int)m->opt.positives);
+  ameir__rng r;
+  ameir__rng_seed(&r, m->ctx->seed, 0xc102e00000000ull + (uint64_t)m->step);
+#define ROW_OF(id) ((id) < 0 ? 0 : (int32_t)(base + ((id) < voc ? (id) : 0)))
+  for (int64_t b = 0; b < nb; b++) {
+    const int32_t *ids = hist + rows[b] * T;
+    int32_t *hr = h_rows + b * T;
+    int32_t len = valid_len(ids, T), keep = cloze_keep(len, T), wl = keep + 1, pos = keep;
+    for (int32_t j = 0; j < keep; j++) hr[j] = ROW_OF(ids[len - keep + j]);
+    hr[keep] = h_src ? ROW_OF(tid[rows[b]]) : mask;
+    for (int64_t j = wl; j < T; j++) hr[j] = 0;
+    if (h_src) {
+      int32_t n = 0;
+      for (int32_t j = 0; j < wl; j++)
+        if (ameir__rng_uniform(&r) < m->arch->cloze) { hr[j] = mask; n++; }
+      if (!n) { hr[wl - 1] = mask; n = 1; }
+      uint64_t k = ameir__rng_below(&r, (uint64_t)n);
+      for (pos = 0;; pos++)   /* the k-th masked position */
+        if (hr[pos] == mask && k-- == 0) break;
+      for (int64_t j = 0; j < T; j++) h_src[b * T + j] = (int32_t)(src_base + b * T + j);
+    }
+    h_len[b] = wl;
+    h_len[nb + b] = pos + 1;
+  }
+#undef ROW_OF
+  return AMEIR_OK;
+}
+
 /* Host side: the sequences' rows into h_rows, their lengths into h_len[nb], and (h_src not
  * NULL: a training step) each row's slot in the gathered embeddings into h_src. All three are
  * parts of the model's staging block, moved to the device with it (ameir__model_stage). */
 ameir_status ameir__stage1_stage(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
                                  int32_t *h_rows, int32_t *h_src, int64_t src_base, int32_t *h_len) {
+  if (m->mask_row > 0) return cloze_stage(m, ds, rows, nb, h_rows, h_src, src_base, h_len);
   int64_t T = m->seq_t, S = m->n_seq;
   const ameir__field *f0 = &ds->fields[m->seq_field[0]];
   for (int64_t b = 0; b < nb; b++) {
@@ -351,9 +419,13 @@ static ameir_status stage1_forward(ameir_model *m, int64_t B, const int32_t *row
     CK(o->seq_mask(bs, m->H[l + 1], m->H[l + 1], m->len_dev, B, T, d));
   }
   const float *hl = h_at(m, a->n_blocks);
-  if (m->off_sum >= 0 || m->off_last >= 0)
+  if (m->mask_row > 0) {   /* cloze: `last` is the masked position's output, the sum pools the window */
+    if (m->off_sum >= 0) CK(o->readout_fwd(bs, hl, m->len_dev, B, T, d, m->x0 + m->off_sum, D0, NULL, 0));
+    CK(o->readout_fwd(bs, hl, m->len_dev + B, B, T, d, NULL, 0, m->x0 + m->off_last, D0));
+  } else if (m->off_sum >= 0 || m->off_last >= 0) {
     CK(o->readout_fwd(bs, hl, m->len_dev, B, T, d, m->off_sum >= 0 ? m->x0 + m->off_sum : NULL, D0,
                       m->off_last >= 0 ? m->x0 + m->off_last : NULL, D0));
+  }
   if (m->off_att >= 0)
     CK(o->din_fwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->x0 + m->off_att, D0, NULL, m->ro_save));
   return AMEIR_OK;
@@ -385,9 +457,13 @@ ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out) {
   CK(o->memset0(bs, dH, sizeof(float) * (size_t)n));
   if (m->has_target) CK(o->memset0(bs, m->dq, sizeof(float) * (size_t)(B * d)));
   const float *hl = h_at(m, a->n_blocks);
-  if (m->off_sum >= 0 || m->off_last >= 0)
+  if (m->mask_row > 0) {   /* cloze: see the forward */
+    if (m->off_sum >= 0) CK(o->readout_bwd(bs, m->len_dev, B, T, d, m->dx0 + m->off_sum, D0, NULL, 0, dH));
+    CK(o->readout_bwd(bs, m->len_dev + B, B, T, d, NULL, 0, m->dx0 + m->off_last, D0, dH));
+  } else if (m->off_sum >= 0 || m->off_last >= 0) {
     CK(o->readout_bwd(bs, m->len_dev, B, T, d, m->off_sum >= 0 ? m->dx0 + m->off_sum : NULL, D0,
                       m->off_last >= 0 ? m->dx0 + m->off_last : NULL, D0, dH));
+  }
   if (m->off_att >= 0) {
     CK(o->din_bwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->dx0 + m->off_att, D0,
                   NULL, m->ro_save, m->dt1, m->dq, G + m->ro_att));
