@@ -317,6 +317,9 @@ static const ameir_ops cpu_ops = {
     .cin_fwd = ameir__cpu_cin_fwd,
     .cin_bwd = ameir__cpu_cin_bwd,
     .emb_fields_fwd = ameir__cpu_emb_fields_fwd,
+    /* Caser read-out */
+    .caser_fwd = ameir__cpu_caser_fwd,
+    .caser_bwd = ameir__cpu_caser_bwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

@@ -14,7 +14,9 @@ enum {
 enum { AMEIR_NORM_NONE = 0, AMEIR_NORM_LN = 1 };
 /* FIELD: no Stage 1; each behaviour field is sum-pooled into one more field of e_b (how the
  * DNN-family baselines treat sequences). */
-enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4, AMEIR_READOUT_FIELD = 8 };
+/* CASER: Caser's convolutions over the last caser_l positions (ops.h caser_fwd). */
+enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4, AMEIR_READOUT_FIELD = 8,
+       AMEIR_READOUT_CASER = 16 };
 enum { AMEIR_SHORTCUT_NONE = 0, AMEIR_SHORTCUT_SE = 1 };
 enum { AMEIR_EXTRA_LINEAR = 1, AMEIR_EXTRA_FM = 2 };
 
@@ -41,7 +43,11 @@ struct ameir_arch {
   int32_t n_autoint;     /* AutoInt: self-attention layers over the field embeddings */
   int32_t autoint_act;   /* their activation (relu unless named) */
   int32_t inner_products;/* IPNN: the inner products of all field pairs join the MLP input */
+  /* Caser read-out (AMEIR_READOUT_CASER): Markov order L, vertical and horizontal filters
+   * (0 while no `caser:` line was read: the defaults then) */
+  int32_t caser_l, caser_nv, caser_nh;
 };
+#define AMEIR_CASER_MAX_L 256   /* the text's bound; the model's is the history length */
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 
 const char *ameir__act_name(int32_t act);

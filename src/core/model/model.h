@@ -103,6 +103,8 @@ struct ameir_model {
   int32_t din_a1, din_a2;
   int64_t *blk_g, *blk_b, *blk_p;       /* per block: LN gamma, beta, layer params (-1 none) */
   int64_t ro_att;          /* read-out attention parameters, -1 none */
+  int64_t off_caser, caser_p;   /* Caser read-out: its columns in x0 and its parameters, -1 none */
+  int32_t *caser_save;     /* dev: its argmaxes [B, L * NH] (caser_fwd's save) */
 
   /* stage 2 */
   int32_t n_inter, max_order;
