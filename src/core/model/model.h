@@ -104,7 +104,6 @@ struct ameir_model {
   int64_t *blk_g, *blk_b, *blk_p;       /* per block: LN gamma, beta, layer params (-1 none) */
   int64_t ro_att;          /* read-out attention parameters, -1 none */
   int64_t off_caser, caser_p;   /* Caser read-out: its columns in x0 and its parameters, -1 none */
-  int32_t *caser_save;     /* dev: its argmaxes [B, L * NH] (caser_fwd's save) */
 
   /* stage 2 */
   int32_t n_inter, max_order;
@@ -193,6 +192,7 @@ struct ameir_model {
   float **H, **nrm, **ly, **la, **lsave, **lnsave;
   int32_t **psave;
   float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
+  int32_t *caser_save;     /* the Caser read-out's argmaxes [B, L * NH] (caser_fwd's save) */
   /* A copy with an arena only: the block the Stage-1 kernels take their scratch from (handed
    * to the backend for the calling thread during ameir__stage1_forward), and its bytes. */
   void *kscratch;
