@@ -223,6 +223,12 @@ int32_t cu_cin_fwd(void *, const float *, int64_t, int64_t, const float *, int64
 int32_t cu_cin_bwd(void *, const float *, int64_t, int64_t, const float *, int64_t, int64_t,
                    int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *,
                    int64_t, float *, int64_t, float *);
+// cu_caser.cu (Caser read-out)
+int32_t cu_caser_fwd(void *, const float *, const int32_t *, int64_t, int64_t, int64_t, int32_t,
+                     int32_t, int32_t, const float *, float *, int64_t, int32_t *);
+int32_t cu_caser_bwd(void *, const float *, const int32_t *, int64_t, int64_t, int64_t, int32_t,
+                     int32_t, int32_t, const float *, const float *, int64_t, const int32_t *,
+                     float *, float *);
 }
 
 #endif

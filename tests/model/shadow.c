@@ -128,6 +128,7 @@ void test_model_shadow__retrieval(void) {
                            {NULL, NULL}};
   same("blocks: (sa2, identity, ln) (gru, identity, none) (conv1, relu, ln)\nreadout: sum last\nmlp: (16, gelu)\n",
        ds_ret, opts, 1);
+  same("blocks: (conv1, relu, none)\nreadout: last caser\ncaser: 3 2 2\nmlp: (16, relu)\n", ds_ret, opts, 1);
 }
 
 /* The shadow module enforces the asynchronous staging rules of ops.h, so the pipelined scoring
