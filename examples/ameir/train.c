@@ -22,8 +22,8 @@ static const char *TRAIN_HELP =
     "are model options such as lr, epochs, batch, emb), trains, and prints validation and test\n"
     "AUC and log loss. --out DIR writes DIR/model.ameir and DIR/arch.txt. --json ends the output\n"
     "with one JSON object of metrics, times and sizes. NAME: lr fm dnn widedeep deepfm dcn\n"
-    "xdeepfm autoint ipnn din dien dsin sasrec nextitnet gru4rec ameir-a1..ameir-a4 (docs/arch.md); dcn and\n"
-    "xdeepfm take cross_layers=N and cin=W,W (--set or the config's train: section).\n";
+    "xdeepfm autoint ipnn din dien dsin sasrec nextitnet gru4rec caser ameir-a1..ameir-a4 (docs/arch.md);\n"
+    "dcn and xdeepfm take cross_layers=N and cin=W,W (--set or the config's train: section).\n";
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -266,7 +266,7 @@ int cmd_inspect(int argc, char **argv) {
 static const char *ARCH_HELP =
     "usage: ameir arch NAME [CONFIG.yaml] [--mlp SPEC] [--set key=value]...\n"
     "Prints the named model (lr fm dnn widedeep deepfm dcn xdeepfm autoint ipnn din dien dsin sasrec nextitnet\n"
-    "gru4rec ameir-a1..ameir-a4) as an architecture file (docs/arch.md), as `ameir train --model NAME`\n"
+    "gru4rec caser ameir-a1..ameir-a4) as an architecture file (docs/arch.md), as `ameir train --model NAME`\n"
     "would build it: with CONFIG, its train.mlp, train.cross_layers and train.cin apply, then --mlp\n"
     "and --set cross_layers=N / cin=W,W. The output trains with `ameir train CONFIG --arch FILE`.\n";
 

@@ -38,9 +38,10 @@ AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, con
 /** Makes a named architecture (docs/arch.md lists them): the CTR baselines "dnn", "widedeep",
  *  "deepfm", "dcn", "xdeepfm", "autoint", "ipnn" (behaviours as sum-pooled fields), "lr", "fm", "din", "dien",
  *  "dsin", and the behaviour models "sasrec",
- *  "nextitnet", "gru4rec", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
+ *  "nextitnet", "gru4rec", "caser" (Caser's convolutions over the last 5 items as the read-out,
+ *  since 0.2), "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
  *  MLP as text like "400:relu,400:relu,400:relu", or NULL for the preset's own (400-400-400
- *  ReLU for the CTR baselines, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
+ *  ReLU for the CTR baselines, one 64-wide ReLU layer for caser, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
  *  (the message lists the known ones), AMEIR_EFORMAT for a bad MLP text. Since 0.1. */
 AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, const char *name,
                                          const char *mlp);
