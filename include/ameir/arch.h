@@ -43,7 +43,7 @@ AMEIR_API ameir_status ameir_arch_load(ameir_arch **out, ameir_context *ctx, con
  *  "nextitnet", "gru4rec", "caser", "bert4rec" (retrieval only: masked-item training, `cloze: 0.2`),
  *  "pop", "bprmf", "ameir-a1".."ameir-a4" (AMEIR-A's blocks of Table 10). mlp is the
  *  MLP as text like "400:relu,400:relu,400:relu", or NULL for the preset's own (400-400-400
- *  ReLU for the CTR baselines, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
+ *  ReLU for the CTR baselines, one 64-wide ReLU layer for caser, 200-80 for the others). AMEIR_ENOTFOUND for an unknown name
  *  (the message lists the known ones), AMEIR_EFORMAT for a bad MLP text. Since 0.1. */
 AMEIR_API ameir_status ameir_arch_preset(ameir_arch **out, ameir_context *ctx, const char *name,
                                          const char *mlp);

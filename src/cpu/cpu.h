@@ -415,6 +415,14 @@ int32_t ameir__cpu_cin_bwd(void *s, const float *x, int64_t ldx, int64_t h, cons
                            int64_t ld0, int64_t f, int64_t b, int64_t k, const float *w,
                            int64_t h_out, const float *dy, int64_t lddy, float *dx, int64_t lddx,
                            float *dx0, int64_t lddx0, float *dw);
+/* Caser read-out (cpu_caser.c) */
+int32_t ameir__cpu_caser_fwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                             int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p, float *out,
+                             int64_t ldo, int32_t *save);
+int32_t ameir__cpu_caser_bwd(void *s, const float *x, const int32_t *len, int64_t b, int64_t t,
+                             int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p,
+                             const float *dout, int64_t lddo, const int32_t *save, float *dx,
+                             float *dp);
 
 /* cpu_fibinet.c */
 int32_t ameir__cpu_field_scale_fwd(void *s, const float *x, int64_t ldx, const float *sc, int64_t b,

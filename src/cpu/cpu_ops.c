@@ -320,6 +320,9 @@ static const ameir_ops cpu_ops = {
     /* FiBiNET */
     .field_scale_fwd = ameir__cpu_field_scale_fwd,
     .field_scale_bwd = ameir__cpu_field_scale_bwd,
+    /* Caser read-out */
+    .caser_fwd = ameir__cpu_caser_fwd,
+    .caser_bwd = ameir__cpu_caser_bwd,
 };
 
 const ameir_ops *ameir__cpu_ops(void) { return &cpu_ops; }

@@ -228,6 +228,12 @@ int32_t cu_field_scale_fwd(void *, const float *, int64_t, const float *, int64_
                            int64_t, float *, int64_t);
 int32_t cu_field_scale_bwd(void *, const float *, int64_t, const float *, int64_t, int64_t,
                            int64_t, const float *, int64_t, float *, int64_t, float *);
+// cu_caser.cu (Caser read-out)
+int32_t cu_caser_fwd(void *, const float *, const int32_t *, int64_t, int64_t, int64_t, int32_t,
+                     int32_t, int32_t, const float *, float *, int64_t, int32_t *);
+int32_t cu_caser_bwd(void *, const float *, const int32_t *, int64_t, int64_t, int64_t, int32_t,
+                     int32_t, int32_t, const float *, const float *, int64_t, const int32_t *,
+                     float *, float *);
 }
 
 #endif

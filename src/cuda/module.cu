@@ -323,6 +323,9 @@ ameir_ops make_table() {
   t.emb_fields_fwd = cu_emb_fields_fwd;
   t.field_scale_fwd = cu_field_scale_fwd;   // FiBiNET
   t.field_scale_bwd = cu_field_scale_bwd;
+  // Caser read-out
+  t.caser_fwd = cu_caser_fwd;
+  t.caser_bwd = cu_caser_bwd;
   // scratch_bytes / set_thread_scratch stay NULL: a caller's host block cannot hold device
   // buffers, so the core refuses caller workspaces on this backend (src/core/train/predict.c).
   return t;

@@ -43,7 +43,7 @@
  * asynchronous staging members of ABI version 2 (host_alloc, host_free, upload_async,
  * download_async) have no case here yet. */
 typedef void (*any_fn_)(void);
-_Static_assert(offsetof(ameir_ops, field_scale_bwd) + sizeof(any_fn_) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, caser_bwd) + sizeof(any_fn_) == sizeof(ameir_ops),
                "parity.c: struct ameir_ops grew: give the new op cases and list it in k_covered");
 
 #define TOL 1e-4
@@ -273,6 +273,8 @@ static const char *const k_covered[] = {
     "cin_bwd",       "emb_fields_fwd",
     /* FiBiNET */
     "field_scale_fwd", "field_scale_bwd",
+    /* Caser read-out */
+    "caser_fwd",     "caser_bwd",
 };
 #define N_COVERED (sizeof k_covered / sizeof k_covered[0])
 static int g_count[N_COVERED];
@@ -1399,6 +1401,60 @@ static void case_pool(int kind, int64_t b, int64_t t, int64_t d, int ties) {
   hfree_all();
 }
 
+/* Caser read-out: out, its argmaxes, then dx and dp (both accumulated onto random starts) */
+static void run_caser(backend *b, const float *x, const int32_t *len, int64_t bs, int64_t t, int64_t d,
+                      int32_t l, int32_t nv, int32_t nh, int64_t ldo, const float *p, const float *dout,
+                      float *out, int32_t *arg, float *dx, float *dp) {
+  int64_t n = bs * t * d, np = ameir__caser_params(l, d, nv, nh), na = bs * l * nh;
+  int32_t *Lp = UPI(b, len, bs);
+  float *X = UPF(b, x, n), *P = UPF(b, p, np), *O = UPF(b, out, bs * ldo), *DO = UPF(b, dout, bs * ldo);
+  float *DX = UPF(b, dx, n), *DP = UPF(b, dp, np);
+  int32_t *S = be_alloc(b, (size_t)(na > 0 ? na : 1) * 4);
+  OPCALL(b, caser_fwd, X, Lp, bs, t, d, l, nv, nh, P, O, ldo, S);
+  OPCALL(b, caser_bwd, X, Lp, bs, t, d, l, nv, nh, P, DO, ldo, S, DX, DP);
+  DOWNF(b, out, O, bs * ldo);
+  DOWNI(b, arg, S, na);
+  DOWNF(b, dx, DX, n);
+  DOWNF(b, dp, DP, np);
+}
+
+/* ties: x and the parameters small integers, so that windows tie exactly on both backends and
+ * the first maximum must win on both */
+static void case_caser(int64_t b, int64_t t, int64_t d, int32_t l, int32_t nv, int32_t nh, int64_t ldo, int ties) {
+  int32_t *len = seq_lens("caser", b, t, 0);
+  char more[96], par[240];
+  snprintf(more, sizeof more, "l=%d nv=%d nh=%d ldo=%lld%s", (int)l, (int)nv, (int)nh, (long long)ldo,
+           ties ? " ties" : "");
+  seq_par(par, sizeof par, b, t, d, len, more);
+  if (!want("caser_fwd caser_bwd", par)) {
+    hfree_all();
+    return;
+  }
+  int64_t n = b * t * d, np = ameir__caser_params(l, d, nv, nh), w_ = ameir__caser_width(l, d, nv, nh);
+  float *x = hseq(len, b, t, d, -1, 1), *p = hrand(np, -0.5f, 0.5f), *dout = hmat(b, w_, ldo, -1, 1);
+  if (ties) {
+    for (int64_t i = 0; i < n; i++)
+      if (x[i] == x[i]) x[i] = (float)ri(-1, 2);
+    for (int64_t i = 0; i < np; i++) p[i] = (float)ri(-1, 2);
+  }
+  float *o0 = hrand(b * ldo, -1, 1), *dx0 = hrand(n, -1, 1), *dp0 = hrand(np, -1, 1);
+  float *out[2] = {hdup(o0, b * ldo), hdup(o0, b * ldo)}, *dx[2] = {hdup(dx0, n), hdup(dx0, n)};
+  float *dp[2] = {hdup(dp0, np), hdup(dp0, np)};
+  int32_t *arg[2] = {hmalloc((size_t)(b * l * nh + 1) * 4), hmalloc((size_t)(b * l * nh + 1) * 4)};
+  int w = 0;
+  BOTH((run_caser(B, x, len, b, t, d, l, nv, nh, ldo, p, dout, out[w], arg[w], dx[w], dp[w]), w++));
+  line_t L;
+  line_begin(&L, "caser_fwd", par, TOL, 1);
+  cmp_f(&L, "out", out[0], out[1], b * ldo);
+  cmp_i32(&L, "argmax", arg[0], arg[1], b * l * nh);
+  line_end(&L);
+  line_begin(&L, "caser_bwd", par, TOL, 2);
+  cmp_f(&L, "dx", dx[0], dx[1], n);
+  cmp_f(&L, "dp", dp[0], dp[1], np);
+  line_end(&L);
+  hfree_all();
+}
+
 typedef struct {
   float *y, *dx, *dp;
 } seq_out;
@@ -2043,6 +2099,12 @@ static void all_cases(void) {
     case_pool(kind, 128, 50, 64, 0);
   }
   case_pool(1, 64, 50, 16, 1);
+  case_caser(1, 1, 1, 1, 1, 1, 2, 0);
+  case_caser(7, 3, 5, 3, 2, 3, 3 * 3 + 2 * 5 + 4, 0);   /* rows shorter than L, a strided output */
+  case_caser(256, 50, 64, 5, 5, 2, 5 * 2 + 5 * 64, 0);  /* Beauty's shape (AMEIR appendix C.2) */
+  case_caser(256, 50, 64, 5, 0, 2, 10, 0);
+  case_caser(128, 20, 16, 8, 4, 0, 64, 0);
+  case_caser(64, 10, 8, 4, 2, 3, 4 * 3 + 2 * 8, 1);
   case_gru(1, 1, 2, 0);
   case_gru(7, 3, 4, 0);
   case_gru(7, 7, 6, 0);

@@ -157,19 +157,22 @@ static ameir_model *make_model(ameir_context *ctx, ameir_dataset *ds, const char
 
 /* Whole-model gradient check: analytic gradients of every dense parameter and of touched
  * embedding rows against central differences of the batch loss. */
-static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *dropout);
+static void grad_check_opt(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *key,
+                           const char *value);
 static void grad_check(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb) {
-  grad_check_drop(ctx, ds, arch, emb, NULL);
+  grad_check_opt(ctx, ds, arch, emb, NULL, NULL);
 }
 
 /* opts: NULL-terminated "key=value" model options set before the check */
 static void grad_check_opts(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb,
                             const char *const *opts);
-static void grad_check_drop(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *dropout) {
-  char d[64];
-  snprintf(d, sizeof d, "dropout=%s", dropout ? dropout : "0");
-  const char *opts[] = {d, NULL};
-  grad_check_opts(ctx, ds, arch, emb, opts);
+/* with one more model option (key NULL: none) */
+static void grad_check_opt(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb, const char *key,
+                           const char *value) {
+  char kv[128];
+  snprintf(kv, sizeof kv, "%s=%s", key ? key : "", value ? value : "");
+  const char *opts[] = {kv, NULL};
+  grad_check_opts(ctx, ds, arch, emb, key ? opts : NULL);
 }
 
 static void grad_check_opts(ameir_context *ctx, ameir_dataset *ds, const char *arch, const char *emb,
@@ -298,7 +301,7 @@ void test_model_model__gradient_check(void) {
   ameir_dataset *ds = synth_dataset(ctx, 64, 3, 5, 1, 2, 11);
   grad_check(ctx, ds, "interactions: (C0, C1) (C0, C1, C2)\nmlp: (7, swish) (5, dice) (4, gelu)\nshortcut: se\nextras: linear fm\n", "4");
   /* the masks depend on (seed, step, layer) only, so finite differences see the same ones */
-  grad_check_drop(ctx, ds, "mlp: (9, swish) (6, gelu)\nshortcut: se\n", "4", "0.3");
+  grad_check_opt(ctx, ds, "mlp: (9, swish) (6, gelu)\nshortcut: se\n", "4", "dropout", "0.3");
   synth_free(ds);
   ameir_context_free(ctx);
 }
@@ -713,9 +716,30 @@ void test_model_model__cancel_and_early_stop(void) {
 
 void test_model_model__gradient_check_retrieval(void) {
   ameir_context *ctx = new_ctx(2);
-  ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 21);
+  ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 29);
   grad_check(ctx, ds, "blocks: (sa2, identity, ln) (conv1, swish, none)\nreadout: sum last\nmlp: (6, gelu)\n", "4");
-  grad_check_drop(ctx, ds, "blocks: (gru, identity, ln)\nreadout: last\n", "4", NULL);
+  grad_check(ctx, ds, "blocks: (gru, identity, ln)\nreadout: last\n", "4");
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* Caser's read-out (ops.h caser_fwd) in the whole model: alone (rows shorter than L see zero
+ * slots), L = the history length, beside other read-outs after a block, and on CTR data with
+ * the SE shortcut. Smooth MLPs: the ReLU and max-pool kinks are the read-out's own. Biases
+ * drawn as PyTorch does (mlp_init torch): with the paper's zero biases a window of zero slots
+ * sits exactly on the ReLU's kink, where finite differences see half a slope. The data seed
+ * is one whose batch has no horizontal output within the step (1e-2) of the kink: seeds 24,
+ * 29 and 31 each have a row at 0.017 or so, which both step sizes cross (tests/ops/caser.c
+ * checks the op itself with steps of 1e-5 in double). */
+void test_model_model__gradient_check_caser(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 30);
+  grad_check_opt(ctx, ds, "readout: caser\ncaser: 3 2 2\nmlp: (6, gelu)\n", "4", "mlp_init", "torch");
+  grad_check_opt(ctx, ds, "blocks: (conv1, swish, none)\nreadout: last caser\ncaser: 5 1 3\nmlp: (5, swish)\n", "4",
+                 "mlp_init", "torch");
+  synth_free(ds);
+  ds = synth_seq_dataset(ctx, 64, 3, 5, 6, 1, 25);
+  grad_check_opt(ctx, ds, "readout: sum caser\ncaser: 4 2 1\nmlp: (5, gelu)\nshortcut: se\n", "3", "mlp_init", "torch");
   synth_free(ds);
   ameir_context_free(ctx);
 }

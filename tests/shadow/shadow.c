@@ -884,6 +884,32 @@ static int32_t sh_field_scale_bwd(void *state, const float *x, int64_t ldx, cons
   return ameir__cpu_field_scale_bwd(state, x, ldx, sc, b, f, k, dy, lddy, dx, lddx, ds);
 }
 
+/* Caser read-out */
+static int32_t sh_caser_fwd(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                            int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p,
+                            float *out, int64_t ldo, int32_t *save) {
+  DEV(x);
+  DEV(len);
+  DEV(p);
+  DEV(out);
+  DEV(save);
+  return ameir__cpu_caser_fwd(state, x, len, b, t, d, l, nv, nh, p, out, ldo, save);
+}
+
+static int32_t sh_caser_bwd(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                            int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p,
+                            const float *dout, int64_t lddo, const int32_t *save, float *dx,
+                            float *dp) {
+  DEV(x);
+  DEV(len);
+  DEV(p);
+  DEV(dout);
+  DEV(save);
+  DEV(dx);
+  DEV(dp);
+  return ameir__cpu_caser_bwd(state, x, len, b, t, d, l, nv, nh, p, dout, lddo, save, dx, dp);
+}
+
 /* ---- the table ---- */
 
 static const ameir_ops shadow_ops = {
@@ -955,11 +981,14 @@ static const ameir_ops shadow_ops = {
     .emb_fields_fwd = sh_emb_fields_fwd,
     .field_scale_fwd = sh_field_scale_fwd,   /* FiBiNET */
     .field_scale_bwd = sh_field_scale_bwd,
+    /* Caser read-out */
+    .caser_fwd = sh_caser_fwd,
+    .caser_bwd = sh_caser_bwd,
 };
 
 /* Every function member set except the two scratch members (left NULL on purpose). Keep the
  * assertion on the table's last member. */
-_Static_assert(offsetof(ameir_ops, field_scale_bwd) + sizeof(void (*)(void)) ==
+_Static_assert(offsetof(ameir_ops, caser_bwd) + sizeof(void (*)(void)) ==
                    sizeof(ameir_ops),
                "shadow.c: struct ameir_ops grew: wrap the new members above");
 

@@ -388,6 +388,31 @@ typedef struct ameir_ops {
   int32_t (*field_scale_bwd)(void *state, const float *x, int64_t ldx, const float *s, int64_t b,
                              int64_t f, int64_t k, const float *dy, int64_t lddy, float *dx,
                              int64_t lddx, float *ds);
+
+  /* ==== Caser read-out (members appended; feature: Caser as a retrieval baseline) ====
+   * Caser (Tang and Wang, WSDM 2018, section 3.2) over the LAST l positions of a sequence
+   * batch x [b, t, d] with len[b] (ops "Sequence batches" above): window slot j < l holds
+   * E[j, :] = x[r, len - l + j, :], or zeros where len - l + j < 0 (a row shorter than l). p
+   * holds the parameters (ameir__caser_params), in this order:
+   *   Wh_h [nh, h, d] for h = 1..l (horizontal filters of height h, one after another),
+   *   bh [l, nh], Wv [nv, l], bv [nv].
+   * out[r, :] (row stride ldo >= ameir__caser_width) = [o_h, o_v]:
+   *   z_{h,n,i} = bh[h-1, n] + sum_{j<h, c<d} Wh_h[n, j, c] E[i + j, c]       i = 0..l-h
+   *   o_h[(h-1) nh + n] = ReLU(max_i z_{h,n,i})       (max-pool over time after the ReLU)
+   *   o_v[n d + c] = bv[n] + sum_{j<l} Wv[n, j] E[j, c]
+   * Max-pool ties: the FIRST maximum (the smallest i) is the argmax, and only it receives the
+   * gradient (none when the maximum is <= 0: the ReLU's). save (int32 [b, l*nh], NULL allowed
+   * in the forward) gets each argmax i, or -1 when the maximum is <= 0; the backward reads it.
+   * Backward: dx ACCUMULATES (as readout_bwd: the read-outs add up into one gradient), dp
+   * accumulates; rows >= len of dx are not touched. l >= 1, l <= t (as the model checks),
+   * nv, nh >= 0; AMEIR_EINVAL otherwise. Both required. */
+  int32_t (*caser_fwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                       int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p, float *out,
+                       int64_t ldo, int32_t *save);
+  int32_t (*caser_bwd)(void *state, const float *x, const int32_t *len, int64_t b, int64_t t,
+                       int64_t d, int32_t l, int32_t nv, int32_t nh, const float *p,
+                       const float *dout, int64_t lddo, const int32_t *save, float *dx,
+                       float *dp);
 } ameir_ops;
 
 /* Op ids of scratch_bytes (pinned: a module may answer them). */
@@ -416,6 +441,14 @@ static inline int64_t ameir__din_params(int64_t d, int64_t a1, int64_t a2) {
 static inline int64_t ameir__din_save(int64_t b, int64_t t, int64_t d, int64_t a1, int64_t a2) {
   (void)d;
   return b * t * (a1 + a2 + 1);   /* both hidden activations and the weight per position */
+}
+
+/* Caser read-out (caser_fwd): its parameters and output width, in floats. */
+static inline int64_t ameir__caser_params(int64_t l, int64_t d, int64_t nv, int64_t nh) {
+  return nh * d * l * (l + 1) / 2 + l * nh + nv * l + nv;
+}
+static inline int64_t ameir__caser_width(int64_t l, int64_t d, int64_t nv, int64_t nh) {
+  return l * nh + nv * d;
 }
 
 /* Adam's per-step constants (torch.optim.Adam: step = lr / (1 - b1^t); denominator

@@ -75,6 +75,8 @@ static const struct {
     OP(cin_fwd, 0),       OP(cin_bwd, 0),       OP(emb_fields_fwd, 0),
     /* FiBiNET */
     OP(field_scale_fwd, 0), OP(field_scale_bwd, 0),
+    /* Caser read-out */
+    OP(caser_fwd, 0),     OP(caser_bwd, 0),
 };
 #undef OP
 #define N_MEMBERS (sizeof k_members / sizeof k_members[0])
@@ -82,7 +84,7 @@ typedef void (*any_fn)(void);
 /* When ops.h grows, list the new member above (with its optional flag): these fail otherwise. */
 _Static_assert(offsetof(ameir_ops, init) + N_MEMBERS * sizeof(any_fn) == sizeof(ameir_ops),
                "registry.c: k_members must list every function of struct ameir_ops");
-_Static_assert(offsetof(ameir_ops, field_scale_bwd) + sizeof(any_fn) == sizeof(ameir_ops),
+_Static_assert(offsetof(ameir_ops, caser_bwd) + sizeof(any_fn) == sizeof(ameir_ops),
                "registry.c: k_members must end with the last member of struct ameir_ops");
 
 static any_fn member_get(const ameir_ops *t, size_t offset) {

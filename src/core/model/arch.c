@@ -190,11 +190,12 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
       else if (!strcasecmp(lx->tok, "last")) a->readout |= AMEIR_READOUT_LAST;
       else if (!strcasecmp(lx->tok, "att") || !strcasecmp(lx->tok, "din")) a->readout |= AMEIR_READOUT_ATT;
       else if (!strcasecmp(lx->tok, "field")) a->readout |= AMEIR_READOUT_FIELD;
+      else if (!strcasecmp(lx->tok, "caser")) a->readout |= AMEIR_READOUT_CASER;
       else if (!strcasecmp(lx->tok, "none")) continue;
-      else return PERR(lx, "unknown readout '%s' (sum last att, or field)", lx->tok);
+      else return PERR(lx, "unknown readout '%s' (sum last att caser, or field)", lx->tok);
     }
     if ((a->readout & AMEIR_READOUT_FIELD) && a->readout != AMEIR_READOUT_FIELD)
-      return PERR(lx, "readout 'field' (behaviours as sum-pooled fields) excludes sum, last and att");
+      return PERR(lx, "readout 'field' (behaviours as sum-pooled fields) excludes sum, last, att and caser");
     return AMEIR_OK;
   }
   if (!strcmp(key, "shortcut")) {
@@ -286,7 +287,27 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     if (lx->kind) return PERR(lx, "unexpected '%s' after cloze", lx->tok);
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet cloze)", key);
+  if (!strcmp(key, "caser")) {
+    /* L [NV [NH]]: Markov order, vertical filters, horizontal filters per height */
+    static const char *const what[3] = {"the Markov order L", "the vertical filters NV", "the horizontal filters NH"};
+    int32_t v[3] = {5, 5, 2}, n = 0;
+    for (; lx->kind; lex_next(lx)) {
+      if (lx->kind == ',') continue;
+      if (n == 3) return PERR(lx, "caser takes 'L NV NH' (3 numbers), got more");
+      char *end;
+      long x = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
+      if (lx->kind != 'w' || *end || x < (n ? 0 : 1) || x > (n ? 4096 : AMEIR_CASER_MAX_L))
+        return PERR(lx, "caser: %s must be %d to %d, got '%s'", what[n], n ? 0 : 1, n ? 4096 : AMEIR_CASER_MAX_L, lx->tok);
+      v[n++] = (int32_t)x;
+    }
+    if (!n) return PERR(lx, "caser takes 'L NV NH': the Markov order, vertical and horizontal filters");
+    if (!v[1] && !v[2]) return PERR(lx, "caser needs a filter: NV and NH are both 0");
+    a->caser_l = v[0];
+    a->caser_nv = v[1];
+    a->caser_nh = v[2];
+    return AMEIR_OK;
+  }
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet cloze caser)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -323,6 +344,15 @@ AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, co
     }
     p += len;
     if (*p == '\n') p++;
+  }
+  if (a->caser_l && !(a->readout & AMEIR_READOUT_CASER)) {
+    ameir_arch_free(a);
+    return ameir__error(ctx, AMEIR_EFORMAT, "arch: a 'caser:' line sizes the Caser read-out, but the readout line has no 'caser'");
+  }
+  if ((a->readout & AMEIR_READOUT_CASER) && !a->caser_l) {   /* AMEIR appendix C.2's Beauty setting */
+    a->caser_l = 5;
+    a->caser_nv = 5;
+    a->caser_nh = 2;
   }
   *out = a;
   return AMEIR_OK;
@@ -460,6 +490,11 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
      * probability 0.2), read out at the masked position; no positional embedding, no dropout in
      * Stage 1 (docs/arch.md) */
     {"bert4rec", "blocks: (sa4, gelu, ln) (conv1, gelu, ln) (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: last\nshortcut: se\ncloze: 0.2\n", "200:relu,80:relu"},
+    /* Caser (Tang and Wang 2018): no blocks; horizontal and vertical convolutions over the last
+     * L = 5 items (5 vertical filters, 2 horizontal ones per height: AMEIR appendix C.2's Beauty
+     * setting) as the read-out; Caser's fully connected layer z = ReLU(W [o_h, o_v] + b) is the
+     * MLP, width 64 = the emb of the Table-2 configs (the MLP text cannot name the width d) */
+    {"caser", "readout: caser\ncaser: 5 5 2\n", "64:relu"},
     /* AMEIR-A's blocks found on Beauty, Table 10 runs 1 to 4 */
     {"ameir-a1", "blocks: (dconv5, gelu, ln) (dconv5, identity, none) zero (dconv7, identity, none) zero (dconv7, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
     {"ameir-a2", "blocks: (sa4, swish, ln) (sa2, gelu, ln) (sa4, identity, ln) zero (gru, swish, ln) (dconv5, swish, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
@@ -533,6 +568,7 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
   if (a->readout & AMEIR_READOUT_LAST) sb_add(&b, " last");
   if (a->readout & AMEIR_READOUT_ATT) sb_add(&b, " att");
   if (a->readout & AMEIR_READOUT_FIELD) sb_add(&b, " field");
+  if (a->readout & AMEIR_READOUT_CASER) sb_add(&b, " caser");
   sb_add(&b, "\ninteractions:");
   for (int32_t i = 0; i < a->n_inter; i++) {
     sb_add(&b, " (");
@@ -566,6 +602,8 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
     }
     sb_add(&b, "cloze: %s\n", num);
   }
+  if (a->readout & AMEIR_READOUT_CASER)
+    sb_add(&b, "caser: %d %d %d\n", (int)a->caser_l, (int)a->caser_nv, (int)a->caser_nh);
   if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }
   *out = b.s;
   return AMEIR_OK;

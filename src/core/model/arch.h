@@ -14,7 +14,9 @@ enum {
 enum { AMEIR_NORM_NONE = 0, AMEIR_NORM_LN = 1 };
 /* FIELD: no Stage 1; each behaviour field is sum-pooled into one more field of e_b (how the
  * DNN-family baselines treat sequences). */
-enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4, AMEIR_READOUT_FIELD = 8 };
+/* CASER: Caser's convolutions over the last caser_l positions (ops.h caser_fwd). */
+enum { AMEIR_READOUT_SUM = 1, AMEIR_READOUT_LAST = 2, AMEIR_READOUT_ATT = 4, AMEIR_READOUT_FIELD = 8,
+       AMEIR_READOUT_CASER = 16 };
 enum { AMEIR_SHORTCUT_NONE = 0, AMEIR_SHORTCUT_SE = 1 };
 enum { AMEIR_EXTRA_LINEAR = 1, AMEIR_EXTRA_FM = 2 };
 
@@ -44,7 +46,11 @@ struct ameir_arch {
   int32_t fibinet;       /* FiBiNET: SENET reduction ratio (0: none); the MLP reads its bilinear
                           * interactions instead of the embeddings (src/core/model/fibinet.c) */
   double cloze;          /* BERT4Rec: masked-item training with this mask probability (0: none) */
+  /* Caser read-out (AMEIR_READOUT_CASER): Markov order L, vertical and horizontal filters
+   * (0 while no `caser:` line was read: the defaults then) */
+  int32_t caser_l, caser_nv, caser_nh;
 };
+#define AMEIR_CASER_MAX_L 256   /* the text's bound; the model's is the history length */
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */
 #define AMEIR_ARCH_MAX_FIBINET 64 /* FiBiNET's reduction ratio */
 

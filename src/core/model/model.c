@@ -483,7 +483,7 @@ static ameir_status build_layout(ameir_model *m, const ameir_dataset *ds) {
   }
   m->emb_rows = row;
   if (m->task == AMEIR_TASK_RETRIEVAL && !m->stage1)
-    return ameir__error(ctx, AMEIR_ECONFIG, "a retrieval model needs the behaviour sequence in Stage 1 (readout sum, last or att, not field)");
+    return ameir__error(ctx, AMEIR_ECONFIG, "a retrieval model needs the behaviour sequence in Stage 1 (readout sum, last, att or caser, not field)");
   if (m->n_cat == 0 && m->n_dense == 0 && !m->stage1) return ameir__error(ctx, AMEIR_ECONFIG, "the dataset has no feature fields");
   if (a->n_blocks > 0 && !m->stage1)
     return ameir__error(ctx, AMEIR_ECONFIG, "the architecture has behaviour blocks but the dataset has no sequence fields (or readout is 'field')");

@@ -110,6 +110,7 @@ struct ameir_model {
   int64_t mask_row;        /* cloze (BERT4Rec): the [mask] token's embedding row, after the
                             * items' (never a candidate); 0 without cloze (row 0 is the
                             * padding row, never the mask) */
+  int64_t off_caser, caser_p;   /* Caser read-out: its columns in x0 and its parameters, -1 none */
 
   /* stage 2 */
   int32_t n_inter, max_order;
@@ -210,6 +211,7 @@ struct ameir_model {
   float **H, **nrm, **ly, **la, **lsave, **lnsave;
   int32_t **psave;
   float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
+  int32_t *caser_save;     /* the Caser read-out's argmaxes [B, L * NH] (caser_fwd's save) */
   /* A copy with an arena only: the block the Stage-1 kernels take their scratch from (handed
    * to the backend for the calling thread during ameir__stage1_forward), and its bytes. */
   void *kscratch;

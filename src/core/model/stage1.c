@@ -2,7 +2,8 @@
  *
  *   H_0 = [e^a_1 .. e^a_T]            (each e^a_i the concatenation of its S field embeddings)
  *   H_l = Act(Layer(Norm(H_{l-1}))) + H_{l-1}      pads zeroed after the norm and the block
- *   h^a = [sum_i H_L,i, H_L,len-1, sum_i a_i H_L,i]  (sum pool, last position, DIN attention)
+ *   h^a = [sum_i H_L,i, H_L,len-1, sum_i a_i H_L,i, caser(H_L)]  (sum pool, last position, DIN
+ *         attention, Caser's convolutions over the last L positions: ops.h caser_fwd)
  *
  * An empty history becomes length 1 holding the padding row (the special tag of the paper,
  * and what torch_ref does). Padding never changes a result: every op masks by length. */
@@ -61,7 +62,7 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
   int64_t K = m->opt.emb, d = m->n_seq * K;
   m->d_seq = d;
   m->off_sum = m->off_last = m->off_att = -1;
-  m->ro_att = -1;
+  m->ro_att = m->off_caser = m->caser_p = -1;
   *x0_cols = 0;
   if (!m->stage1) return AMEIR_OK;
   if (m->mask_row > 0 && !(a->readout & AMEIR_READOUT_LAST))
@@ -96,6 +97,13 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
     m->off_att = c; c += d;
     m->ro_att = *off; *off += ameir__din_params(d, m->din_a1, m->din_a2);
   }
+  if (a->readout & AMEIR_READOUT_CASER) {
+    if (a->caser_l > m->seq_t)
+      return ameir__error(ctx, AMEIR_ECONFIG, "the Caser read-out's Markov order L = %d exceeds the history length %d (max_len)",
+                          (int)a->caser_l, (int)m->seq_t);
+    m->off_caser = c; c += ameir__caser_width(a->caser_l, d, a->caser_nv, a->caser_nh);
+    m->caser_p = *off; *off += ameir__caser_params(a->caser_l, d, a->caser_nv, a->caser_nh);
+  }
   *x0_cols = c;
   return AMEIR_OK;
 }
@@ -106,6 +114,17 @@ static void din_init(const ameir_model *m, ameir__rng *r, float *p, int64_t d) {
   ameir__model_init_linear(m, r, w1, b1, a1, 4 * d, 0);
   ameir__model_init_linear(m, r, w2, b2, a2, a1, 0);
   ameir__model_init_linear(m, r, w3, b3, 1, a2, 0);
+}
+
+/* Caser's convolutions as linear layers over their receptive fields: a height-h horizontal
+ * filter has fan-in h*d, a vertical one L (ops.h caser_fwd's parameter order) */
+static void caser_init(const ameir_model *m, ameir__rng *r, float *p) {
+  const ameir_arch *a = m->arch;
+  int64_t L = a->caser_l, d = m->d_seq, nv = a->caser_nv, nh = a->caser_nh;
+  float *bh = p + nh * d * L * (L + 1) / 2, *wv = bh + L * nh;
+  for (int64_t h = 1; h <= L; h++)
+    ameir__model_init_linear(m, r, p + nh * d * (h - 1) * h / 2, bh + (h - 1) * nh, nh, h * d, 0);
+  ameir__model_init_linear(m, r, wv, wv + nv * L, nv, L, 0);
 }
 
 ameir_status ameir__stage1_init_block(ameir_model *m, float *hp, ameir__rng *r, int32_t layer, int64_t poff,
@@ -147,6 +166,7 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
   for (int32_t l = 0; l < a->n_blocks; l++)
     CK(ameir__stage1_init_block(m, hp, r, a->blocks[l].layer, m->blk_p[l], m->blk_g[l], m->blk_b[l]));
   if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, m->d_seq);
+  if (m->caser_p >= 0) caser_init(m, r, hp + m->caser_p);
   return AMEIR_OK;
 }
 
@@ -167,6 +187,8 @@ void ameir__stage1_free_ws(ameir_model *m) {
   for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) ameir__ws_host_free(m, arrs[i]);
   m->H = m->nrm = m->ly = m->la = m->lsave = m->lnsave = NULL;
   m->psave = NULL;
+  ameir__ws_dev_free(m, m->caser_save);
+  m->caser_save = NULL;
   float *bufs[] = {m->dHs, m->dt1, m->dt2, m->dt3, m->q, m->dq, m->ro_save};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ameir__ws_dev_free(m, bufs[i]);
   m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
@@ -274,6 +296,7 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
     if (train) CK(dalloc(m, &m->dq, B * d));
   }
   if (m->ro_att >= 0) CK(dalloc(m, &m->ro_save, ameir__din_save(B, T, d, m->din_a1, m->din_a2)));
+  if (m->caser_p >= 0) CK(dalloc(m, &m->caser_save, B * (int64_t)a->caser_l * a->caser_nh));   /* int32s */
   if (m->arena) {   /* a caller's block: the kernels' scratch comes from it too (forward below) */
     m->kscratch_bytes = ameir__stage1_kernel_scratch(m, B, NULL);
     if (m->kscratch_bytes) CK(ameir__ws_dev(m, &m->kscratch, m->kscratch_bytes));
@@ -428,6 +451,9 @@ static ameir_status stage1_forward(ameir_model *m, int64_t B, const int32_t *row
   }
   if (m->off_att >= 0)
     CK(o->din_fwd(bs, hl, m->len_dev, B, T, d, m->q, d, m->din_a1, m->din_a2, P + m->ro_att, m->x0 + m->off_att, D0, NULL, m->ro_save));
+  if (m->off_caser >= 0)
+    CK(o->caser_fwd(bs, hl, m->len_dev, B, T, d, a->caser_l, a->caser_nv, a->caser_nh, P + m->caser_p,
+                    m->x0 + m->off_caser, D0, m->caser_save));
   return AMEIR_OK;
 }
 
@@ -469,6 +495,9 @@ ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out) {
                   NULL, m->ro_save, m->dt1, m->dq, G + m->ro_att));
     CK(o->axpby(bs, n, 1.f, m->dt1, 1.f, dH));
   }
+  if (m->off_caser >= 0)   /* accumulates into dH, as readout_bwd */
+    CK(o->caser_bwd(bs, hl, m->len_dev, B, T, d, a->caser_l, a->caser_nv, a->caser_nh, P + m->caser_p,
+                    m->dx0 + m->off_caser, D0, m->caser_save, dH, G + m->caser_p));
   for (int32_t l = a->n_blocks - 1; l >= 0; l--) {
     const ameir__block *b = &a->blocks[l];
     if (b->layer == AMEIR_LAYER_ZERO) continue;

@@ -316,8 +316,9 @@ static void h_diagram(sbuf *b, const ameir_arch *a, int32_t task) {
       box(b, xl, ROW(i + 1), BW, k->layer == AMEIR_LAYER_ZERO ? "s1 zero" : "s1", lab, 0);
       arrow(b, xl, ROW(i), xl, ROW(i + 1) + 30);
     }
-    snprintf(lab, sizeof lab, "read-out:%s%s%s%s", a->readout & AMEIR_READOUT_SUM ? " sum" : "",
+    snprintf(lab, sizeof lab, "read-out:%s%s%s%s%s", a->readout & AMEIR_READOUT_SUM ? " sum" : "",
              a->readout & AMEIR_READOUT_LAST ? " last" : "", a->readout & AMEIR_READOUT_ATT ? " att" : "",
+             a->readout & AMEIR_READOUT_CASER ? " caser" : "",
              a->readout & AMEIR_READOUT_FIELD ? " field (sum-pooled)" : "");
     box(b, xl, ROW(nl - 1), BW, "ro", lab, 0);
     arrow(b, xl, ROW(nl - 2), xl, ROW(nl - 1) + 30);
