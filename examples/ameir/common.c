@@ -352,7 +352,11 @@ static double model_stat(const ameir_model *m, const char *key) {
 void cli_json_train_stats(FILE *f, const ameir_model *m) {
   fprintf(f, ", \"train_seconds\": %.3f, \"train_samples_per_s\": %.1f, \"train_steps\": %.0f, \"epochs\": %.0f",
           model_stat(m, "train_seconds"), model_stat(m, "train_samples_per_s"), model_stat(m, "train_steps"), model_stat(m, "epochs"));
-  fprintf(f, ", \"train_loss_first\": %.5f, \"train_loss_last\": %.5f", model_stat(m, "train_loss_first"), model_stat(m, "train_loss_last"));
+  /* an untrained model (epochs 0: POP) has no losses: null, not JSON-breaking nan */
+  fprintf(f, ", \"train_loss_first\": ");
+  cli_json_num(f, model_stat(m, "train_loss_first"), "%.5f");
+  fprintf(f, ", \"train_loss_last\": ");
+  cli_json_num(f, model_stat(m, "train_loss_last"), "%.5f");
 }
 
 void cli_json_sizes(FILE *f, const ameir_model *m) {
