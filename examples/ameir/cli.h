@@ -64,6 +64,13 @@ typedef struct {
 } cli_stage_progress;
 int32_t cli_stage_progress_fn(const char *stage, int64_t done, int64_t total, double metric, void *user);
 
+/* Config keys (train.KEY, or --set KEY=V) that replace a preset's architecture line `line:`:
+ * cross_layers (cross), cin, autoint, fibinet, caser, cloze. */
+#define CLI_N_ARCH_KEYS 6
+struct cli_arch_key { const char *key, *line; };
+extern const struct cli_arch_key CLI_ARCH_KEYS[CLI_N_ARCH_KEYS];
+int cli_is_arch_key(const char *key);
+
 /* The keys a named model needs beside its architecture, space-separated `dataset.K=V` /
  * `train.K=V` (pop: no training; bprmf: a user field and the BPR loss), or NULL. `ameir train
  * --model NAME` and `ameir reproduce` apply them before the user's --set. */

@@ -201,6 +201,18 @@ static int arch_key(ameir_context *ctx, const char *config, const char *key, con
   return config && !ameir_config_get_string(ctx, config, full, buf, size);
 }
 
+/* the config keys (train.KEY) that set a preset's architecture lines (docs/arch.md) */
+const struct cli_arch_key CLI_ARCH_KEYS[CLI_N_ARCH_KEYS] = {
+    {"cross_layers", "cross"}, {"cin", "cin"}, {"autoint", "autoint"},
+    {"fibinet", "fibinet"},    {"caser", "caser"}, {"cloze", "cloze"},
+};
+
+int cli_is_arch_key(const char *key) {
+  for (int k = 0; k < CLI_N_ARCH_KEYS; k++)
+    if (!strcmp(key, CLI_ARCH_KEYS[k].key)) return 1;
+  return 0;
+}
+
 const char *cli_model_sets(const char *name) {
   /* POP is the biases' initial popularity, untrained; BPR-MF factorises users and items with
    * its pairwise loss */
@@ -229,30 +241,34 @@ int cli_preset(ameir_context *ctx, const char *config, const char *name, const c
     cli_fail(ctx, "model");
     return EXIT_USAGE;
   }
-  char cross[64] = "", cin[256] = "";
-  int has_cross = arch_key(ctx, config, "cross_layers", sets, n_sets, cross, sizeof cross);
-  int has_cin = arch_key(ctx, config, "cin", sets, n_sets, cin, sizeof cin);
+  /* the architecture's hyper-parameters as config keys (train.KEY or --set KEY=V): each replaces
+   * the line of the preset's own (only for presets that have that line) */
+  char vals[CLI_N_ARCH_KEYS][256];
+  int has[CLI_N_ARCH_KEYS], any = 0;
+  for (int k = 0; k < CLI_N_ARCH_KEYS; k++) any |= has[k] = arch_key(ctx, config, CLI_ARCH_KEYS[k].key, sets, n_sets, vals[k], sizeof vals[k]);
   char *text = NULL;
-  if ((has_cross || has_cin) && !ameir_arch_to_string(a, &text)) {
-    /* the preset's own tower lines give way to the keys (only for presets that have that tower) */
-    size_t cap = strlen(text) + sizeof cross + sizeof cin + 32, n = 0;
+  if (any && !ameir_arch_to_string(a, &text)) {
+    size_t cap = strlen(text) + sizeof vals + 64 * CLI_N_ARCH_KEYS, n = 0;
     char *t = malloc(cap);
-    int had_cross = 0, had_cin = 0;
+    int had[CLI_N_ARCH_KEYS] = {0};
     for (char *line = text, *nl; t && line && *line; line = nl ? nl + 1 : NULL) {
       nl = strchr(line, '\n');
       size_t len = nl ? (size_t)(nl - line) : strlen(line);
-      if (!strncmp(line, "cross:", 6) && has_cross) { had_cross = 1; continue; }
-      if (!strncmp(line, "cin:", 4) && has_cin) { had_cin = 1; continue; }
-      n += (size_t)snprintf(t + n, cap - n, "%.*s\n", (int)len, line);
+      int skip = 0;
+      for (int k = 0; k < CLI_N_ARCH_KEYS && !skip; k++) {
+        size_t kl = strlen(CLI_ARCH_KEYS[k].line);
+        if (has[k] && !strncmp(line, CLI_ARCH_KEYS[k].line, kl) && line[kl] == ':') skip = had[k] = 1;
+      }
+      if (!skip) n += (size_t)snprintf(t + n, cap - n, "%.*s\n", (int)len, line);
     }
-    if (t && had_cross) n += (size_t)snprintf(t + n, cap - n, "cross: %s\n", cross);
-    if (t && had_cin) n += (size_t)snprintf(t + n, cap - n, "cin: %s\n", cin);
+    for (int k = 0; t && k < CLI_N_ARCH_KEYS; k++)
+      if (had[k]) n += (size_t)snprintf(t + n, cap - n, "%s: %s\n", CLI_ARCH_KEYS[k].line, vals[k]);
     ameir_free(text);
     ameir_arch *b = NULL;
     if (!t || ameir_arch_parse(&b, ctx, t)) {
       free(t);
       ameir_arch_free(a);
-      cli_fail(ctx, "train.cross_layers / train.cin");
+      cli_fail(ctx, "train.cross_layers / cin / fibinet / caser / cloze / autoint");
       return EXIT_USAGE;
     }
     free(t);
@@ -272,7 +288,7 @@ int cli_train_arch(ameir_context *ctx, const char *config, const ameir_arch *arc
     if (!strncmp(sets[i], "dataset.", 8)) continue;
     char key[128];
     const char *k = cli_set_key(sets[i], "train.", key, sizeof key);
-    if (!strcmp(k, "cross_layers") || !strcmp(k, "cin")) continue;   /* architecture keys (cli_preset) */
+    if (cli_is_arch_key(k)) continue;   /* architecture keys (cli_preset) */
     if (ameir_model_set_option(*m, k, strchr(sets[i], '=') + 1)) { cli_fail(ctx, sets[i]); return EXIT_USAGE; }
   }
   if (ameir_model_train(*m, ds)) return cli_fail(ctx, "train");

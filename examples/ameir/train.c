@@ -23,8 +23,9 @@ static const char *TRAIN_HELP =
     "AUC and log loss. --out DIR writes DIR/model.ameir and DIR/arch.txt. --json ends the output\n"
     "with one JSON object of metrics, times and sizes. NAME: lr fm dnn widedeep deepfm dcn\n"
     "xdeepfm autoint ipnn fibinet din dien dsin sasrec nextitnet gru4rec caser bert4rec pop bprmf\n"
-    "ameir-a1..ameir-a4 (docs/arch.md); dcn and\n"
-    "xdeepfm take cross_layers=N and cin=W,W (--set or the config's train: section).\n";
+    "ameir-a1..ameir-a4 (docs/arch.md);\n"
+    "the architecture keys cross_layers=N, cin=W,W, autoint=L, fibinet=R, caser=L,NV,NH and cloze=P\n"
+    "replace the preset's own line where it has one (--set or the config's train: section).\n";
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -282,7 +283,8 @@ static const char *ARCH_HELP =
     "Prints the named model (lr fm dnn widedeep deepfm dcn xdeepfm autoint ipnn fibinet din dien dsin\n"
     "sasrec nextitnet gru4rec caser bert4rec pop bprmf ameir-a1..ameir-a4) as an architecture file\n"
     "(docs/arch.md), as `ameir train --model NAME` would build it: with CONFIG, its train.mlp,\n"
-    "train.cross_layers and train.cin apply, then --mlp and --set cross_layers=N / cin=W,W. The\n"
+    "and its architecture keys (train.cross_layers, cin, autoint, fibinet, caser, cloze) apply, then\n"
+    "--mlp and --set KEY=V (cross_layers=N, cin=W,W, caser=L,NV,NH, cloze=P, ...). The\n"
     "output trains with `ameir train CONFIG --arch FILE`.\n";
 
 int cmd_arch(int argc, char **argv) {

@@ -191,8 +191,9 @@ AMEIR_API ameir_status ameir_model_set_options_file(ameir_model *m, const char *
     if (strncmp(kv->key, prefix, pl)) continue;
     const char *k = kv->key + pl;
     if (!strcmp(k, "model") || !strcmp(k, "mlp") || !strcmp(k, "arch") || !strcmp(k, "threads") || !strcmp(k, "seed") ||
-        !strcmp(k, "cross_layers") || !strcmp(k, "cin"))
-      continue;   /* read by the program, not model options */
+        !strcmp(k, "cross_layers") || !strcmp(k, "cin") || !strcmp(k, "autoint") || !strcmp(k, "fibinet") ||
+        !strcmp(k, "caser") || !strcmp(k, "cloze"))
+      continue;   /* read by the program (architecture lines), not model options */
     st = ameir_model_set_option(m, k, kv->value);
     if (st) ameir__error_prefix(m->ctx, "%s:%d: %s%s", cfg->path, (int)kv->line, prefix, k);
   }
