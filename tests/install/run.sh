@@ -139,6 +139,32 @@ else
   echo "check: skip examples/python (no /usr/bin/python3)"
 fi
 
+# --- the command line's named models and their keys (docs/arch.md "Named architectures") ---
+arch_line() {  # arch_line WANT NAME ARGS...: `ameir arch NAME ARGS` prints the line WANT
+  local want=$1
+  shift
+  ./build/ameir arch "$@" >"$work/arch.txt" && grep -qx "$want" "$work/arch.txt"
+}
+step "ameir arch dcn --set cross_layers=2" arch_line "cross: 2" dcn --set cross_layers=2
+step "ameir arch caser --set caser=3,2,2" arch_line "caser: 3 2 2" caser --set caser=3,2,2
+step "ameir arch bert4rec --set train.cloze=0.3" arch_line "cloze: 0.3" bert4rec --set train.cloze=0.3
+step "ameir arch fibinet --set fibinet=2" arch_line "fibinet: 2" fibinet --set fibinet=2
+bad_arch_key() { ! ./build/ameir arch caser --set caser=0 2>"$work/bad.txt" && grep -q "Markov order" "$work/bad.txt"; }
+step "ameir arch caser --set caser=0 fails with the parser's message" bad_arch_key
+# a small next-item set: 300 users walking over 60 items
+awk 'BEGIN { srand(7); for (u = 1; u <= 300; u++) { n = 5 + int(rand() * 6); it = 1 + int(rand() * 60);
+  line = "u" u; for (i = 0; i < n; i++) { line = line " " it; it = it % 60 + 1 } print line } }' >"$work/seq.txt"
+printf 'dataset: {files: [seq.txt], format: userseq, max_len: 8}\ntrain: {emb: 8, epochs: 3, batch: 64}\n' >"$work/seq.yaml"
+train_named() {  # train_named NAME: `ameir train --model NAME` with the keys the model brings
+  ./build/ameir train "$work/seq.yaml" --model "$1" --threads 1 >"$work/named.txt" 2>&1 &&
+    grep -q "^model $1, full ranking" "$work/named.txt"
+}
+for name in pop bprmf caser bert4rec; do
+  step "ameir train --model $name (retrieval)" train_named "$name"
+done
+pop_untrained() { ./build/ameir train "$work/seq.yaml" --model pop --json 2>/dev/null | grep -q '"train_steps": 0,'; }
+step "ameir train --model pop trains no step" pop_untrained
+
 # --- a real run, where the data is ---
 predict_frappe() {
   with_lib "$work/predict" examples/configs/frappe.yaml >"$work/auc.txt" && grep -q 'test AUC' "$work/auc.txt"
