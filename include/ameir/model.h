@@ -223,7 +223,10 @@ AMEIR_API ameir_status ameir_model_topk(const ameir_model *model, const ameir_da
 /** Number of trainable parameters (embeddings included) and of those in embeddings. */
 AMEIR_API int64_t ameir_model_params(const ameir_model *model, int64_t *in_embeddings);
 
-/** Forward FLOPs per sample of the dense part (embedding lookups not counted). */
+/** Forward FLOPs per sample of the dense part (embedding lookups not counted): the MLP, the
+ *  output layer, SE, interactions, towers, and Stage 1's blocks and read-outs at the full history
+ *  length T (an upper bound for shorter histories; since 0.2, earlier versions left Stage 1 out).
+ *  A retrieval model's scoring of candidates is not counted. */
 AMEIR_API int64_t ameir_model_flops(const ameir_model *model);
 
 /** The model's architecture. Borrowed: valid while the model lives. */

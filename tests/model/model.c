@@ -676,6 +676,14 @@ void test_model_model__options(void) {
   T_ASSERT_EQ_INT(ameir_model_flops(m), 2 * 10 * 8 + 2 * 8);   /* x0 = 2 fields x emb 5; MLP 8; output */
   ameir_model_free(m);
   synth_free(ds);
+  /* Stage 1 counts too, at the full history length: T = 5, d = emb 4 */
+  ds = synth_retrieval(ctx, 20, 12, 5, 21);
+  m = make_model(ctx, ds, "blocks: (conv1, relu, ln) (sa2, identity, none)\nreadout: sum\n", "4");
+  int64_t T = 5, d = 4;
+  int64_t blocks = (2 * T * d * d + 5 * T * d + T * d) + (8 * T * d * d + 4 * T * T * d + T * d);
+  T_ASSERT_EQ_INT(ameir_model_flops(m), blocks + T * d + 2 * d * d);   /* + the sum read-out, u = W h */
+  ameir_model_free(m);
+  synth_free(ds);
   ameir_context_free(ctx);
 }
 

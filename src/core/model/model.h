@@ -263,6 +263,7 @@ void ameir__tower_free_ws(ameir_model *m);
 ameir_status ameir__tower_forward(ameir_model *m, int64_t B);    /* adds the towers to the logit */
 ameir_status ameir__tower_backward(ameir_model *m, int64_t B);   /* after the MLP's: G, and dx0 (+=) */
 int64_t ameir__tower_flops(const ameir_model *m);
+int64_t ameir__stage1_flops(const ameir_model *m);   /* stage1.c: blocks and read-outs, per sample at length T */
 /* IPNN's inner products (tower.c): the pair list with the parameters, the products into x0, and
  * their gradient into the embeddings' (after the MLP's backward). */
 ameir_status ameir__ipnn_params(ameir_model *m);

@@ -54,6 +54,38 @@ static int64_t layer_params(const ameir_model *m, int32_t layer, int64_t d) {
   return 0;
 }
 
+/* Forward FLOPs per sample of Stage 1 at the full history length T (an upper bound: shorter
+ * histories are masked, not skipped, by most kernels): the blocks, their LayerNorms and residual
+ * sums, and the read-outs. */
+int64_t ameir__stage1_flops(const ameir_model *m) {
+  if (!m->stage1) return 0;
+  const ameir_arch *a = m->arch;
+  int64_t T = m->seq_t, d = m->d_seq, f = 0, a1 = m->din_a1, a2 = m->din_a2;
+  /* the DIN unit at T positions: its MLP over [q, x, q - x, q * x] (4d), then the weighted sum */
+  int64_t din = T * (2 * (4 * d * a1 + a1 * a2 + a2) + 3 * d) + 2 * T * d;
+  for (int32_t l = 0; l < a->n_blocks; l++) {
+    const ameir__block *b = &a->blocks[l];
+    if (b->layer == AMEIR_LAYER_ZERO) continue;
+    int32_t k, dil, heads;
+    layer_shape(b->layer, &k, &dil, &heads);
+    if (k) f += 2 * T * d * d * k;
+    else if (heads) f += 8 * T * d * d + 4 * T * T * d;   /* q, k, v, output; scores, weighted sum */
+    else if (b->layer == AMEIR_LAYER_GRU) f += 2 * T * 2 * (3 * (d / 2) * d + 3 * (d / 2) * (d / 2));
+    else if (b->layer == AMEIR_LAYER_AVGPOOL3 || b->layer == AMEIR_LAYER_MAXPOOL3) f += 3 * T * d;
+    else if (b->layer == AMEIR_LAYER_TARGET_ATT) f += din;
+    if (b->norm == AMEIR_NORM_LN) f += 5 * T * d;
+    f += T * d;   /* the residual sum */
+  }
+  if (m->off_sum >= 0) f += T * d;
+  if (m->off_att >= 0) f += din;
+  if (m->caser_p >= 0) {   /* horizontal filters of every height over the last L, vertical ones */
+    int64_t L = a->caser_l;
+    for (int64_t h = 1; h <= L; h++) f += (L - h + 1) * 2 * h * d * a->caser_nh;
+    f += 2 * a->caser_nv * L * d;
+  }
+  return f;
+}
+
 /* Checks the blocks against the data and assigns parameter offsets from *off. Called with the
  * final K by the model's layout. x0's read-out columns start at 0. */
 ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols) {

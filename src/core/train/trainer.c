@@ -677,11 +677,12 @@ AMEIR_API int64_t ameir_model_flops(const ameir_model *m) {
   if (!m) return -1;
   int64_t K = m->opt.emb, f = 0;
   for (int32_t l = 0; l < m->arch->n_mlp; l++) f += 2 * m->mlp[l].in * m->mlp[l].out;
-  f += 2 * (m->h_last + (m->se_s ? K : 0));
+  /* the output layer: a logit (CTR), or u = W [h, h_se] of width K (retrieval) */
+  f += 2 * (m->h_last + (m->se_s ? K : 0)) * (m->task == AMEIR_TASK_RETRIEVAL ? K : 1);
   if (m->se_s) f += 2 * m->se_s * K + 4 * m->se_s * m->se_r + 2 * m->se_s * K;
   for (int32_t i = 0; i < m->n_inter; i++) f += (m->inter_order[i] - 1) * K;
   if (m->arch->extras & AMEIR_EXTRA_FM) f += 3 * m->n_cat * K;
-  return f + ameir__tower_flops(m);
+  return f + ameir__tower_flops(m) + ameir__stage1_flops(m);
 }
 
 AMEIR_API const ameir_arch *ameir_model_arch(const ameir_model *m) { return m ? m->arch : NULL; }
