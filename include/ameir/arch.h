@@ -13,6 +13,7 @@
  *   products: inner                                       IPNN's pairwise inner products (baselines)
  *   fibinet: 3                                            FiBiNET's SENET ratio (bilinear MLP input; CTR)
  *   cloze: 0.2                                            BERT4Rec's masked-item training (retrieval)
+ *   positions: learned                                    a position embedding per history slot (BERT4Rec)
  *
  * Lines may come in any order; missing lines take their empty default (no blocks, no
  * interactions, no MLP, shortcut none, no extras, no towers). `#` starts a comment.

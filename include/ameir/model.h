@@ -26,6 +26,10 @@ extern "C" {
 #define AMEIR_METRIC_ROWS     5  /**< rows evaluated */
 #define AMEIR_METRIC_GAUC     6  /**< AUC per user (option gauc_field), weighted by rows; users
                                       with one class only are left out */
+/* The retrieval metrics rank the target among the candidates (option eval_protocol: every item
+ * outside the user's history, or sampled negatives): rank = candidates scoring above it; ties
+ * are broken uniformly at random in expectation (each metric is its mean over the tied ranks;
+ * since 0.2). */
 #define AMEIR_METRIC_HR5      7  /**< retrieval: hit rate at 5 (protocol: option eval_protocol) */
 #define AMEIR_METRIC_NDCG5    8  /**< retrieval: NDCG at 5, 1/log2(rank+2) */
 #define AMEIR_METRIC_HR10     9  /**< retrieval: hit rate at 10 */

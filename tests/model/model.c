@@ -951,6 +951,15 @@ void test_model_model__bpr_loss_value(void) {
     for (int j = 1; j < 4; j++) want += log1p(exp(-(double)(sc[b * 4] - sc[b * 4 + j])));
   want /= (double)(B * 3);
   T_ASSERT_NEAR(loss, want, 1e-5);
+  /* the option travels with the model file */
+  char path[600], val[16];
+  snprintf(path, sizeof path, "%s/bpr.ameir", t_tmpdir());
+  T_OK(ameir_model_save(m, path));
+  ameir_model *l = NULL;
+  T_OK(ameir_model_load(&l, ctx, path));
+  T_OK(ameir_model_get_option(l, "loss", val, sizeof val));
+  T_ASSERT(!strcmp(val, "bpr"));
+  ameir_model_free(l);
   /* loss bpr is for retrieval, with one positive */
   T_ASSERT_EQ_INT(ameir_model_set_option(m, "positives", "2"), AMEIR_OK);
   T_ASSERT_EQ_INT(ameir__model_alloc_workspace(m, B), AMEIR_ECONFIG);
@@ -958,7 +967,9 @@ void test_model_model__bpr_loss_value(void) {
   ameir_model_free(m);
   ameir_dataset *ctr = synth_dataset(ctx, 64, 3, 5, 1, 2, 11);
   ameir_model *c = make_model(ctx, ctr, "mlp: (4, relu)\n", "4");
-  T_ASSERT_EQ_INT(ameir_model_set_option(c, "loss", "bpr"), AMEIR_EINVAL);
+  T_OK(ameir_model_set_option(c, "loss", "bpr"));   /* refused when it trains */
+  T_ASSERT_EQ_INT(ameir_model_train(c, ctr), AMEIR_ECONFIG);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "a CTR model trains with bce") != NULL);
   T_ASSERT_EQ_INT(ameir_model_set_option(c, "loss", "hinge"), AMEIR_EINVAL);
   T_OK(ameir_model_set_option(c, "loss", "bce"));
   ameir_model_free(c);
@@ -1003,6 +1014,35 @@ void test_model_model__pop_ranks_by_training_count(void) {
       if (!seen && !in) T_ASSERT(log1p(cnt[it]) <= sc[r * 5 + 4] + 1e-6);
     }
   }
+  /* ties are broken uniformly in expectation: with every bias 0 all items tie, and a user with
+   * n candidates (the items outside the history before the target) has HR@10 = min(10, n) / n and
+   * MRR = H(n) / n */
+  {
+    float zero[41] = {0};
+    T_OK(m->ops->upload(m->bs, m->L + m->item_base, zero, sizeof zero));
+    int32_t ids[2] = {AMEIR_METRIC_HR10, AMEIR_METRIC_MRR};
+    double got[2], want[2] = {0, 0};
+    T_OK(ameir_model_set_option(m, "eval_protocol", "full"));
+    T_OK(ameir_model_evaluate(m, ds, AMEIR_SPLIT_TEST, 2, ids, got));
+    for (int64_t r = 0; r < nt; r++) {
+      int64_t row = ds->split_rows[AMEIR_SPLIT_TEST][r];
+      const int32_t *h = ds->items + ds->user_off[ds->row_user[row]];
+      int32_t t = ds->fields[1].ids[row], seen[41] = {0};
+      int n = 40;
+      for (int32_t i = 0; i < ds->row_pos[row]; i++)
+        if (h[i] != t && !seen[h[i]]) { seen[h[i]] = 1; n--; }
+      double hn = 0;
+      for (int i = 1; i <= n; i++) hn += 1.0 / i;
+      want[0] += (n < 10 ? n : 10) / (double)n;
+      want[1] += hn / n;
+    }
+    T_ASSERT_NEAR(got[0], want[0] / (double)nt, 1e-9);
+    T_ASSERT_NEAR(got[1], want[1] / (double)nt, 1e-9);
+    float lp[41];
+    for (int i = 0; i < 41; i++) lp[i] = (float)log1p(cnt[i]);
+    lp[0] = 0;
+    T_OK(m->ops->upload(m->bs, m->L + m->item_base, lp, sizeof lp));
+  }
   /* the biases travel with the model file */
   char path[600];
   snprintf(path, sizeof path, "%s/pop.ameir", t_tmpdir());
@@ -1021,6 +1061,39 @@ void test_model_model__pop_ranks_by_training_count(void) {
   T_OK(ameir_arch_parse(&a, ctx, "readout: sum\nextras: fm\n"));
   T_ASSERT_EQ_INT(ameir_model_create(&m, ctx, a, ds), AMEIR_ECONFIG);
   ameir_arch_free(a);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
+/* `positions: learned`: a position table added to Stage 1's input; its gradient, the arch text,
+ * and a bad value. */
+void test_model_model__positions_learned(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_retrieval(ctx, 20, 12, 5, 21);
+  grad_check(ctx, ds, "blocks: (sa2, identity, ln)\nreadout: last\npositions: learned\n", "4");
+  grad_check(ctx, ds, "readout: sum last\nmlp: (5, gelu)\npositions: learned\n", "4");
+  ameir_arch *a = NULL;
+  char *txt = NULL;
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv1, relu, none)\nreadout: last\npositions: learned\n"));
+  T_OK(ameir_arch_to_string(a, &txt));
+  T_ASSERT(strstr(txt, "positions: learned\n") != NULL);
+  ameir_arch_free(a);
+  T_OK(ameir_arch_parse(&a, ctx, txt));
+  ameir_free(txt);
+  ameir_model *m = NULL, *plain = NULL;
+  T_OK(ameir_model_create(&m, ctx, a, ds));
+  ameir_arch_free(a);
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (conv1, relu, none)\nreadout: last\n"));
+  T_OK(ameir_arch_to_string(a, &txt));
+  T_ASSERT(strstr(txt, "positions") == NULL);   /* printed only when present */
+  ameir_free(txt);
+  T_OK(ameir_model_create(&plain, ctx, a, ds));
+  ameir_arch_free(a);
+  T_ASSERT_EQ_INT(ameir_model_params(m, NULL) - ameir_model_params(plain, NULL), 5 * 16);   /* T x d, emb 16 */
+  ameir_model_free(m);
+  ameir_model_free(plain);
+  T_ASSERT_EQ_INT(ameir_arch_parse(&a, ctx, "positions: sinusoid\n"), AMEIR_EFORMAT);
+  T_ASSERT(strstr(ameir_context_last_error(ctx), "positions takes 'learned'") != NULL);
   synth_free(ds);
   ameir_context_free(ctx);
 }

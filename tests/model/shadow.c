@@ -135,7 +135,7 @@ void test_model_shadow__retrieval(void) {
                           {NULL, NULL}};
   same("readout: sum\nmlp: (8, relu)\nextras: linear\n", ds_ret, bpr, 1);
   /* cloze (BERT4Rec): the staged masks and the read-out at the masked positions */
-  same("blocks: (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: sum last\nmlp: (16, relu)\ncloze: 0.2\n", ds_ret, opts, 1);
+  same("blocks: (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: sum last\nmlp: (16, relu)\ncloze: 0.2\npositions: learned\n", ds_ret, opts, 1);
   same("blocks: (conv1, relu, none)\nreadout: last caser\ncaser: 3 2 2\nmlp: (16, relu)\n", ds_ret, opts, 1);
 }
 

@@ -277,6 +277,14 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
+  if (!strcmp(key, "positions")) {
+    if (lx->kind != 'w' || (strcasecmp(lx->tok, "learned") && strcasecmp(lx->tok, "none")))
+      return PERR(lx, "positions takes 'learned' (a position embedding added to every behaviour element) or 'none'");
+    a->positions = !strcasecmp(lx->tok, "learned");
+    lex_next(lx);
+    if (lx->kind) return PERR(lx, "unexpected '%s' after positions", lx->tok);
+    return AMEIR_OK;
+  }
   if (!strcmp(key, "cloze")) {
     char *end;
     double v = lx->kind == 'w' ? strtod(lx->tok, &end) : -1;
@@ -307,7 +315,7 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     a->caser_nh = v[2];
     return AMEIR_OK;
   }
-  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet cloze caser)", key);
+  return PERR(lx, "unknown key '%s' (blocks readout interactions mlp shortcut extras cross cin autoint products fibinet cloze caser positions)", key);
 }
 
 AMEIR_API ameir_status ameir_arch_parse(ameir_arch **out, ameir_context *ctx, const char *text) {
@@ -487,9 +495,9 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     {"bprmf", "readout: none\n", "none"},
     /* BERT4Rec-like (Sun et al. 2019; appendix C.2: 2 layers, 4 heads): bidirectional
      * self-attention and point-wise feed-forward blocks trained on the Cloze objective (mask
-     * probability 0.2), read out at the masked position; no positional embedding, no dropout in
-     * Stage 1 (docs/arch.md) */
-    {"bert4rec", "blocks: (sa4, gelu, ln) (conv1, gelu, ln) (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: last\nshortcut: se\ncloze: 0.2\n", "200:relu,80:relu"},
+     * probability 0.2), read out at the masked position, with learned position embeddings; no
+     * dropout in Stage 1 (docs/arch.md) */
+    {"bert4rec", "blocks: (sa4, gelu, ln) (conv1, gelu, ln) (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: last\nshortcut: se\ncloze: 0.2\npositions: learned\n", "200:relu,80:relu"},
     /* Caser (Tang and Wang 2018): no blocks; horizontal and vertical convolutions over the last
      * L = 5 items (5 vertical filters, 2 horizontal ones per height: AMEIR appendix C.2's Beauty
      * setting) as the read-out; Caser's fully connected layer z = ReLU(W [o_h, o_v] + b) is the
@@ -602,6 +610,7 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
     }
     sb_add(&b, "cloze: %s\n", num);
   }
+  if (a->positions) sb_add(&b, "positions: learned\n");
   if (a->readout & AMEIR_READOUT_CASER)
     sb_add(&b, "caser: %d %d %d\n", (int)a->caser_l, (int)a->caser_nv, (int)a->caser_nh);
   if (b.oom) { free(b.s); return ameir__error(NULL, AMEIR_ENOMEM, "out of memory"); }

@@ -49,6 +49,7 @@ struct ameir_arch {
   /* Caser read-out (AMEIR_READOUT_CASER): Markov order L, vertical and horizontal filters
    * (0 while no `caser:` line was read: the defaults then) */
   int32_t caser_l, caser_nv, caser_nh;
+  int32_t positions;     /* 1: learned position embeddings added to Stage 1's input (BERT4Rec) */
 };
 #define AMEIR_CASER_MAX_L 256   /* the text's bound; the model's is the history length */
 #define AMEIR_ARCH_MAX_TOWER 16   /* cross or CIN layers */

@@ -767,6 +767,8 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     }
   }
 #undef SLOT
+  if (m->opt.loss_bpr && m->task != AMEIR_TASK_RETRIEVAL)
+    return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr ranks a positive above sampled negatives; a CTR model trains with bce");
   CK(ameir__stage1_workspace(m, B));
   CK(ameir__tower_workspace(m, B, train));
   CK(ameir__fibinet_workspace(m, B, train));
@@ -786,25 +788,24 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
       if (st) return st;
     }
     if (train && m->opt.loss_bpr) {
-      /* BPR: the differences d[b, j] = s[b, 0] - s[b, 1 + j] are one GEMM with the fixed
-       * matrix [1 ... 1; -I] [C, neg], and BCE with label 1 on them is -log sigmoid(d) */
+      /* BPR: the differences d[b, j] = s[b, 1 + j] - s[b, 0] (negative minus positive) and BCE
+       * with label 0 on them, -log(1 - s(d)) = -log s(s_pos - s_neg); memory and work linear in
+       * neg (a ones vector, the differences, their gradients, zero labels) */
       int64_t N = m->opt.neg;
       if (m->opt.positives != 1)
         return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr pairs one positive with each negative: positives must be 1, not %d",
                             (int)m->opt.positives);
-      CK(ameir__ws_dev(m, &m->bpr_m, f4 * (size_t)(C * N)));
+      CK(ameir__ws_dev(m, &m->bpr_m, f4 * (size_t)N));
       CK(ameir__ws_dev(m, &m->bpr_d, f4 * (size_t)(B * N)));
       CK(ameir__ws_dev(m, &m->bpr_dd, f4 * (size_t)(B * N)));
       CK(ameir__ws_dev(m, &m->bpr_y, f4 * (size_t)(B * N)));
       if (m->bpr_m) {
-        size_t nh = (size_t)(C * N > B * N ? C * N : B * N);
-        float *h = calloc(nh, f4);
+        float *h = malloc(f4 * (size_t)N);
         if (!h) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-        for (int64_t j = 0; j < N; j++) { h[j] = 1.f; h[(1 + j) * N + j] = -1.f; }
-        ameir_status st = m->ops->upload(m->bs, m->bpr_m, h, f4 * (size_t)(C * N));
-        for (int64_t i = 0; i < B * N; i++) h[i] = 1.f;
-        if (!st) st = m->ops->upload(m->bs, m->bpr_y, h, f4 * (size_t)(B * N));
+        for (int64_t j = 0; j < N; j++) h[j] = 1.f;
+        ameir_status st = m->ops->upload(m->bs, m->bpr_m, h, f4 * (size_t)N);
         free(h);
+        if (!st) st = m->ops->memset0(m->bs, m->bpr_y, f4 * (size_t)(B * N));
         if (st) return st;
       }
     }
@@ -1107,9 +1108,11 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     }
     if (m->opt.loss_bpr) {
       int64_t N = m->opt.neg;
-      CK(o->gemm(bs, 0, 0, B, N, C, 1.f, m->cscore, C, m->bpr_m, N, 0.f, m->bpr_d, N));
+      CK(o->copy2d(bs, m->bpr_d, N, m->cscore + 1, C, B, N, 0));   /* the negatives' scores */
+      CK(o->gemm(bs, 0, 0, B, N, 1, -1.f, m->cscore, C, m->bpr_m, N, 1.f, m->bpr_d, N));   /* - s_pos */
       CK(o->bce_logits(bs, m->bpr_d, m->bpr_y, B * N, 1.f / (float)(B * N), loss, m->bpr_dd, NULL));
-      CK(o->gemm(bs, 0, 1, B, C, N, 1.f, m->bpr_dd, N, m->bpr_m, N, 0.f, m->dcscore, C));
+      CK(o->copy2d(bs, m->dcscore + 1, C, m->bpr_dd, N, B, N, 0));   /* d s_neg */
+      CK(o->gemm(bs, 0, 0, B, 1, N, -1.f, m->bpr_dd, N, m->bpr_m, 1, 0.f, m->dcscore, C));   /* d s_pos */
       return AMEIR_OK;   /* mean over the (positive, negative) pairs */
     }
     CK(o->bce_logits(bs, m->cscore, m->cy, B * C, 1.f / (float)B, loss, m->dcscore, NULL));

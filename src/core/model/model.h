@@ -111,6 +111,7 @@ struct ameir_model {
                             * items' (never a candidate); 0 without cloze (row 0 is the
                             * padding row, never the mask) */
   int64_t off_caser, caser_p;   /* Caser read-out: its columns in x0 and its parameters, -1 none */
+  int64_t pos_p;           /* `positions: learned`: the position table [T, d] in the parameters, -1 none */
 
   /* stage 2 */
   int32_t n_inter, max_order;
@@ -196,7 +197,7 @@ struct ameir_model {
   float *gradrows_l;
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
-  float *bpr_m, *bpr_d, *bpr_dd, *bpr_y;   /* BPR: pair matrix [C, neg], differences, their grads, ones */
+  float *bpr_m, *bpr_d, *bpr_dd, *bpr_y;   /* BPR: ones [neg], differences, their grads, zero labels */
   float *tw_x, *tw_p, *tw_d1, *tw_d2, *tw_dp;            /* towers */
   float *tw_ones;                                         /* ones [K]: CIN's pooling, IPNN's sums */
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
@@ -212,6 +213,7 @@ struct ameir_model {
   int32_t **psave;
   float *dHs, *dt1, *dt2, *dt3, *q, *dq, *ro_save;
   int32_t *caser_save;     /* the Caser read-out's argmaxes [B, L * NH] (caser_fwd's save) */
+  float *pos_ones;         /* `positions: learned`: ones [B], to add the table to every row and sum its gradient */
   /* A copy with an arena only: the block the Stage-1 kernels take their scratch from (handed
    * to the backend for the calling thread during ameir__stage1_forward), and its bytes. */
   void *kscratch;
@@ -263,6 +265,8 @@ void ameir__tower_free_ws(ameir_model *m);
 ameir_status ameir__tower_forward(ameir_model *m, int64_t B);    /* adds the towers to the logit */
 ameir_status ameir__tower_backward(ameir_model *m, int64_t B);   /* after the MLP's: G, and dx0 (+=) */
 int64_t ameir__tower_flops(const ameir_model *m);
+/* *pp = a workspace device buffer of n 4-byte copies of *value (tower.c) */
+ameir_status ameir__ws_const4(ameir_model *m, void *pp, int64_t n, const void *value);
 int64_t ameir__stage1_flops(const ameir_model *m);   /* stage1.c: blocks and read-outs, per sample at length T */
 /* IPNN's inner products (tower.c): the pair list with the parameters, the products into x0, and
  * their gradient into the embeddings' (after the MLP's backward). */

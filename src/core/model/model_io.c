@@ -77,7 +77,8 @@ AMEIR_API ameir_status ameir_model_save(const ameir_model *cm, const char *path)
   free(arch);
   static const char *const keys[] = {"emb", "batch", "eval_batch", "epochs", "max_steps", "patience", "lr",
                                      "l2", "beta1", "beta2", "eps", "init_std", "init_range", "lr_schedule",
-                                     "optimizer", "init", "mlp_init", "early_metric", "shuffle", "restore_best"};
+                                     "optimizer", "init", "mlp_init", "early_metric", "shuffle", "restore_best",
+                                     "loss"};
   wbuf opts = {0};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     char v[64];

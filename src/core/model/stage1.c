@@ -76,6 +76,7 @@ int64_t ameir__stage1_flops(const ameir_model *m) {
     if (b->norm == AMEIR_NORM_LN) f += 5 * T * d;
     f += T * d;   /* the residual sum */
   }
+  if (m->pos_p >= 0) f += T * d;
   if (m->off_sum >= 0) f += T * d;
   if (m->off_att >= 0) f += din;
   if (m->caser_p >= 0) {   /* horizontal filters of every height over the last L, vertical ones */
@@ -94,7 +95,7 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
   int64_t K = m->opt.emb, d = m->n_seq * K;
   m->d_seq = d;
   m->off_sum = m->off_last = m->off_att = -1;
-  m->ro_att = m->off_caser = m->caser_p = -1;
+  m->ro_att = m->off_caser = m->caser_p = m->pos_p = -1;
   *x0_cols = 0;
   if (!m->stage1) return AMEIR_OK;
   if (m->mask_row > 0 && !(a->readout & AMEIR_READOUT_LAST))
@@ -122,6 +123,7 @@ ameir_status ameir__stage1_layout(ameir_model *m, int64_t *off, int64_t *x0_cols
     int64_t np = layer_params(m, b->layer, d);
     if (np) { m->blk_p[l] = *off; *off += np; }
   }
+  if (a->positions) { m->pos_p = *off; *off += m->seq_t * d; }
   int64_t c = 0;
   if (a->readout & AMEIR_READOUT_SUM) { m->off_sum = c; c += d; }
   if (a->readout & AMEIR_READOUT_LAST) { m->off_last = c; c += d; }
@@ -199,6 +201,8 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
     CK(ameir__stage1_init_block(m, hp, r, a->blocks[l].layer, m->blk_p[l], m->blk_g[l], m->blk_b[l]));
   if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, m->d_seq);
   if (m->caser_p >= 0) caser_init(m, r, hp + m->caser_p);
+  /* positions: N(0, 0.02), as BERT's */
+  if (m->pos_p >= 0) ameir__init_normal(r, hp + m->pos_p, m->seq_t * m->d_seq, 0.02);
   return AMEIR_OK;
 }
 
@@ -221,6 +225,8 @@ void ameir__stage1_free_ws(ameir_model *m) {
   m->psave = NULL;
   ameir__ws_dev_free(m, m->caser_save);
   m->caser_save = NULL;
+  ameir__ws_dev_free(m, m->pos_ones);
+  m->pos_ones = NULL;
   float *bufs[] = {m->dHs, m->dt1, m->dt2, m->dt3, m->q, m->dq, m->ro_save};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ameir__ws_dev_free(m, bufs[i]);
   m->dHs = m->dt1 = m->dt2 = m->dt3 = m->q = m->dq = m->ro_save = NULL;
@@ -329,6 +335,10 @@ ameir_status ameir__stage1_workspace(ameir_model *m, int64_t B) {
   }
   if (m->ro_att >= 0) CK(dalloc(m, &m->ro_save, ameir__din_save(B, T, d, m->din_a1, m->din_a2)));
   if (m->caser_p >= 0) CK(dalloc(m, &m->caser_save, B * (int64_t)a->caser_l * a->caser_nh));   /* int32s */
+  if (m->pos_p >= 0) {
+    const float one = 1.f;
+    CK(ameir__ws_const4(m, &m->pos_ones, B, &one));
+  }
   if (m->arena) {   /* a caller's block: the kernels' scratch comes from it too (forward below) */
     m->kscratch_bytes = ameir__stage1_kernel_scratch(m, B, NULL);
     if (m->kscratch_bytes) CK(ameir__ws_dev(m, &m->kscratch, m->kscratch_bytes));
@@ -448,6 +458,10 @@ static ameir_status stage1_forward(ameir_model *m, int64_t B, const int32_t *row
   if (m->has_target)
     for (int64_t s = 0; s < S; s++)
       CK(o->copy2d(bs, m->q + s * K, d, m->x0 + m->off_e + m->seq_target[s] * K, D0, B, K, 0));
+  if (m->pos_p >= 0) {   /* + the position table on every row, then the padding is zero again */
+    CK(o->gemm(bs, 0, 0, B, T * d, 1, 1.f, m->pos_ones, 1, P + m->pos_p, T * d, 1.f, m->H[0], T * d));
+    CK(o->seq_mask(bs, m->H[0], m->H[0], m->len_dev, B, T, d));
+  }
   for (int32_t l = 0; l < a->n_blocks; l++) {
     const ameir__block *b = &a->blocks[l];
     if (b->layer == AMEIR_LAYER_ZERO) continue;
@@ -560,6 +574,8 @@ ameir_status ameir__stage1_backward(ameir_model *m, int64_t B, float *dh0_out) {
     CK(o->axpby(bs, n, 1.f, din, 1.f, dH));   /* residual: dH_{l-1} = dH_l + d(block input) */
     CK(o->seq_mask(bs, dH, dH, m->len_dev, B, T, d));
   }
+  if (m->pos_p >= 0)   /* the position table's gradient: dH summed over the batch (padding is 0) */
+    CK(o->gemm(bs, 1, 0, 1, T * d, B, 1.f, m->pos_ones, 1, dH, T * d, 1.f, G + m->pos_p, T * d));
   CK(o->copy(bs, dh0_out, dH, sizeof(float) * (size_t)n));
   if (m->has_target)
     for (int64_t s = 0; s < S; s++)

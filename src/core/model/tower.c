@@ -121,7 +121,7 @@ static float *cin_pool(const ameir_model *m, int64_t B, int32_t k, int64_t *w_of
 
 /* A device vector of n 4-byte copies of *value (a float or an int32), uploaded once per workspace
  * from a host copy (while an arena measures, both only counted). */
-static ameir_status ws_const4(ameir_model *m, void *pp, int64_t n, const void *value) {
+ameir_status ameir__ws_const4(ameir_model *m, void *pp, int64_t n, const void *value) {
   size_t bytes = 4 * (size_t)n;
   CK(ameir__ws_dev(m, pp, bytes));
   if (!*(void **)pp) return m->arena && !m->arena->base ? ameir__ws_host(m, NULL, bytes, 0) : AMEIR_OK;
@@ -139,7 +139,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
   int64_t K = m->opt.emb;
   if (a->n_cin || m->n_ip || m->n_fb) {   /* ones [K]: CIN's sum pooling, IPNN's inner products, FiBiNET's mean */
     const float one = 1.f;
-    CK(ws_const4(m, &m->tw_ones, K, &one));
+    CK(ameir__ws_const4(m, &m->tw_ones, K, &one));
   }
   if (m->n_ip) {   /* IPNN: the products [B, P K] and their sums [B P] */
     CK(ameir__ws_dev(m, &m->ip_buf, f4 * (size_t)(B * m->n_ip * K)));
@@ -161,7 +161,7 @@ ameir_status ameir__tower_workspace(ameir_model *m, int64_t B, int train) {
     CK(ameir__ws_dev(m, &m->att_z, f4 * (size_t)(L * B * w)));
     CK(ameir__ws_dev(m, &m->att_save, f4 * (size_t)(L * ameir__mha_save(B, m->n_cat, K, AUTOINT_HEADS))));
     const int32_t all = m->n_cat;   /* every row attends over all F fields */
-    CK(ws_const4(m, &m->att_len, B, &all));
+    CK(ameir__ws_const4(m, &m->att_len, B, &all));
     if (train) CK(ameir__ws_dev(m, &m->tw_d3, f4 * (size_t)(B * w)));
   }
   if (train) {   /* backward: two gradients of a layer's output in turn, and (CIN) dp^k */

@@ -89,9 +89,7 @@ AMEIR_API ameir_status ameir_model_set_option(ameir_model *m, const char *key, c
   }
   if (!strcmp(key, "neg_sampling")) { CK(parse_choice(ctx, key, value, NEGS, &c)); o->neg_unseen = c; return AMEIR_OK; }
   if (!strcmp(key, "loss")) {
-    CK(parse_choice(ctx, key, value, LOSSES, &c));
-    if (c && m->task != AMEIR_TASK_RETRIEVAL)
-      return ameir__error(ctx, AMEIR_EINVAL, "option loss: bpr ranks a positive above sampled negatives; a CTR model trains with bce");
+    CK(parse_choice(ctx, key, value, LOSSES, &c));   /* bpr on a CTR model: refused when it trains */
     if (c != o->loss_bpr) { o->loss_bpr = c; ameir__model_drop_workspace(m); }
     return AMEIR_OK;
   }
@@ -300,9 +298,38 @@ static ameir_status score_all_items(ameir_model *m, const ameir_dataset *ds, con
 /* Ranking metrics of a retrieval split: r[0..6] = HR@5, NDCG@5, HR@10, NDCG@10, MRR, HR@20,
  * NDCG@20. Full ranking: rank = items (not in the user's history) scoring strictly above the
  * target; sampled: rank = draws (uniform over the items, redrawn when in the history or equal
- * to the target) scoring strictly above it. One GEMM scores every item for a batch of users. */
+ * to the target) scoring strictly above it. Candidates scoring exactly as the target are ties,
+ * broken uniformly at random in expectation: with a above and t tied, the rank is uniform over
+ * a .. a + t and each metric is its mean over those ranks (models with continuous scores have
+ * no ties and the plain rank a; POP's integer counts have many, and counting them below the
+ * target would flatter it). One GEMM scores every item for a batch of users. */
 static ameir_status eval_retrieval(ameir_model *m, const ameir_dataset *ds, int32_t split, double *r) {
   return ameir__model_rank_rows(m, ds, ds->split_rows[split], ds->split_n[split], r);
+}
+
+/* sum_{i=1..n} 1/i: exact up to 64 terms, else the asymptotic series (error below 1e-12) */
+static double harmonic(int64_t n) {
+  if (n <= 64) {
+    double h = 0;
+    for (int64_t i = n; i >= 1; i--) h += 1.0 / (double)i;
+    return h;
+  }
+  double x = (double)n;
+  return log(x) + 0.57721566490153286 + 1.0 / (2 * x) - 1.0 / (12 * x * x) + 1.0 / (120 * x * x * x * x);
+}
+
+/* Adds one row's metrics to r[0..6] for a rank uniform over a .. a + t (a above, t tied). */
+static void rank_metrics(int64_t a, int64_t t, double *r) {
+  static const int ks[3] = {5, 10, 20};
+  double w = 1.0 / (double)(t + 1);
+  for (int i = 0; i < 3; i++) {
+    int64_t hi = a + t < ks[i] - 1 ? a + t : ks[i] - 1;   /* the ranks below k */
+    double hit = 0, g = 0;
+    for (int64_t q = a; q <= hi; q++) { hit += 1; g += 1.0 / log2((double)q + 2.0); }
+    r[i == 0 ? 0 : i == 1 ? 2 : 5] += hit * w;
+    r[i == 0 ? 1 : i == 1 ? 3 : 6] += g * w;
+  }
+  r[4] += t ? (harmonic(a + t + 1) - harmonic(a)) * w : 1.0 / ((double)a + 1.0);
 }
 
 ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t n,
@@ -316,7 +343,7 @@ ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, con
   float *dev = NULL, *sc = malloc(sizeof(float) * (size_t)(EB * V));
   enum { HMAX = 4096 };
   int32_t *hist = malloc(sizeof(int32_t) * HMAX * (size_t)m->ctx->threads);
-  int64_t *rank_of = malloc(sizeof(int64_t) * (size_t)EB);
+  int64_t *rank_of = malloc(sizeof(int64_t) * (size_t)(2 * EB)), *ties_of = rank_of + EB;
   ameir_status st = sc && hist && rank_of ? o->alloc(m->bs, sizeof(float) * (size_t)(EB * V), (void **)&dev)
                                : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   const int32_t *tid = ds->fields[m->item_field].ids;
@@ -347,10 +374,11 @@ ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, con
           if (!dup) hb[nh++] = v;
         }
       }
-      int64_t rank = 0;
+      int64_t rank = 0, ties = 0;
       if (!m->opt.eval_sampled) {
-        for (int64_t j = 0; j < V; j++) rank += srow[j] > ts;
-        for (int64_t j = 0; j < nh; j++) rank -= srow[hb[j] - 1] > ts;
+        for (int64_t j = 0; j < V; j++) { rank += srow[j] > ts; ties += srow[j] == ts; }
+        for (int64_t j = 0; j < nh; j++) { rank -= srow[hb[j] - 1] > ts; ties -= srow[hb[j] - 1] == ts; }
+        ties -= 1;   /* the target itself */
       } else {
         ameir__rng rg;
         ameir__rng_seed(&rg, m->ctx->seed, 0xe7a1000000ull + (uint64_t)row);
@@ -363,18 +391,14 @@ ameir_status ameir__model_rank_rows(ameir_model *m, const ameir_dataset *ds, con
             if (!bad) break;
           }
           rank += srow[v - 1] > ts;
+          ties += srow[v - 1] == ts;
         }
       }
       rank_of[b] = rank;
+      ties_of[b] = ties;
     }
-    for (int64_t b = 0; b < nb; b++) {
-      if (rank_of[b] < 0) continue;
-      double rank = (double)rank_of[b], g = 1.0 / log2(rank + 2.0);
-      r[0] += rank < 5; r[1] += rank < 5 ? g : 0;
-      r[2] += rank < 10; r[3] += rank < 10 ? g : 0;
-      r[4] += 1.0 / (rank + 1.0);
-      r[5] += rank < 20; r[6] += rank < 20 ? g : 0;
-    }
+    for (int64_t b = 0; b < nb; b++)
+      if (rank_of[b] >= 0) rank_metrics(rank_of[b], ties_of[b], r);
   }
   free(rank_of);
   o->free(m->bs, dev);
