@@ -206,6 +206,7 @@ static void drop_ws_pool(ameir_model *m) {
 }
 
 static ameir_status new_ws_pool(ameir_model *m) {
+  drop_ws_pool(m);   /* an option set while the model is being made may have made one */
   m->ws_pool = calloc(AMEIR_WS_POOL, sizeof *m->ws_pool);
   return m->ws_pool ? AMEIR_OK : ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
 }
