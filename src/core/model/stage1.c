@@ -201,8 +201,12 @@ ameir_status ameir__stage1_init(ameir_model *m, float *hp, ameir__rng *r) {
     CK(ameir__stage1_init_block(m, hp, r, a->blocks[l].layer, m->blk_p[l], m->blk_g[l], m->blk_b[l]));
   if (m->ro_att >= 0) din_init(m, r, hp + m->ro_att, m->d_seq);
   if (m->caser_p >= 0) caser_init(m, r, hp + m->caser_p);
-  /* positions: N(0, 0.02), as BERT's */
-  if (m->pos_p >= 0) ameir__init_normal(r, hp + m->pos_p, m->seq_t * m->d_seq, 0.02);
+  /* positions: drawn as the embeddings they are added to (options init, init_std, init_range),
+   * so that neither swamps the other at the start */
+  if (m->pos_p >= 0) {
+    if (m->opt.emb_init == 0) ameir__init_normal(r, hp + m->pos_p, m->seq_t * m->d_seq, m->opt.init_std);
+    else ameir__init_uniform(r, hp + m->pos_p, m->seq_t * m->d_seq, m->opt.init_range);
+  }
   return AMEIR_OK;
 }
 
