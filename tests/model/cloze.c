@@ -93,7 +93,7 @@ void test_model_cloze__scoring_window(void) {
 void test_model_cloze__training_window_exact(void) {
   ameir_context *ctx = new_ctx(1, 7);
   ameir_dataset *ds = tiny_ds(ctx);
-  ameir_model *m = make(ctx, ds, ARCH "cloze: 0.5\n", "4");
+  ameir_model *m = make(ctx, ds, ARCH "cloze: 0.5 0\n", "4");
   T_OK(ameir_model_set_option(m, "neg", "2"));
   int32_t win[18], len[6], ro[6], cand[18];
   stage_rows(m, ds, 1, win, len, ro, cand);
@@ -130,7 +130,7 @@ void test_model_cloze__masks_never_leak_the_positive(void) {
   for (int64_t seed = 1; seed <= 3; seed++) {
     ameir_context *ctx = new_ctx(1, seed);
     ameir_dataset *ds = synth_retrieval(ctx, 40, 30, 5, 30 + (uint64_t)seed);
-    ameir_model *m = make(ctx, ds, ARCH "cloze: 0.3\n", "4");
+    ameir_model *m = make(ctx, ds, ARCH "cloze: 0.3 0\n", "4");
     const int64_t nb = 64;
     T_OK(ameir__model_alloc_workspace(m, nb));
     int64_t T = m->seq_t, C = m->n_cand, masked = 0, slots = 0;
@@ -167,6 +167,45 @@ void test_model_cloze__masks_never_leak_the_positive(void) {
     synth_free(ds);
     ameir_context_free(ctx);
   }
+}
+
+/* `cloze: P L`: a share L of the training rows masks only its last item (the target), as the
+ * scoring windows do; L = 1 makes every row one, and the default L = 0.1 about one row in ten. */
+void test_model_cloze__last_item_only_rows(void) {
+  ameir_context *ctx = new_ctx(1, 3);
+  ameir_dataset *ds = synth_retrieval(ctx, 40, 30, 5, 41);
+  const int64_t nb = 64;
+  for (int variant = 0; variant < 2; variant++) {
+    ameir_model *m = make(ctx, ds, variant ? ARCH "cloze: 0.5\n" : ARCH "cloze: 0.5 1\n", "4");
+    T_OK(ameir__model_alloc_workspace(m, nb));
+    int64_t T = m->seq_t, C = m->n_cand, only_last = 0, n = 0;
+    for (int64_t step = 0; step < 8; step++) {
+      m->step = step;
+      const int64_t *rows = ds->split_rows[AMEIR_SPLIT_TRAIN] + (step % 4) * 8;
+      T_OK(ameir__model_stage(m, ds, rows, nb));
+      const int32_t *h = m->host_stage, *len = h + nb * T + nb * C, *ro = len + nb;
+      for (int64_t b = 0; b < nb; b++, n++) {
+        const int32_t *w = h + b * T;
+        int32_t masked = 0;
+        for (int32_t j = 0; j < len[b]; j++) masked += w[j] == m->mask_row;
+        int last = masked == 1 && w[len[b] - 1] == m->mask_row && ro[b] == len[b];
+        only_last += last;
+        if (!variant) T_ASSERT_MSG(last, "row %lld: not a last-item-only row", (long long)rows[b]);
+      }
+    }
+    /* default: the tenth that asks for it, plus rows of P = 0.5 that drew only the last mask */
+    if (variant) T_ASSERT_MSG(only_last > n / 20 && only_last < n / 2, "%lld of %lld rows", (long long)only_last, (long long)n);
+    ameir_model_free(m);
+  }
+  ameir_arch *a = NULL;
+  char *txt = NULL;
+  T_OK(ameir_arch_parse(&a, ctx, "blocks: (sa2, gelu, ln)\nreadout: last\ncloze: 0.2, 0.25\n"));
+  T_OK(ameir_arch_to_string(a, &txt));
+  T_ASSERT_MSG(strstr(txt, "\ncloze: 0.2 0.25\n") != NULL, "%s", txt);
+  ameir_free(txt);
+  ameir_arch_free(a);
+  synth_free(ds);
+  ameir_context_free(ctx);
 }
 
 /* The [mask] row is no candidate: it lies after the items' rows, top-k over every item returns
@@ -255,7 +294,7 @@ void test_model_cloze__bert4rec_preset_learns_and_round_trips(void) {
 /* Clear errors: the key's value, a CTR dataset, a read-out without `last`, a history not sharing
  * the item table, more than one positive. */
 void test_model_cloze__errors(void) {
-  const char *bad[] = {"cloze: 0\n", "cloze: 1.5\n", "cloze: often\n", "cloze: 0.2 0.3\n", "cloze:\n"};
+  const char *bad[] = {"cloze: 0\n", "cloze: 1.5\n", "cloze: often\n", "cloze: 0.2 1.5\n", "cloze: 0.2 0.1 3\n", "cloze:\n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ameir_arch *a = NULL;
     T_ASSERT_EQ_INT(ameir_arch_parse(&a, NULL, bad[i]), AMEIR_EFORMAT);

@@ -291,7 +291,16 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     if (lx->kind != 'w' || *end || !(v > 0 && v <= 1))
       return PERR(lx, "cloze takes the mask probability of masked-item training, a number in (0, 1] (BERT4Rec: 0.2)");
     a->cloze = v;
+    a->cloze_last = AMEIR_CLOZE_LAST_DEFAULT;
     lex_next(lx);
+    if (lx->kind == ',') lex_next(lx);
+    if (lx->kind) {   /* the share of rows that mask only their last item */
+      double w = lx->kind == 'w' ? strtod(lx->tok, &end) : -1;
+      if (lx->kind != 'w' || *end || !(w >= 0 && w <= 1))
+        return PERR(lx, "cloze's second number is the share of rows that mask only their last item, in [0, 1] (default 0.1)");
+      a->cloze_last = w;
+      lex_next(lx);
+    }
     if (lx->kind) return PERR(lx, "unexpected '%s' after cloze", lx->tok);
     return AMEIR_OK;
   }
@@ -608,7 +617,8 @@ AMEIR_API ameir_status ameir_arch_to_string(const ameir_arch *a, char **out) {
       snprintf(num, sizeof num, "%.*g", prec, a->cloze);
       if (strtod(num, NULL) == a->cloze) break;
     }
-    sb_add(&b, "cloze: %s\n", num);
+    if (a->cloze_last == AMEIR_CLOZE_LAST_DEFAULT) sb_add(&b, "cloze: %s\n", num);
+    else sb_add(&b, "cloze: %s %.17g\n", num, a->cloze_last);
   }
   if (a->positions) sb_add(&b, "positions: learned\n");
   if (a->readout & AMEIR_READOUT_CASER)

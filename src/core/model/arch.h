@@ -3,6 +3,10 @@
 #define AMEIR_CORE_ARCH_H
 
 #include "../base/base.h"
+
+/* cloze's default share of last-item-only rows: BERT4Rec adds one such sample to every ten
+ * randomly masked copies of a sequence (dupe factor 10) */
+#define AMEIR_CLOZE_LAST_DEFAULT 0.1
 #include "ameir/arch.h"
 
 /* Stage-1 layers (pinned: stored in model files) */
@@ -46,6 +50,8 @@ struct ameir_arch {
   int32_t fibinet;       /* FiBiNET: SENET reduction ratio (0: none); the MLP reads its bilinear
                           * interactions instead of the embeddings (src/core/model/fibinet.c) */
   double cloze;          /* BERT4Rec: masked-item training with this mask probability (0: none) */
+  double cloze_last;     /* the share of training rows that mask only their last item (BERT4Rec's
+                          * extra last-item samples); `cloze: P [L]`, L default below */
   /* Caser read-out (AMEIR_READOUT_CASER): Markov order L, vertical and horizontal filters
    * (0 while no `caser:` line was read: the defaults then) */
   int32_t caser_l, caser_nv, caser_nh;

@@ -404,7 +404,10 @@ static ameir_status cloze_stage(ameir_model *m, const ameir_dataset *ds, const i
     for (int64_t j = wl; j < T; j++) hr[j] = 0;
     if (h_src) {
       int32_t n = 0;
-      for (int32_t j = 0; j < wl; j++)
+      /* a share of the rows masks only the last item, as at scoring time (BERT4Rec's extra
+       * samples); no draw at all when that share is 0 */
+      int last_only = m->arch->cloze_last > 0 && ameir__rng_uniform(&r) < m->arch->cloze_last;
+      for (int32_t j = 0; j < wl && !last_only; j++)
         if (ameir__rng_uniform(&r) < m->arch->cloze) { hr[j] = mask; n++; }
       if (!n) { hr[wl - 1] = mask; n = 1; }
       uint64_t k = ameir__rng_below(&r, (uint64_t)n);
