@@ -72,7 +72,7 @@ extern const struct cli_arch_key CLI_ARCH_KEYS[CLI_N_ARCH_KEYS];
 int cli_is_arch_key(const char *key);
 
 /* The keys a named model needs beside its architecture, space-separated `dataset.K=V` /
- * `train.K=V` (pop: no training; bprmf: a user field and the BPR loss), or NULL. `ameir train
+ * `train.K=V` (pop: no training; bprmf: a user field and the BPR loss; caser: a user field), or NULL. `ameir train
  * --model NAME` and `ameir reproduce` apply them before the user's --set. */
 const char *cli_model_sets(const char *name);
 

@@ -215,10 +215,11 @@ int cli_is_arch_key(const char *key) {
 
 const char *cli_model_sets(const char *name) {
   /* POP is the biases' initial popularity, untrained; BPR-MF factorises users and items with
-   * its pairwise loss */
+   * its pairwise loss; Caser has a user embedding beside its convolutions */
   static const struct { const char *name, *sets; } IMPLIED[] = {
       {"pop", "train.epochs=0"},
       {"bprmf", "dataset.user_field=true train.loss=bpr"},
+      {"caser", "dataset.user_field=true"},   /* its user embedding P_u */
   };
   for (size_t i = 0; name && i < sizeof IMPLIED / sizeof IMPLIED[0]; i++)
     if (!strcasecmp(name, IMPLIED[i].name)) return IMPLIED[i].sets;

@@ -157,7 +157,7 @@ static const table_def TABLES[] = {
      "on the same sampled negatives. "
      "GRU4Rec-, NextItNet- and SASRec-like are the block stacks of docs/arch.md on the same backbone and head; "
      "Caser is its convolutional read-out over the last 5 items (5 vertical, 2 horizontal filters per height) "
-     "and one 64-wide ReLU layer, without Caser's user embedding; "
+     "and its user embedding into one 64-wide ReLU layer; "
      "BERT4Rec-like adds learned positions and masked-item (Cloze) training with one masked position per row and step "
      "(no Stage-1 dropout). "
      "AMEIR-A: the blocks of search step 1 trained like them; AMEIR-A derived: the model the search derives "

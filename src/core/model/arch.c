@@ -509,8 +509,8 @@ static const struct { const char *name, *text, *mlp; } PRESETS[] = {
     {"bert4rec", "blocks: (sa4, gelu, ln) (conv1, gelu, ln) (sa4, gelu, ln) (conv1, gelu, ln)\nreadout: last\nshortcut: se\ncloze: 0.2\npositions: learned\n", "200:relu,80:relu"},
     /* Caser (Tang and Wang 2018): no blocks; horizontal and vertical convolutions over the last
      * L = 5 items (5 vertical filters, 2 horizontal ones per height: AMEIR appendix C.2's Beauty
-     * setting) as the read-out; Caser's fully connected layer z = ReLU(W [o_h, o_v] + b) is the
-     * MLP, width 64 = the emb of the Table-2 configs (the MLP text cannot name the width d) */
+     * setting) as the read-out; Caser's fully connected layer z = ReLU(W [o_h, o_v, P_u] + b) is the
+     * MLP (P_u: the dataset's user field, when opened with user_field: true), width 64 = the emb of the Table-2 configs (the MLP text cannot name the width d) */
     {"caser", "readout: caser\ncaser: 5 5 2\n", "64:relu"},
     /* AMEIR-A's blocks found on Beauty, Table 10 runs 1 to 4 */
     {"ameir-a1", "blocks: (dconv5, gelu, ln) (dconv5, identity, none) zero (dconv7, identity, none) zero (dconv7, identity, none)\nreadout: sum last\nshortcut: se\n", "200:relu,80:relu"},
