@@ -71,10 +71,11 @@ struct cli_arch_key { const char *key, *line; };
 extern const struct cli_arch_key CLI_ARCH_KEYS[CLI_N_ARCH_KEYS];
 int cli_is_arch_key(const char *key);
 
-/* The keys a named model needs beside its architecture, space-separated `dataset.K=V` /
- * `train.K=V` (pop: no training; bprmf: a user field and the BPR loss; caser: a user field), or NULL. `ameir train
- * --model NAME` and `ameir reproduce` apply them before the user's --set. */
-const char *cli_model_sets(const char *name);
+/* The keys a named model needs beside its architecture (`dataset.K=V` / `train.K=V`; pop: no
+ * training; bprmf: a user field and the BPR loss; caser: a user field) into out[0..max), static
+ * strings; returns how many. `ameir train --model NAME` and `ameir reproduce` apply them before
+ * the user's --set. */
+int cli_model_sets(const char *name, const char **out, int max);
 
 /* A named architecture as `ameir train --model NAME` makes it: the MLP from mlp_override, else
  * the config's train.mlp (not for LR and FM), else the preset's; the DCN and xDeepFM towers from

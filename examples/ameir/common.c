@@ -213,17 +213,19 @@ int cli_is_arch_key(const char *key) {
   return 0;
 }
 
-const char *cli_model_sets(const char *name) {
+int cli_model_sets(const char *name, const char **out, int max) {
   /* POP is the biases' initial popularity, untrained; BPR-MF factorises users and items with
    * its pairwise loss; Caser has a user embedding beside its convolutions */
-  static const struct { const char *name, *sets; } IMPLIED[] = {
-      {"pop", "train.epochs=0"},
-      {"bprmf", "dataset.user_field=true train.loss=bpr"},
-      {"caser", "dataset.user_field=true"},   /* its user embedding P_u */
+  static const struct { const char *name, *sets[3]; } IMPLIED[] = {
+      {"pop", {"train.epochs=0"}},
+      {"bprmf", {"dataset.user_field=true", "train.loss=bpr"}},
+      {"caser", {"dataset.user_field=true"}},
   };
+  int n = 0;
   for (size_t i = 0; name && i < sizeof IMPLIED / sizeof IMPLIED[0]; i++)
-    if (!strcasecmp(name, IMPLIED[i].name)) return IMPLIED[i].sets;
-  return NULL;
+    if (!strcasecmp(name, IMPLIED[i].name))
+      for (int k = 0; k < 3 && IMPLIED[i].sets[k] && n < max; k++) out[n++] = IMPLIED[i].sets[k];
+  return n;
 }
 
 int cli_preset(ameir_context *ctx, const char *config, const char *name, const char *mlp_override,

@@ -710,22 +710,17 @@ static int run_row(run_state *r, ds_state *d, const row_def *row, int seed, cons
   /* the row's own keys: train.* go with the training options, dataset.* open the data again
    * with them (kept for the next row with the same keys) */
   ameir_dataset *ds = d->ds;
-  const char *sets[N_OF(QUICK_TRAIN) + 16];
-  char setbuf[256] = "", dskey[256] = "";
+  const char *sets[N_OF(QUICK_TRAIN) + 8];
+  char dskey[256] = "";
   int n_sets = 0;
   if (r->quick)
     for (int i = 0; i < N_OF(QUICK_TRAIN); i++) sets[n_sets++] = QUICK_TRAIN[i];
-  const char *implied = row->kind == ROW_PRESET ? cli_model_sets(row->preset) : NULL;
-  if (implied) {
-    snprintf(setbuf, sizeof setbuf, "%s", implied);
-    for (char *tok = strtok(setbuf, " "); tok && n_sets < N_OF(sets); tok = strtok(NULL, " ")) {
-      sets[n_sets++] = tok;
-      if (!strncmp(tok, "dataset.", 8)) {
-        size_t l = strlen(dskey);
-        snprintf(dskey + l, sizeof dskey - l, "%s ", tok);
-      }
+  if (row->kind == ROW_PRESET) n_sets += cli_model_sets(row->preset, sets + n_sets, N_OF(sets) - n_sets);
+  for (int i = 0; i < n_sets; i++)
+    if (!strncmp(sets[i], "dataset.", 8)) {
+      size_t l = strlen(dskey);
+      snprintf(dskey + l, sizeof dskey - l, "%s ", sets[i]);
     }
-  }
   if (!rc && dskey[0]) {
     if (strcmp(dskey, d->ds_sets_key)) {
       ameir_dataset_free(d->ds_sets);

@@ -69,17 +69,13 @@ int cmd_train(int argc, char **argv) {
   if (!a.config) { fputs(TRAIN_HELP, stderr); return EXIT_USAGE; }
   if (a.model && a.arch) { fprintf(stderr, "ameir train: give --model or --arch, not both\n"); return EXIT_USAGE; }
   /* the keys the named model needs go first: the user's --set still override them */
-  char implied_buf[256];
-  const char *implied = a.model ? cli_model_sets(a.model) : NULL;
-  if (implied) {
-    snprintf(implied_buf, sizeof implied_buf, "%s", implied);
-    const char *pre[16];
-    int np = 0;
-    for (char *tok = strtok(implied_buf, " "); tok && np < 16; tok = strtok(NULL, " ")) pre[np++] = tok;
-    if (a.n_sets + np > 256) { fprintf(stderr, "ameir train: too many --set\n"); return EXIT_USAGE; }
-    memmove(a.sets + np, a.sets, sizeof a.sets[0] * (size_t)a.n_sets);
-    for (int i = 0; i < np; i++) a.sets[i] = pre[i];
-    a.n_sets += np;
+  const char *pre[8];
+  int n_pre = a.model ? cli_model_sets(a.model, pre, 8) : 0;
+  if (n_pre) {
+    if (a.n_sets + n_pre > 256) { fprintf(stderr, "ameir train: too many --set\n"); return EXIT_USAGE; }
+    memmove(a.sets + n_pre, a.sets, sizeof a.sets[0] * (size_t)a.n_sets);
+    for (int i = 0; i < n_pre; i++) a.sets[i] = pre[i];
+    a.n_sets += n_pre;
   }
 
   cli_progress prog = {.json = a.json, .tty = isatty(2)};

@@ -4,10 +4,11 @@
 
 #include "../base/base.h"
 
+#include "ameir/arch.h"
+
 /* cloze's default share of last-item-only rows: BERT4Rec adds one such sample to every ten
  * randomly masked copies of a sequence (dupe factor 10) */
 #define AMEIR_CLOZE_LAST_DEFAULT 0.1
-#include "ameir/arch.h"
 
 /* Stage-1 layers (pinned: stored in model files) */
 enum {

@@ -116,7 +116,7 @@ static void free_workspace(ameir_model *m) {
   ameir__ws_dev_free(m, m->uniq);
   ameir__ws_dev_free(m, m->uniq_l);
   m->uniq = m->uniq_l = NULL;
-  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy, &m->bpr_m, &m->bpr_d, &m->bpr_dd, &m->bpr_y};
+  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy, &m->bpr_ones, &m->bpr_d, &m->bpr_dd, &m->bpr_y};
   for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { ameir__ws_dev_free(m, *rb[i]); *rb[i] = NULL; }
   if (m->z) {
     for (int32_t l = 0; l < m->arch->n_mlp; l++) {
@@ -694,8 +694,16 @@ ameir_status ameir__model_reshape(ameir_model *m) {
   return alloc_params(m);
 }
 
+/* The first-order term's rows of nb samples: a CTR row's ids, or a retrieval row's candidates
+ * (their item biases, extras linear). n_cand must be set. */
+static int64_t lin_rows(const ameir_model *m, int64_t nb) {
+  return m->task == AMEIR_TASK_RETRIEVAL && m->L ? nb * m->n_cand : nb * m->lin_total;
+}
+
 ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   if (m->ws_batch >= B) return AMEIR_OK;
+  if (m->opt.loss_bpr && m->task != AMEIR_TASK_RETRIEVAL)
+    return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr ranks a positive above sampled negatives; a CTR model trains with bce");
   free_workspace(m);
   const ameir_arch *a = m->arch;
   int64_t K = m->opt.emb, F = m->n_cat;
@@ -709,8 +717,7 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   m->n_cand = m->task == AMEIR_TASK_RETRIEVAL ? m->opt.positives + m->opt.neg : 0;
   ns += B * m->n_cand;   /* retrieval: the candidates' rows follow the sequences */
   m->stage_cap = B * lt + ns;
-  /* the first-order rows: a CTR row's ids, or a retrieval row's candidates (item biases) */
-  int64_t nlin = m->task == AMEIR_TASK_RETRIEVAL && m->L ? B * m->n_cand : B * lt;
+  int64_t nlin = lin_rows(m, B);
   size_t n_i32 = (size_t)(2 * (B * lt + ns) + 2 * nlin + (m->stage1 ? B : 0) + (m->mask_row > 0 ? B : 0));
   size_t n_f32 = (size_t)(B + B * m->n_dense);
   m->stage_bytes = 4 * (n_i32 + n_f32);
@@ -768,8 +775,6 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     }
   }
 #undef SLOT
-  if (m->opt.loss_bpr && m->task != AMEIR_TASK_RETRIEVAL)
-    return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr ranks a positive above sampled negatives; a CTR model trains with bce");
   CK(ameir__stage1_workspace(m, B));
   CK(ameir__tower_workspace(m, B, train));
   CK(ameir__fibinet_workspace(m, B, train));
@@ -796,19 +801,11 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
       if (m->opt.positives != 1)
         return ameir__error(m->ctx, AMEIR_ECONFIG, "loss bpr pairs one positive with each negative: positives must be 1, not %d",
                             (int)m->opt.positives);
-      CK(ameir__ws_dev(m, &m->bpr_m, f4 * (size_t)N));
+      const float one = 1.f, zero = 0.f;
+      CK(ameir__ws_const4(m, &m->bpr_ones, N, &one));
+      CK(ameir__ws_const4(m, &m->bpr_y, B * N, &zero));
       CK(ameir__ws_dev(m, &m->bpr_d, f4 * (size_t)(B * N)));
       CK(ameir__ws_dev(m, &m->bpr_dd, f4 * (size_t)(B * N)));
-      CK(ameir__ws_dev(m, &m->bpr_y, f4 * (size_t)(B * N)));
-      if (m->bpr_m) {
-        float *h = malloc(f4 * (size_t)N);
-        if (!h) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
-        for (int64_t j = 0; j < N; j++) h[j] = 1.f;
-        ameir_status st = m->ops->upload(m->bs, m->bpr_m, h, f4 * (size_t)N);
-        free(h);
-        if (!st) st = m->ops->memset0(m->bs, m->bpr_y, f4 * (size_t)(B * N));
-        if (st) return st;
-      }
     }
   }
   m->ws_batch = B;
@@ -841,8 +838,7 @@ typedef struct {
 static stage_layout layout_for(const ameir_model *m, int64_t nb) {
   stage_layout L;
   L.capn = nb * m->lin_total + (m->stage1 ? (int64_t)m->n_seq * nb * m->seq_t : 0) + nb * m->n_cand;
-  /* the first-order rows: a CTR row's ids; a retrieval row's candidates (the item biases) */
-  L.nl = !m->L ? 0 : m->task == AMEIR_TASK_RETRIEVAL ? nb * m->n_cand : nb * m->lin_total;
+  L.nl = m->L ? lin_rows(m, nb) : 0;
   L.rows_lin = L.capn;
   L.dense = L.rows_lin + L.nl;
   L.len = L.dense + nb * m->n_dense;
@@ -1110,10 +1106,10 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
     if (m->opt.loss_bpr) {
       int64_t N = m->opt.neg;
       CK(o->copy2d(bs, m->bpr_d, N, m->cscore + 1, C, B, N, 0));   /* the negatives' scores */
-      CK(o->gemm(bs, 0, 0, B, N, 1, -1.f, m->cscore, C, m->bpr_m, N, 1.f, m->bpr_d, N));   /* - s_pos */
+      CK(o->gemm(bs, 0, 0, B, N, 1, -1.f, m->cscore, C, m->bpr_ones, N, 1.f, m->bpr_d, N));   /* - s_pos */
       CK(o->bce_logits(bs, m->bpr_d, m->bpr_y, B * N, 1.f / (float)(B * N), loss, m->bpr_dd, NULL));
       CK(o->copy2d(bs, m->dcscore + 1, C, m->bpr_dd, N, B, N, 0));   /* d s_neg */
-      CK(o->gemm(bs, 0, 0, B, 1, N, -1.f, m->bpr_dd, N, m->bpr_m, 1, 0.f, m->dcscore, C));   /* d s_pos */
+      CK(o->gemm(bs, 0, 0, B, 1, N, -1.f, m->bpr_dd, N, m->bpr_ones, 1, 0.f, m->dcscore, C));   /* d s_pos */
       return AMEIR_OK;   /* mean over the (positive, negative) pairs */
     }
     CK(o->bce_logits(bs, m->cscore, m->cy, B * C, 1.f / (float)B, loss, m->dcscore, NULL));
@@ -1270,10 +1266,9 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->adam_table_dense(bs, m->E, m->emb_rows, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
     if (a->extras & AMEIR_EXTRA_LINEAR) {
       int64_t nl = 0;
-      if (m->task == AMEIR_TASK_RETRIEVAL)   /* the candidates' biases */
-        CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->n_cand, m->dcscore, 1, 1, m->uniq_l, m->gradrows_l, &nl));
-      else
-        CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, B * m->lin_total, m->dlogit, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      /* a CTR row's ids take d logit, a retrieval row's candidates (their biases) d score */
+      const float *dlin = m->task == AMEIR_TASK_RETRIEVAL ? m->dcscore : m->dlogit;
+      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, lin_rows(m, B), dlin, 1, 1, m->uniq_l, m->gradrows_l, &nl));
       m->last_nl = nl;
       if (op->sparse_adam)
         CK(o->adam_rows(bs, m->L, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));

@@ -320,14 +320,15 @@ static double harmonic(int64_t n) {
 
 /* Adds one row's metrics to r[0..6] for a rank uniform over a .. a + t (a above, t tied). */
 static void rank_metrics(int64_t a, int64_t t, double *r) {
-  static const int ks[3] = {5, 10, 20};
+  /* k, and where HR@k and NDCG@k go in r */
+  static const int ks[3] = {5, 10, 20}, hr_at[3] = {0, 2, 5}, ndcg_at[3] = {1, 3, 6};
   double w = 1.0 / (double)(t + 1);
   for (int i = 0; i < 3; i++) {
     int64_t hi = a + t < ks[i] - 1 ? a + t : ks[i] - 1;   /* the ranks below k */
-    double hit = 0, g = 0;
-    for (int64_t q = a; q <= hi; q++) { hit += 1; g += 1.0 / log2((double)q + 2.0); }
-    r[i == 0 ? 0 : i == 1 ? 2 : 5] += hit * w;
-    r[i == 0 ? 1 : i == 1 ? 3 : 6] += g * w;
+    double g = 0;
+    for (int64_t q = a; q <= hi; q++) g += 1.0 / log2((double)q + 2.0);
+    r[hr_at[i]] += (hi >= a ? (double)(hi - a + 1) : 0.0) * w;
+    r[ndcg_at[i]] += g * w;
   }
   r[4] += t ? (harmonic(a + t + 1) - harmonic(a)) * w : 1.0 / ((double)a + 1.0);
 }
