@@ -116,7 +116,7 @@ static void free_workspace(ameir_model *m) {
   ameir__ws_dev_free(m, m->uniq);
   ameir__ws_dev_free(m, m->uniq_l);
   m->uniq = m->uniq_l = NULL;
-  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy, &m->bpr_ones, &m->bpr_d, &m->bpr_dd, &m->bpr_y};
+  float **rb[] = {&m->u, &m->du, &m->cscore, &m->dcscore, &m->cy, &m->bpr_ones, &m->bpr_d, &m->bpr_dd, &m->bpr_y, &m->lin_ones};
   for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) { ameir__ws_dev_free(m, *rb[i]); *rb[i] = NULL; }
   if (m->z) {
     for (int32_t l = 0; l < m->arch->n_mlp; l++) {
@@ -694,10 +694,13 @@ ameir_status ameir__model_reshape(ameir_model *m) {
   return alloc_params(m);
 }
 
-/* The first-order term's rows of nb samples: a CTR row's ids, or a retrieval row's candidates
- * (their item biases, extras linear). n_cand must be set. */
+/* The first-order term's own staged rows of nb samples: a retrieval row's candidates (their
+ * item biases, extras linear), a sample-major copy whose gradient slots are the scores'. A CTR
+ * model stages none: its first-order term reads the field-major ids the embeddings read (the
+ * sample-major copy was a second gather and upload of every id, on the serving path).
+ * n_cand must be set. */
 static int64_t lin_rows(const ameir_model *m, int64_t nb) {
-  return m->task == AMEIR_TASK_RETRIEVAL && m->L ? nb * m->n_cand : nb * m->lin_total;
+  return m->task == AMEIR_TASK_RETRIEVAL && m->L ? nb * m->n_cand : 0;
 }
 
 ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
@@ -739,7 +742,14 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
   CK(ameir__ws_dev(m, &m->logit, f4 * (size_t)B));
   if (train) CK(ameir__ws_dev(m, &m->dlogit, f4 * (size_t)B));
   CK(ameir__ws_dev(m, &m->prob, f4 * (size_t)B));
-  CK(ameir__ws_dev(m, &m->lin_out, f4 * (size_t)(nlin > B ? nlin : B)));
+  /* retrieval: the candidates' biases; CTR: the per-field first-order terms [B, F] (their
+   * gradients in the backward), summed over the fields by a product with ones */
+  int64_t nlo = m->task == AMEIR_TASK_RETRIEVAL ? nlin : (m->L ? B * F : 0);
+  CK(ameir__ws_dev(m, &m->lin_out, f4 * (size_t)(nlo > B ? nlo : B)));
+  if (m->L && m->task != AMEIR_TASK_RETRIEVAL && F) {
+    const float one = 1.f;
+    CK(ameir__ws_const4(m, &m->lin_ones, F, &one));
+  }
   if (m->se_s) {
     CK(ameir__ws_dev(m, &m->hse, f4 * (size_t)(B * K)));
     if (train) CK(ameir__ws_dev(m, &m->dhse, f4 * (size_t)(B * K)));
@@ -750,8 +760,9 @@ ameir_status ameir__model_alloc_workspace(ameir_model *m, int64_t B) {
     CK(ameir__ws_dev(m, &m->decomp, f4 * (size_t)(B * F * K + nseqf + 1)));
     CK(ameir__ws_dev(m, &m->uniq, sizeof(int32_t) * (size_t)(B * lt + ns + 1)));
     CK(ameir__ws_dev(m, &m->gradrows, f4 * (size_t)((B * lt + ns) * K + 1)));
-    CK(ameir__ws_dev(m, &m->uniq_l, sizeof(int32_t) * (size_t)(nlin + 1)));
-    CK(ameir__ws_dev(m, &m->gradrows_l, f4 * (size_t)(nlin + 1)));
+    int64_t nlg = m->task == AMEIR_TASK_RETRIEVAL ? nlin : (m->L ? B * lt : 0);   /* the first-order gradient's pairs */
+    CK(ameir__ws_dev(m, &m->uniq_l, sizeof(int32_t) * (size_t)(nlg + 1)));
+    CK(ameir__ws_dev(m, &m->gradrows_l, f4 * (size_t)(nlg + 1)));
   }
   size_t np = sizeof(float *) * ((size_t)a->n_mlp + 1);
   CK(ameir__ws_host(m, &m->z, np, 1));
@@ -826,7 +837,7 @@ ameir_status ameir__model_check_schema(ameir_model *m, const ameir_dataset *ds) 
 /* The staging block for nb rows, packed for nb (not the workspace's capacity) in the same
  * layout on the host and the device, so that one copy moves a batch. Offsets in 4-byte words:
  *   rows_fm [capn]  embedding rows: per-field ids, then the sequences', then the candidates'
- *   rows_lin [nl]   the first-order term's rows, sample-major (extras linear)
+ *   rows_lin [nl]   retrieval: the candidates' bias rows (extras linear; see lin_rows)
  *   dense [nb * n_dense], len [nb] (Stage 1), ro [nb] (cloze: the read-out position + 1)
  *                                                       -- a scoring forward reads up to here
  *   y [nb]                                              -- a forward asked for its loss
@@ -849,25 +860,19 @@ static stage_layout layout_for(const ameir_model *m, int64_t nb) {
   return L;
 }
 
-/* One field's ids of rows[0..nb) into its part of the staging block: rows (field-major) and,
- * with the linear term, the sample-major copy; training also the source slots. */
+/* One field's ids of rows[0..nb) into its part of the staging block (field-major); training
+ * also the source slots. */
 static void gather_field(const ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb, int32_t s,
-                         int64_t fm_off, int64_t loff, int train, int32_t *rows_fm, int32_t *src_fm,
-                         int32_t *rows_lin, int32_t *src_lin) {
+                         int64_t fm_off, int train, int32_t *rows_fm, int32_t *src_fm) {
   const ameir__field *f = &ds->fields[m->cat_field[s]];
-  int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s], lt = m->lin_total, F = m->n_cat;
+  int64_t L = m->cat_len[s], base = m->cat_base[s], voc = m->cat_vocab[s], F = m->n_cat;
   int32_t *rp = rows_fm + fm_off, *sp = src_fm + fm_off;
   for (int64_t b = 0; b < nb; b++) {
     const int32_t *ids = f->ids + rows[b] * L;
     for (int64_t l = 0; l < L; l++) {
       int32_t id = ids[l];
-      int32_t g = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
-      *rp++ = g;
-      if (rows_lin) rows_lin[b * lt + loff + l] = g;
-      if (train) {
-        *sp++ = (int32_t)(b * F + s);
-        if (rows_lin) src_lin[b * lt + loff + l] = (int32_t)b;
-      }
+      *rp++ = (id < 0 || id >= voc) ? (id < 0 ? 0 : (int32_t)base) : (int32_t)(base + id);
+      if (train) *sp++ = (int32_t)(b * F + s);
     }
   }
 }
@@ -885,7 +890,7 @@ static void gather_field(const ameir_model *m, const ameir_dataset *ds, const in
 static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const int64_t *rows, int64_t nb,
                                  int32_t mode, void *host, size_t *bytes) {
   int64_t lt = m->lin_total, F = m->n_cat;
-  const int lin = m->L != NULL && m->task != AMEIR_TASK_RETRIEVAL, train = mode == AMEIR__STAGE_TRAIN;
+  const int train = mode == AMEIR__STAGE_TRAIN;
   if (nb > m->ws_batch)
     return ameir__error(m->ctx, AMEIR_EINVAL, "internal: staging %lld rows into a workspace of %lld",
                         (long long)nb, (long long)m->ws_batch);
@@ -893,19 +898,17 @@ static ameir_status stage_gather(ameir_model *m, const ameir_dataset *ds, const 
   int32_t *hb = host;
   int32_t *rows_fm = hb, *rows_lin = hb + Lo.rows_lin, *src_fm = hb + Lo.src_fm, *src_lin = hb + Lo.src_lin;
   float *y = (float *)(hb + Lo.y), *dense = (float *)(hb + Lo.dense);
-  /* field-major ids (for the per-field lookups and, training, the sparse gradient), then the
-   * labels and dense values (one more task) */
-  /* task s < F: field s (its ids start at nb * loff[s] in rows_fm, at loff[s] in a row of
-   * rows_lin); task F: the labels and dense values */
+  /* field-major ids (for the per-field lookups, the first-order term and, training, the sparse
+   * gradients): task s < F is field s (its ids start at nb * loff[s] in rows_fm); task F: the
+   * labels and dense values */
   int64_t loff_stack[AMEIR__MAX_FIELDS_STACK];
   int64_t *loff = F <= AMEIR__MAX_FIELDS_STACK ? loff_stack : malloc(sizeof(int64_t) * (size_t)F);
   if (!loff) return ameir__error(m->ctx, AMEIR_ENOMEM, "out of memory");
   for (int32_t s = 0, acc = 0; s < F; acc += m->cat_len[s], s++) loff[s] = acc;
-  int32_t *rl = lin ? rows_lin : NULL;
 #define GATHER_TASK(s)                                                                                    \
   do {                                                                                                    \
     if ((s) < F) {                                                                                        \
-      gather_field(m, ds, rows, nb, (s), nb * loff[(s)], loff[(s)], train, rows_fm, src_fm, rl, src_lin); \
+      gather_field(m, ds, rows, nb, (s), nb * loff[(s)], train, rows_fm, src_fm);                         \
     } else {                                                                                              \
       for (int64_t b = 0; b < nb; b++) {                                                                  \
         if (mode != AMEIR__STAGE_SCORE) y[b] = ds->label ? ds->label[rows[b]] : 0.f;                     \
@@ -1124,8 +1127,23 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   CK(o->add_bias(bs, m->logit, 1, m->P + m->out_b, B, 1));
   if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_fwd(bs, e, D0, B, F, K, m->logit, 1));
   if (a->extras & AMEIR_EXTRA_LINEAR) {
-    CK(o->emb_sum_fwd(bs, m->L, 1, m->rows_lin, B, m->lin_total, m->lin_out, 1));
-    CK(o->axpby(bs, B, 1.f, m->lin_out, 1.f, m->logit));
+    /* the first-order terms per field into lin_out [B, F] from the field-major ids (as Stage
+     * 0's lookups), then their sum over the fields into the logit */
+    int64_t off = 0;
+    for (int32_t s = 0; s < F;) {
+      int32_t run = 0;
+      while (s + run < F && m->cat_len[s + run] == 1) run++;
+      if (run > 1) {
+        CK(o->emb_fields_fwd(bs, m->L, 1, m->rows_fm + off, B, run, m->lin_out + s, F));
+        off += B * run;
+        s += run;
+        continue;
+      }
+      CK(o->emb_sum_fwd(bs, m->L, 1, m->rows_fm + off, B, m->cat_len[s], m->lin_out + s, F));
+      off += B * m->cat_len[s];
+      s++;
+    }
+    if (F) CK(o->gemm(bs, 0, 0, B, 1, F, 1.f, m->lin_out, F, m->lin_ones, 1, 1.f, m->logit, 1));
     if (m->dl_w >= 0)
       CK(o->gemm(bs, 0, 1, B, 1, m->n_dense, 1.f, m->dense, m->n_dense, m->P + m->dl_w, m->n_dense, 1.f, m->logit, 1));
   }
@@ -1266,9 +1284,14 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       CK(o->adam_table_dense(bs, m->E, m->emb_rows, K, m->uniq, m->gradrows, nu, m->EM, m->EV, lr_f, b1, b2, eps, l2, m->step));
     if (a->extras & AMEIR_EXTRA_LINEAR) {
       int64_t nl = 0;
-      /* a CTR row's ids take d logit, a retrieval row's candidates (their biases) d score */
-      const float *dlin = m->task == AMEIR_TASK_RETRIEVAL ? m->dcscore : m->dlogit;
-      CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, lin_rows(m, B), dlin, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      if (m->task == AMEIR_TASK_RETRIEVAL) {   /* a candidate's bias takes d score */
+        CK(o->emb_grad_rows(bs, m->rows_lin, m->src_lin, lin_rows(m, B), m->dcscore, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      } else {
+        /* every id of row b takes d logit[b]: broadcast over the fields into lin_out [B, F],
+         * then the field-major ids with their slots b*F + s, as the embeddings' gradient */
+        CK(o->gemm(bs, 0, 0, B, F, 1, 1.f, m->dlogit, 1, m->lin_ones, F, 0.f, m->lin_out, F));
+        CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, B * m->lin_total, m->lin_out, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+      }
       m->last_nl = nl;
       if (op->sparse_adam)
         CK(o->adam_rows(bs, m->L, 1, m->uniq_l, m->gradrows_l, nl, m->LM, m->LV, lr_f, b1, b2, eps, l2, m->step));

@@ -198,6 +198,7 @@ struct ameir_model {
   float *lin_out;
   float *u, *du, *cscore, *dcscore, *cy;   /* retrieval */
   float *bpr_ones, *bpr_d, *bpr_dd, *bpr_y;   /* BPR: ones [neg], differences, their grads, zero labels */
+  float *lin_ones;   /* CTR extras linear: ones [n_cat], the sum over the fields */
   float *tw_x, *tw_p, *tw_d1, *tw_d2, *tw_dp;            /* towers */
   float *tw_ones;                                         /* ones [K]: CIN's pooling, IPNN's sums */
   float *att_x, *att_z, *att_save, *tw_d3;                /* AutoInt: x_0..x_L, pre-ReLU z, saves */
