@@ -3,7 +3,12 @@
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "cpu.h"
 
@@ -210,6 +215,144 @@ static void gemv_axpy(int64_t n, int64_t k, float alpha, const float *x, int64_t
   gemv_axpy_def(n, k, alpha, x, sx, r, ldr, beta, y, incy, acc);
 }
 
+/* ---- skinny GEMM: A row-major with many rows, op(B) narrow ----
+ * C[m, n] = alpha A op(B) + beta C with A not transposed and n <= SKINNY_NMAX: the per-row
+ * projections of the attention units (DIN's local activation unit: rows = batch x history,
+ * n = 80 then 40, k = 32 then 80) and narrow layers. OpenBLAS's sgemm copies all of A into its
+ * panels for these (its copy routine took 18 % of DIN's inference, its kernel 39 %) and its
+ * threads split them poorly; here only op(B) is packed, by each thread into a buffer on its
+ * own stack ([kc, np]: np = n rounded up to 16 with zero columns, kc rows of p at a time), and
+ * A is read in place, R rows at a time with all their outputs in registers.
+ * Every output is one FMA chain in ascending p: between two chunks of p the partial sum is
+ * parked in C as a float and reloaded, which is exact, so the result does not depend on the
+ * chunking, the blocking or the thread count (like sgemm's, it is not the bits of a build or a
+ * machine without AVX-512, which take sgemm). No heap: a prediction from a caller's workspace
+ * stays allocation-free, and a kernel that holds the backend's scratch can call it. */
+#define SKINNY_NMAX 128
+#define SKINNY_MMIN 128   /* fewer rows: packing op(B) costs more than sgemm (DIN single row, m = history length) */
+#define SKINNY_PACK 8192   /* floats of a thread's packed op(B) chunk: 32 KB of stack (16 KB
+                              cost 10-25 % on 2-chunk shapes such as 8100 x 80 x 200) */
+
+#if CPU_X86_AVX512
+/* rows [0, rows) (rows <= R) of C over the chunk p0 .. p0 + kk of the sum (a and bp start at
+ * p0): R * NV accumulators, NV B vectors and one broadcast live in the 32 registers. The first
+ * chunk starts from 0, a later one from the partial sum in C; the last applies alpha and beta
+ * (beta != 0 only with a single chunk: the caller sees to it). A short block repeats its last
+ * row (computed, not stored). */
+CPU_AVX512_FN static inline __attribute__((always_inline)) void
+skinny_block(const int NV, const int R, int64_t rows, int64_t kk, const float *a, int64_t lda,
+             const float *bp, int64_t np, int first, int last, float alpha, float beta, float *c,
+             int64_t ldc, int64_t n) {
+  __m512 acc[8][8];
+  const float *ar[8];
+  __mmask16 mk[8];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; v++) {
+    int64_t left = n - 16 * v;
+    mk[v] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < R; u++) {
+    int64_t uu = u < rows ? u : rows - 1;
+    ar[u] = a + uu * lda;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++)
+      acc[u][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[v], c + uu * ldc + 16 * v);
+  }
+  for (int64_t p = 0; p < kk; p++) {
+    const float *bq = bp + p * np;
+    __m512 bv[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(bq + 16 * v);
+#pragma GCC unroll 8
+    for (int u = 0; u < R; u++) {
+      __m512 av = _mm512_set1_ps(ar[u][p]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) acc[u][v] = _mm512_fmadd_ps(av, bv[v], acc[u][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int u = 0; u < R; u++) {
+    if (u >= rows) break;
+    float *cr = c + u * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) {
+      __m512 r = acc[u][v];
+      if (last && alpha != 1.0f) r = _mm512_mul_ps(va, r);
+      if (last && beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk[v], cr + 16 * v)));
+      _mm512_mask_storeu_ps(cr + 16 * v, mk[v], r);
+    }
+  }
+}
+
+/* the register blocking per width: R NV accumulators + NV B vectors + 1 broadcast <= 32
+ * registers, R <= 8 */
+#define SKINNY_R(NV) ((NV) <= 3 ? 8 : (31 - (NV)) / (NV))
+
+/* row blocks [lo, hi) of R(nv) rows each, the whole sum in chunks of kc rows of op(B) */
+CPU_AVX512_FN static void skinny_blocks(int64_t nv, int64_t lo, int64_t hi, int64_t m, int64_t n,
+                                        int64_t k, int64_t kc, float alpha, const float *a,
+                                        int64_t lda, int32_t tb, const float *b, int64_t ldb,
+                                        float beta, float *c, int64_t ldc) {
+  float pack[SKINNY_PACK] __attribute__((aligned(64)));
+  int64_t np = 16 * nv;
+  for (int64_t p0 = 0; p0 < k; p0 += kc) {
+    int64_t kk = k - p0 < kc ? k - p0 : kc;
+    for (int64_t p = 0; p < kk; p++) {   /* op(B)[p0 + p, :] */
+      float *d = pack + p * np;
+      if (tb)
+        for (int64_t j = 0; j < n; j++) d[j] = b[j * ldb + p0 + p];
+      else
+        memcpy(d, b + (p0 + p) * ldb, (size_t)n * sizeof(float));
+      for (int64_t j = n; j < np; j++) d[j] = 0.0f;
+    }
+    int first = p0 == 0, last = p0 + kk == k;
+#define SKINNY_CASE(NV)                                                                          \
+  case NV:                                                                                       \
+    for (int64_t blk = lo; blk < hi; blk++) {                                                    \
+      int64_t i0 = blk * SKINNY_R(NV), rows = m - i0 < SKINNY_R(NV) ? m - i0 : SKINNY_R(NV);    \
+      skinny_block(NV, SKINNY_R(NV), rows, kk, a + i0 * lda + p0, lda, pack, np, first, last,    \
+                   alpha, beta, c + i0 * ldc, ldc, n);                                           \
+    }                                                                                            \
+    break;
+    switch (nv) {
+      SKINNY_CASE(1) SKINNY_CASE(2) SKINNY_CASE(3) SKINNY_CASE(4)
+      SKINNY_CASE(5) SKINNY_CASE(6) SKINNY_CASE(7) SKINNY_CASE(8)
+      default: break;
+    }
+#undef SKINNY_CASE
+  }
+}
+#endif
+
+/* 0 done; -1 not taken (the caller takes sgemm): no AVX-512, a shape it does not serve,
+ * beta != 0 with a sum longer than one chunk (C would have to hold the partial sums and the
+ * old values at once), or a long sum on one thread. */
+static int gemm_skinny(cpu_state *st, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                       float beta, float *c, int64_t ldc) {
+#if CPU_X86_AVX512
+  if (ta || n > SKINNY_NMAX || m < SKINNY_MMIN || !cpu_avx512()) return -1;
+  int64_t nv = (n + 15) / 16, kc = SKINNY_PACK / (16 * nv);
+  int64_t chunks = (k + kc - 1) / kc;
+  if (beta != 0.0f && chunks > 1) return -1;
+  int64_t r = nv <= 3 ? 8 : (31 - nv) / nv, nblk = (m + r - 1) / r;   /* SKINNY_R */
+  int nt = cpu_nt_items(st, m * n * k / 4, nblk);
+  /* a long sum re-reads C once a chunk: on one thread sgemm is ahead beyond ~4 chunks (4096 x
+   * 128 x 400: 87 against 74 GFLOP/s), on two its threads split these shapes poorly (100
+   * against 157) */
+  if (chunks > 4 && nt == 1) return -1;
+  CPU_PAR_RANGE(nt, nblk, lo, hi, tid,
+                skinny_blocks(nv, lo, hi, m, n, k, kc, alpha, a, lda, tb, b, ldb, beta, c, ldc));
+  return 0;
+#else
+  (void)st, (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+  (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+  return -1;
+#endif
+}
+
 int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
                         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                         float beta, float *c, int64_t ldc) {
@@ -260,6 +403,7 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
                 alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta, c, 1);
     return 0;
   }
+  if (!gemm_skinny(st, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return 0;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
   return 0;

@@ -84,6 +84,37 @@ void test_ops_blas__gemm_batched(void) {
     }
 }
 
+/* A not transposed, many rows, op(B) at most 128 wide: the CPU backend's own register-blocked
+ * kernel on AVX-512 machines (sgemm elsewhere). Every width class (1 to 8 vectors, partial last
+ * vector), row counts that leave a short last block, both layouts of B, alpha/beta, strided C
+ * (its padding untouched), and the same bits at 1, 2 and 3 threads. */
+void test_ops_blas__gemm_skinny(void) {
+  static const int64_t shapes[][3] = {{32, 2, 5},   {33, 16, 32},  {100, 17, 3}, {257, 40, 80},
+                                      {64, 80, 32}, {1003, 80, 32}, {75, 95, 7},  {40, 113, 64},
+                                      {129, 128, 9}, {300, 48, 200}, {64, 65, 3},  {37, 128, 511}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int tb = 0; tb < 2; tb++) {
+      run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, 0.0f, 50 + s);
+      run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, -0.75f, 0.5f, 60 + s);
+      run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 2.0f, 1.0f, 70 + s);
+    }
+  /* thread-count independence, with the sum in one chunk and in three */
+  for (int64_t k = 32; k <= 300; k += 268) {
+    int64_t m = 1003, n = 80;
+    float *a = tops_randf(81, m * k, -1, 1), *b = tops_randf(82, n * k, -1, 1);
+    float *c[3];
+    for (int t = 0; t < 3; t++) {
+      c[t] = tops_constf(m * n, 0.0f);
+      T_OK(tops_ops()->set_threads(tops_st(), t + 1));
+      T_OK(tops_ops()->gemm(tops_st(), 0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, c[t], n));
+    }
+    T_OK(tops_ops()->set_threads(tops_st(), 2));
+    tops_check_same("skinny gemm 1 vs 2 threads", c[0], c[1], m * n);
+    tops_check_same("skinny gemm 1 vs 3 threads", c[0], c[2], m * n);
+    free(a), free(b), free(c[0]), free(c[1]), free(c[2]);
+  }
+}
+
 void test_ops_blas__gemm_bad_args(void) {
   float x[4] = {0};
   T_ASSERT_EQ_INT(tops_ops()->gemm(tops_st(), 0, 0, 2, 2, 2, 1, x, 1, x, 2, 0, x, 2),
