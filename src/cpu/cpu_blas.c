@@ -328,7 +328,7 @@ CPU_AVX512_FN static void skinny_blocks(int64_t nv, int64_t lo, int64_t hi, int6
 
 /* 0 done; -1 not taken (the caller takes sgemm): no AVX-512, a shape it does not serve,
  * beta != 0 with a sum longer than one chunk (C would have to hold the partial sums and the
- * old values at once), or a long sum on one thread. */
+ * old values at once), or a sum of more than 4 chunks. */
 static int gemm_skinny(cpu_state *st, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
                        float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                        float beta, float *c, int64_t ldc) {
@@ -336,13 +336,11 @@ static int gemm_skinny(cpu_state *st, int32_t ta, int32_t tb, int64_t m, int64_t
   if (ta || n > SKINNY_NMAX || m < SKINNY_MMIN || !cpu_avx512()) return -1;
   int64_t nv = (n + 15) / 16, kc = SKINNY_PACK / (16 * nv);
   int64_t chunks = (k + kc - 1) / kc;
-  if (beta != 0.0f && chunks > 1) return -1;
+  /* a long sum re-reads C once a chunk: beyond 4 chunks sgemm is ahead (7680 x 128 x 640:
+   * 79 against 57 GFLOP/s on one thread, 141 against 102 on two) */
+  if (chunks > 4 || (beta != 0.0f && chunks > 1)) return -1;
   int64_t r = nv <= 3 ? 8 : (31 - nv) / nv, nblk = (m + r - 1) / r;   /* SKINNY_R */
   int nt = cpu_nt_items(st, m * n * k / 4, nblk);
-  /* a long sum re-reads C once a chunk: on one thread sgemm is ahead beyond ~4 chunks (4096 x
-   * 128 x 400: 87 against 74 GFLOP/s), on two its threads split these shapes poorly (100
-   * against 157) */
-  if (chunks > 4 && nt == 1) return -1;
   CPU_PAR_RANGE(nt, nblk, lo, hi, tid,
                 skinny_blocks(nv, lo, hi, m, n, k, kc, alpha, a, lda, tb, b, ldb, beta, c, ldc));
   return 0;
