@@ -114,7 +114,13 @@ build/serve_bench: bench/serve_bench.c lib
 	@mkdir -p build
 	$(CC) -std=c11 $(WARN) $(OPT) -Iinclude -o $@ bench/serve_bench.c -Llib -lameir -Wl,-rpath,'$$ORIGIN/../lib'
 
-bench: all build/serve_bench
+# the CPU backend's GEMM next to sgemm (internal vtable: links the static library)
+build/gemm_bench: bench/gemm_bench.c lib
+	@mkdir -p build
+	$(CC) -std=c11 $(WARN) $(OPT) -Iinclude -Isrc $(BLAS_CFLAGS) -o $@ bench/gemm_bench.c lib/libameir.a $(LIB_LIBS)
+
+bench: all build/serve_bench build/gemm_bench
+	build/gemm_bench 2
 	bash bench/bench_ctr.sh 2 1
 	bash bench/bench_seq.sh 2 1
 
