@@ -7,7 +7,9 @@
  * of chunks that depends on the problem size only (cpu_chunks), each chunk reduces into its own
  * partial, and the partials are summed in chunk order. So results are bit-identical for the same
  * inputs whatever the thread count, except where sgemm is involved (gemm, batched gemm, the SE
- * layers: OpenBLAS is bit-identical for the same thread count).
+ * layers: OpenBLAS is bit-identical for the same thread count). gemm's own paths (a column
+ * n == 1, narrow products on AVX-512: cpu_blas.c) give each output to one thread in a fixed
+ * order, so they are thread-count independent too.
  *
  * Vectorisation: plain C. GCC 12 at -O2 uses its "very cheap" cost model and leaves most loops
  * with a run-time trip count scalar, so hot loops carry `#pragma omp simd` (we compile with

@@ -162,12 +162,13 @@ CPU_AVX512_FN static void gemv_dot_512(int64_t n, int64_t k, float alpha, const 
         l[u] += xv * rv;
       }
     }
-    if (rem)
+    if (rem) {   /* a masked load: the zero-padded block without a call (short rows: k = 26) */
+      __mmask16 mk = (__mmask16)((1u << rem) - 1u);
       for (int u = 0; u < 4; u++) {
-        gemv_v16 rv = {0};
-        memcpy(&rv, rj[u] + kb, (size_t)rem * sizeof(float));
+        gemv_v16 rv = (gemv_v16)_mm512_maskz_loadu_ps(mk, rj[u] + kb);
         l[u] += xt * rv;
       }
+    }
     for (int u = 0; u < nj; u++) {
       float dj = gemv_tree_512(l[u]);
       float *yj = y + (j + u) * incy;
@@ -194,7 +195,7 @@ static int gemv_dot(int64_t n, int64_t k, float alpha, const float *x, int64_t s
     x = xb;
   }
 #if CPU_X86_AVX512
-  if (k >= 16 && cpu_avx512()) {
+  if (k >= 1 && cpu_avx512()) {   /* short rows too: one masked block (same lanes, same bits) */
     gemv_dot_512(n, k, alpha, x, r, ldr, beta, y, incy);
     return 0;
   }
@@ -386,6 +387,15 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
       gemv_axpy(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c, 1);
       return 0;
     }
+  }
+  if (n == 1 && !ta && (tb || ldb == 1 || k <= GEMV_BUF)) {
+    /* a long column (the output layer, the first-order term's sum over the fields): rows of A
+     * against b, row-parallel, each output computed by one thread in a fixed order, so the
+     * bits do not depend on the thread count (sgemv's do) */
+    int nt = cpu_nt_items(st, m * k, m);
+    CPU_PAR_RANGE(nt, m, lo, hi, tid,
+                  gemv_dot(hi - lo, k, alpha, b, tb ? 1 : ldb, a + lo * lda, lda, beta, c + lo * ldc, ldc));
+    return 0;
   }
   if (n == 1) {   /* c[:, 0] = alpha * op(A) b + beta * c */
     if (ldc == 1)

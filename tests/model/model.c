@@ -503,6 +503,34 @@ void test_model_model__gradient_check_stage1(void) {
   ameir_context_free(ctx);
 }
 
+/* A CTR model whose only embedded input is a behaviour sequence with its own table (no field
+ * ids) and the first-order term, which then has only its dense part: training must leave the
+ * field ids' part alone (it once ran a [B, 0] broadcast there and failed). */
+void test_model_model__linear_term_without_field_ids(void) {
+  ameir_context *ctx = new_ctx(2);
+  ameir_dataset *ds = synth_dataset(ctx, 400, 0, 5, 0, 1, 31);   /* one dense field */
+  ds->fields = realloc(ds->fields, sizeof *ds->fields * 2);
+  ds->n_fields = 2;
+  ameir__field *f = &ds->fields[1];
+  memset(f, 0, sizeof *f);
+  f->name = strdup("hist");
+  f->kind = AMEIR_FIELD_SEQUENCE;
+  f->vocab = 6;
+  f->max_len = 4;
+  int32_t *h = malloc(sizeof(int32_t) * 400 * 4);
+  for (int i = 0; i < 400 * 4; i++) h[i] = i % 4 < 1 + i / 4 % 4 ? 1 + (i * 7 + i / 4) % 5 : -1;
+  f->ids = h;
+  ameir_model *m = make_model(ctx, ds, "blocks: (conv1, relu, none)\nreadout: sum\nmlp: (4, relu)\nextras: linear\n", "4");
+  T_OK(ameir_model_set_option(m, "epochs", "1"));
+  T_OK(ameir_model_train(m, ds));
+  float p[10];
+  T_OK(ameir_model_predict_split(m, ds, AMEIR_SPLIT_TEST, 0, 10, p));
+  for (int i = 0; i < 10; i++) T_ASSERT(isfinite(p[i]) && p[i] > 0.f && p[i] < 1.f);
+  ameir_model_free(m);
+  synth_free(ds);
+  ameir_context_free(ctx);
+}
+
 /* The same rows stored with more padding give the same predictions. */
 void test_model_model__stage1_padding_invariance(void) {
   ameir_context *ctx = new_ctx(2);

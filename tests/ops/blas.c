@@ -84,21 +84,28 @@ void test_ops_blas__gemm_batched(void) {
     }
 }
 
-/* A not transposed, many rows, op(B) at most 128 wide: the CPU backend's own register-blocked
- * kernel on AVX-512 machines (sgemm elsewhere). Every width class (1 to 8 vectors, partial last
- * vector), row counts that leave a short last block, both layouts of B, alpha/beta, strided C
- * (its padding untouched), and the same bits at 1, 2 and 3 threads. */
+/* A not transposed, at least 128 rows, op(B) at most 128 wide, a sum of at most 4 chunks: the
+ * CPU backend's own register-blocked kernel on AVX-512 machines (sgemm elsewhere, and beyond 4
+ * chunks). Every width class (1 to 8 vectors of 16, a partial last vector), row counts that
+ * leave a short last block, sums of 1, 2, 4 and 5 chunks (kc = 8192 / (16 vectors) rows of
+ * op(B) per chunk), both layouts of B, alpha/beta (beta != 0 with several chunks takes sgemm),
+ * strided C with its padding untouched; and, where the kernel runs, the same bits at 1, 2 and
+ * 3 threads. */
 void test_ops_blas__gemm_skinny(void) {
-  static const int64_t shapes[][3] = {{32, 2, 5},   {33, 16, 32},  {100, 17, 3}, {257, 40, 80},
-                                      {64, 80, 32}, {1003, 80, 32}, {75, 95, 7},  {40, 113, 64},
-                                      {129, 128, 9}, {300, 48, 200}, {64, 65, 3},  {37, 128, 511}};
+  static const int64_t shapes[][3] = {
+      {128, 2, 5},    {133, 16, 32},  {200, 17, 3},   {257, 40, 80},  {130, 50, 7},
+      {1003, 80, 32}, {150, 95, 7},   {140, 113, 64}, {129, 128, 9},  {300, 48, 200},
+      {131, 65, 3},   {137, 128, 511}, {129, 16, 2048}, {129, 16, 2049}, {160, 70, 1024},
+      {128, 128, 256}, {135, 128, 257}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
     for (int tb = 0; tb < 2; tb++) {
       run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, 0.0f, 50 + s);
       run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, -0.75f, 0.5f, 60 + s);
       run_gemm_case(0, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 2.0f, 1.0f, 70 + s);
     }
-  /* thread-count independence, with the sum in one chunk and in three */
+  /* thread-count independence, with the sum in one chunk and in three; only where the own
+   * kernel runs (sgemm's bits change with its thread count) */
+  if (!cpu_avx512()) return;
   for (int64_t k = 32; k <= 300; k += 268) {
     int64_t m = 1003, n = 80;
     float *a = tops_randf(81, m * k, -1, 1), *b = tops_randf(82, n * k, -1, 1);
@@ -112,6 +119,28 @@ void test_ops_blas__gemm_skinny(void) {
     tops_check_same("skinny gemm 1 vs 2 threads", c[0], c[1], m * n);
     tops_check_same("skinny gemm 1 vs 3 threads", c[0], c[2], m * n);
     free(a), free(b), free(c[0]), free(c[1]), free(c[2]);
+  }
+}
+
+/* A long column (n == 1, A not transposed): the own row-parallel matrix-vector kernel, whose
+ * bits do not depend on the thread count (the output layer, the first-order term's sum over
+ * the fields); short rows (k < 16) included. */
+void test_ops_blas__gemm_column_any_threads(void) {
+  static const int64_t shapes[][2] = {{40000, 3}, {20000, 10}, {16384, 26}, {3000, 400}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int64_t m = shapes[s][0], k = shapes[s][1];
+    run_gemm_case(0, 0, m, 1, k, 0, 1.0f, 0.0f, 90 + s);
+    run_gemm_case(0, 1, m, 1, k, 0, -0.5f, 1.0f, 95 + s);
+    float *a = tops_randf(83 + s, m * k, -1, 1), *b = tops_randf(84 + s, k, -1, 1);
+    float *c[2];
+    for (int t = 0; t < 2; t++) {
+      c[t] = tops_constf(m, 0.0f);
+      T_OK(tops_ops()->set_threads(tops_st(), 1 + 2 * t));
+      T_OK(tops_ops()->gemm(tops_st(), 0, 0, m, 1, k, 1.0f, a, k, b, 1, 0.0f, c[t], 1));
+    }
+    T_OK(tops_ops()->set_threads(tops_st(), 2));
+    tops_check_same("column gemm 1 vs 3 threads", c[0], c[1], m);
+    free(a), free(b), free(c[0]), free(c[1]);
   }
 }
 

@@ -1289,8 +1289,10 @@ ameir_status ameir__model_backward_step(ameir_model *m, int64_t B, double lr) {
       } else {
         /* every id of row b takes d logit[b]: broadcast over the fields into lin_out [B, F],
          * then the field-major ids with their slots b*F + s, as the embeddings' gradient */
-        CK(o->gemm(bs, 0, 0, B, F, 1, 1.f, m->dlogit, 1, m->lin_ones, F, 0.f, m->lin_out, F));
-        CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, B * m->lin_total, m->lin_out, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+        if (F) {   /* (behaviour-only data has no field ids: nothing to update) */
+          CK(o->gemm(bs, 0, 0, B, F, 1, 1.f, m->dlogit, 1, m->lin_ones, F, 0.f, m->lin_out, F));
+          CK(o->emb_grad_rows(bs, m->rows_fm, m->src_fm, B * m->lin_total, m->lin_out, 1, 1, m->uniq_l, m->gradrows_l, &nl));
+        }
       }
       m->last_nl = nl;
       if (op->sparse_adam)
