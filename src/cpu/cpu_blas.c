@@ -325,7 +325,6 @@ CPU_AVX512_FN static void skinny_blocks(int64_t nv, int64_t lo, int64_t hi, int6
 #undef SKINNY_CASE
   }
 }
-#endif
 
 /* 0 done; -1 not taken (the caller takes sgemm): no AVX-512, a shape it does not serve,
  * beta != 0 with a sum longer than one chunk (C would have to hold the partial sums and the
@@ -333,24 +332,20 @@ CPU_AVX512_FN static void skinny_blocks(int64_t nv, int64_t lo, int64_t hi, int6
 static int gemm_skinny(cpu_state *st, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
                        float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                        float beta, float *c, int64_t ldc) {
-#if CPU_X86_AVX512
   if (ta || n > SKINNY_NMAX || m < SKINNY_MMIN || !cpu_avx512()) return -1;
   int64_t nv = (n + 15) / 16, kc = SKINNY_PACK / (16 * nv);
   int64_t chunks = (k + kc - 1) / kc;
   /* a long sum re-reads C once a chunk: beyond 4 chunks sgemm is ahead (7680 x 128 x 640:
    * 79 against 57 GFLOP/s on one thread, 141 against 102 on two) */
   if (chunks > 4 || (beta != 0.0f && chunks > 1)) return -1;
-  int64_t r = nv <= 3 ? 8 : (31 - nv) / nv, nblk = (m + r - 1) / r;   /* SKINNY_R */
+  int64_t r = SKINNY_R(nv), nblk = (m + r - 1) / r;
+  /* a second thread from 4 x CPU_PAR_MIN multiply-adds: below, waking it costs more */
   int nt = cpu_nt_items(st, m * n * k / 4, nblk);
   CPU_PAR_RANGE(nt, nblk, lo, hi, tid,
                 skinny_blocks(nv, lo, hi, m, n, k, kc, alpha, a, lda, tb, b, ldb, beta, c, ldc));
   return 0;
-#else
-  (void)st, (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
-  (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
-  return -1;
-#endif
 }
+#endif
 
 int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k,
                         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
@@ -372,13 +367,19 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
                   gemm_rank1_rows(a, sa, b, sb, alpha, beta, c, ldc, n, lo, hi));
     return 0;
   }
-  if (n == 1 && m * k <= GEMV_OWN_MAX) {   /* c[:, 0] = alpha * op(A) b + beta * c */
-    if (!ta) {   /* rows of A against b (stride tb ? 1 : ldb) */
-      if (!gemv_dot(m, k, alpha, b, tb ? 1 : ldb, a, lda, beta, c, ldc)) return 0;
-    } else {     /* op(A)[i, p] = A[p, i]: columns of A weighted by b */
-      gemv_axpy(m, k, alpha, b, tb ? 1 : ldb, a, lda, beta, c, ldc);
-      return 0;
-    }
+  if (n == 1 && !ta && (tb || ldb == 1 || k <= GEMV_BUF)) {
+    /* c[:, 0] = alpha * A b + beta * c (the output layer, the first-order term's sum over the
+     * fields): rows of A against b (stride tb ? 1 : ldb), row-parallel above GEMV_OWN_MAX, each
+     * output computed by one thread in a fixed order, so the bits do not depend on the thread
+     * count (sgemv's do) */
+    int nt = m * k > GEMV_OWN_MAX ? cpu_nt_items(st, m * k, m) : 1;
+    CPU_PAR_RANGE(nt, m, lo, hi, tid,
+                  gemv_dot(hi - lo, k, alpha, b, tb ? 1 : ldb, a + lo * lda, lda, beta, c + lo * ldc, ldc));
+    return 0;
+  }
+  if (n == 1 && ta && m * k <= GEMV_OWN_MAX) {   /* op(A)[i, p] = A[p, i]: columns of A weighted by b */
+    gemv_axpy(m, k, alpha, b, tb ? 1 : ldb, a, lda, beta, c, ldc);
+    return 0;
   }
   if (m == 1 && n * k <= GEMV_OWN_MAX) {   /* c[0, :] = alpha * a op(B) + beta * c */
     if (tb) {   /* rows of B against a (stride ta ? lda : 1) */
@@ -388,22 +389,9 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
       return 0;
     }
   }
-  if (n == 1 && !ta && (tb || ldb == 1 || k <= GEMV_BUF)) {
-    /* a long column (the output layer, the first-order term's sum over the fields): rows of A
-     * against b, row-parallel, each output computed by one thread in a fixed order, so the
-     * bits do not depend on the thread count (sgemv's do) */
-    int nt = cpu_nt_items(st, m * k, m);
-    CPU_PAR_RANGE(nt, m, lo, hi, tid,
-                  gemv_dot(hi - lo, k, alpha, b, tb ? 1 : ldb, a + lo * lda, lda, beta, c + lo * ldc, ldc));
-    return 0;
-  }
-  if (n == 1) {   /* c[:, 0] = alpha * op(A) b + beta * c */
-    if (ldc == 1)
-      cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m, ta ? (int)m : (int)k,
-                  alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, 1);
-    else
-      cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m, ta ? (int)m : (int)k,
-                  alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, (int)ldc);
+  if (n == 1) {   /* c[:, 0] = alpha * op(A) b + beta * c: what the own kernels above leave */
+    cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? (int)k : (int)m, ta ? (int)m : (int)k,
+                alpha, a, (int)lda, b, tb ? 1 : (int)ldb, beta, c, (int)ldc);
     return 0;
   }
   if (m == 1) {   /* c[0, :] = alpha * op(B)^T a + beta * c */
@@ -411,7 +399,9 @@ int32_t ameir__cpu_gemm(void *s, int32_t ta, int32_t tb, int64_t m, int64_t n, i
                 alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta, c, 1);
     return 0;
   }
+#if CPU_X86_AVX512
   if (!gemm_skinny(st, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return 0;
+#endif
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
   return 0;

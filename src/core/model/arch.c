@@ -105,6 +105,18 @@ static int read_tuple(lexer *lx, char items[][128], int max) {
   return n;
 }
 
+/* A line `key: ON` or `key: none` into *flag (1 for ON); what explains ON in the message. */
+static ameir_status parse_switch(ameir_context *ctx, lexer *lx, const char *key, const char *on, const char *what,
+                                 int32_t *flag) {
+  char errbuf[256];
+  if (lx->kind != 'w' || (strcasecmp(lx->tok, on) && strcasecmp(lx->tok, "none")))
+    return PERR(lx, "%s takes '%s' (%s) or 'none'", key, on, what);
+  *flag = !strcasecmp(lx->tok, on);
+  lex_next(lx);
+  if (lx->kind) return PERR(lx, "unexpected '%s' after %s", lx->tok, key);
+  return AMEIR_OK;
+}
+
 static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, const char *key) {
   char errbuf[256];
   char items[AMEIR_ARCH_MAX_ORDER + 1][128];
@@ -232,14 +244,8 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     if (lx->kind) return PERR(lx, "unexpected '%s' after %s", lx->tok, key);
     return AMEIR_OK;
   }
-  if (!strcmp(key, "products")) {
-    if (lx->kind != 'w' || (strcasecmp(lx->tok, "inner") && strcasecmp(lx->tok, "none")))
-      return PERR(lx, "products is inner (IPNN's pairwise inner products into the MLP input) or none");
-    a->inner_products = !strcasecmp(lx->tok, "inner");
-    lex_next(lx);
-    if (lx->kind) return PERR(lx, "unexpected '%s' after products", lx->tok);
-    return AMEIR_OK;
-  }
+  if (!strcmp(key, "products"))
+    return parse_switch(ctx, lx, key, "inner", "IPNN's pairwise inner products into the MLP input", &a->inner_products);
   if (!strcmp(key, "autoint")) {
     char *end;
     long n = lx->kind == 'w' ? strtol(lx->tok, &end, 10) : -1;
@@ -277,14 +283,8 @@ static ameir_status parse_line(ameir_context *ctx, ameir_arch *a, lexer *lx, con
     }
     return AMEIR_OK;
   }
-  if (!strcmp(key, "positions")) {
-    if (lx->kind != 'w' || (strcasecmp(lx->tok, "learned") && strcasecmp(lx->tok, "none")))
-      return PERR(lx, "positions takes 'learned' (a position embedding added to every behaviour element) or 'none'");
-    a->positions = !strcasecmp(lx->tok, "learned");
-    lex_next(lx);
-    if (lx->kind) return PERR(lx, "unexpected '%s' after positions", lx->tok);
-    return AMEIR_OK;
-  }
+  if (!strcmp(key, "positions"))
+    return parse_switch(ctx, lx, key, "learned", "a position embedding added to every behaviour element", &a->positions);
   if (!strcmp(key, "cloze")) {
     char *end;
     double v = lx->kind == 'w' ? strtod(lx->tok, &end) : -1;

@@ -1010,6 +1010,29 @@ ameir_status ameir__model_stage_async(ameir_model *m, const ameir_dataset *ds, c
   return m->ops->upload_async(m->bs, m->dev_stage, host, bytes);
 }
 
+/* Every field's row of `table` (width dim) for B samples from the field-major ids into field s's
+ * dim columns of out (row stride ldo): one lookup for a run of univalent fields, a sum for a
+ * multi-valued one. Stage 0 reads the embeddings with it, the first-order term its weights. */
+static ameir_status lookup_fields(ameir_model *m, const float *table, int64_t dim, int64_t B, float *out,
+                                  int64_t ldo) {
+  const ameir_ops *o = m->ops;
+  int64_t F = m->n_cat, off = 0;
+  for (int32_t s = 0; s < F;) {
+    int32_t run = 0;
+    while (s + run < F && m->cat_len[s + run] == 1) run++;
+    if (run > 1) {
+      CK(o->emb_fields_fwd(m->bs, table, dim, m->rows_fm + off, B, run, out + s * dim, ldo));
+      off += B * run;
+      s += run;
+      continue;
+    }
+    CK(o->emb_sum_fwd(m->bs, table, dim, m->rows_fm + off, B, m->cat_len[s], out + s * dim, ldo));
+    off += B * m->cat_len[s];
+    s++;
+  }
+  return AMEIR_OK;
+}
+
 ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, double *loss) {
   const ameir_ops *o = m->ops;
   void *bs = m->bs;
@@ -1017,21 +1040,8 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   int64_t K = m->opt.emb, F = m->n_cat, D0 = m->d0;
   float *e = m->x0 + m->off_e;
   /* Stage 0: one lookup per field into its K columns of x0 */
-  int64_t fm_off = 0;
-  for (int32_t s = 0; s < F && m->sn_reuse_x0; s++) fm_off += B * m->cat_len[s];
-  for (int32_t s = 0; s < F && !m->sn_reuse_x0;) {
-    int32_t run = 0;   /* univalent fields from s on: one lookup for all of them */
-    while (s + run < F && m->cat_len[s + run] == 1) run++;
-    if (run > 1) {
-      CK(o->emb_fields_fwd(bs, m->E, K, m->rows_fm + fm_off, B, run, e + s * K, D0));
-      fm_off += B * run;
-      s += run;
-      continue;
-    }
-    CK(o->emb_sum_fwd(bs, m->E, K, m->rows_fm + fm_off, B, m->cat_len[s], e + s * K, D0));
-    fm_off += B * m->cat_len[s];
-    s++;
-  }
+  int64_t fm_off = B * m->lin_total;   /* the sequences' ids follow the fields' */
+  if (!m->sn_reuse_x0) CK(lookup_fields(m, m->E, K, B, e, D0));
   if (m->n_dense && !m->sn_reuse_x0) CK(o->copy2d(bs, m->x0 + m->off_d, D0, m->dense, m->n_dense, B, m->n_dense, 0));
   /* Stage 1: behaviours (reads the target's embedding from e) */
   if (!m->sn_reuse_x0) CK(ameir__stage1_forward(m, B, training, m->rows_fm + fm_off));
@@ -1127,22 +1137,9 @@ ameir_status ameir__model_forward(ameir_model *m, int64_t B, int32_t training, d
   CK(o->add_bias(bs, m->logit, 1, m->P + m->out_b, B, 1));
   if (a->extras & AMEIR_EXTRA_FM) CK(o->fm_fwd(bs, e, D0, B, F, K, m->logit, 1));
   if (a->extras & AMEIR_EXTRA_LINEAR) {
-    /* the first-order terms per field into lin_out [B, F] from the field-major ids (as Stage
-     * 0's lookups), then their sum over the fields into the logit */
-    int64_t off = 0;
-    for (int32_t s = 0; s < F;) {
-      int32_t run = 0;
-      while (s + run < F && m->cat_len[s + run] == 1) run++;
-      if (run > 1) {
-        CK(o->emb_fields_fwd(bs, m->L, 1, m->rows_fm + off, B, run, m->lin_out + s, F));
-        off += B * run;
-        s += run;
-        continue;
-      }
-      CK(o->emb_sum_fwd(bs, m->L, 1, m->rows_fm + off, B, m->cat_len[s], m->lin_out + s, F));
-      off += B * m->cat_len[s];
-      s++;
-    }
+    /* the first-order terms per field into lin_out [B, F] from the field-major ids, then their
+     * sum over the fields into the logit */
+    CK(lookup_fields(m, m->L, 1, B, m->lin_out, F));
     if (F) CK(o->gemm(bs, 0, 0, B, 1, F, 1.f, m->lin_out, F, m->lin_ones, 1, 1.f, m->logit, 1));
     if (m->dl_w >= 0)
       CK(o->gemm(bs, 0, 1, B, 1, m->n_dense, 1.f, m->dense, m->n_dense, m->P + m->dl_w, m->n_dense, 1.f, m->logit, 1));
